@@ -1,0 +1,54 @@
+# Set-up and the main jobs. `make demo` and `make test` create .venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The torch build to install; override for another CUDA/CPU build, e.g. make install TORCH="torch torchvision".
+TORCH ?= torch==2.14.1 torchvision==0.29.1
+RESULTS ?= results
+DEMO_RESULTS ?= results/demo
+JOBS ?= 1
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test lint reproduce-figures bench clean-demo
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/activate pyproject.toml
+	$(BIN)/python -m pip install --quiet $(TORCH)
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed ## Create .venv and install the tool with its dependencies
+
+demo: install ## The main job: offline synthetic-data sweep (plain vs ResNet), figures and summary on a CPU
+	$(BIN)/degradation sweep --data synthetic --preset demo --depths 20,56 --archs plain,resnet \
+		--jobs $(JOBS) --results $(DEMO_RESULTS)
+	$(BIN)/degradation plot --results $(DEMO_RESULTS)
+	@echo "Figures: $(DEMO_RESULTS)/figures   Summary: $(DEMO_RESULTS)/summary.md"
+
+test: install ## Run the test suite (fast; slow tests with: make test PYTEST_ARGS='-m slow')
+	$(BIN)/ruff check degradation tests benchmarks
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install ## ruff check
+	$(BIN)/ruff check degradation tests benchmarks
+
+reproduce-figures: install ## The paper's CIFAR-10 study (plain 20-110, ResNet 20-1202), then figures and tables
+	$(BIN)/degradation sweep --data cifar10 --preset paper --archs plain --depths 20,32,44,56,110 \
+		--jobs $(JOBS) --results $(RESULTS) $(SWEEP_ARGS)
+	$(BIN)/degradation sweep --data cifar10 --preset paper --archs resnet --depths 20,32,44,56,110,1202 \
+		--jobs $(JOBS) --results $(RESULTS) $(SWEEP_ARGS)
+	$(if $(SEEDS110),$(BIN)/degradation sweep --data cifar10 --preset paper --archs resnet --depths 110 \
+		--seeds $(SEEDS110) --jobs $(JOBS) --results $(RESULTS) $(SWEEP_ARGS))
+	$(BIN)/degradation plot --results $(RESULTS)
+
+bench: install ## Speed figures: the tool's training step against a bare PyTorch loop
+	$(BIN)/degradation bench --depths 20,56 --archs resnet
+
+clean-demo: ## Remove the demo's results folder
+	rm -rf $(DEMO_RESULTS)

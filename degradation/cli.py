@@ -1,0 +1,217 @@
+"""The `degradation` command: parse, call one function, print. Heavy imports happen inside commands."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from degradation.cliargs import checked_list, int_list
+from degradation.errors import UsageError
+
+app = typer.Typer(
+    help=(
+        "Plain vs residual networks at many depths: the CIFAR-10 degradation study of He et al. (2015).\n\n"
+        "\b\nExamples:\n"
+        "  degradation sweep --data synthetic --preset demo --depths 20,56   # offline, minutes on a CPU\n"
+        "  degradation sweep --depths 20,56,110                               # the paper's recipe\n"
+        "  degradation plot                                                   # figures 1, 6, 7 and Table 6\n"
+        "  degradation models --depths 20,32,44,56,110,1202                   # parameter counts"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+ResultsOpt = Annotated[Path, typer.Option("--results", help="Results folder (run folders, parquet, figures).")]
+EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+@app.command()
+def models(
+    depths: Annotated[str, typer.Option(help="Comma list of depths (6n+2, or 18/34/50/101/152 with --family imagenet).")] = "20,32,44,56,110,1202",
+    archs: Annotated[str, typer.Option(help="Comma list: plain, resnet.")] = "plain,resnet",
+    shortcut: Annotated[str, typer.Option(help="Shortcut option for residual nets: A, B or C.")] = "A",
+    family: Annotated[str, typer.Option(help="cifar (6n+2) or imagenet (Table 1).")] = "cifar",
+    num_classes: Annotated[int, typer.Option(help="Classes of the final layer.")] = 10,
+) -> None:
+    """Count parameters and multiply-adds of the networks.
+
+    \b
+    Examples:
+      degradation models --depths 20,32,44,56,110,1202
+      degradation models --family imagenet --depths 18,34,50 --shortcut B
+    """
+    from degradation.models.depth import check_arch, check_family, check_shortcut
+    from degradation.models.table import models_table, print_models_table
+
+    family = check_family(family)
+    frame = models_table(
+        depths=int_list(depths, "--depths", minimum=-10**9),
+        archs=checked_list(archs, "--archs", check_arch),
+        shortcut=check_shortcut(shortcut),
+        family=family,
+        num_classes=num_classes,
+    )
+    print_models_table(frame)
+
+
+@app.command(context_settings=EXTRA)
+def train(ctx: typer.Context) -> None:
+    """Train one network; arguments are Hydra overrides (same as `python -m degradation.train`).
+
+    \b
+    Examples:
+      degradation train model=plain model.depth=56 data=synthetic schedule=demo
+      degradation train model.depth=110 schedule=paper seed=1
+      degradation train --cfg model=plain        # print the composed config and stop
+    Running the same command again resumes the run from its last checkpoint.
+    """
+    from degradation.train.app import run_from_args
+
+    raise typer.Exit(run_from_args(list(ctx.args)))
+
+
+@app.command(context_settings=EXTRA)
+def sweep(
+    ctx: typer.Context,
+    depths: Annotated[list[str], typer.Option(help="Depths, comma list or repeated: 20,56,110.")] = ["20,32,44,56,110"],
+    archs: Annotated[list[str], typer.Option(help="plain, resnet (comma list or repeated).")] = ["plain,resnet"],
+    seeds: Annotated[list[str], typer.Option(help="Seeds, comma list or repeated: 0,1,2.")] = ["0"],
+    shortcut: Annotated[list[str], typer.Option(help="Shortcut options for residual nets: A, B, C.")] = ["A"],
+    data: Annotated[str, typer.Option(help="cifar10, cifar100 or synthetic.")] = "cifar10",
+    preset: Annotated[str, typer.Option(help="Schedule: paper, quick, demo or smoke.")] = "paper",
+    jobs: Annotated[int, typer.Option(help="Runs at a time (local launcher).")] = 1,
+    launcher: Annotated[str, typer.Option(help="local or slurm.")] = "local",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and stop.")] = False,
+    results: ResultsOpt = Path("results"),
+) -> None:
+    """Plan, run (skipping done runs, resuming partial ones) and collect a grid of runs.
+
+    \b
+    Examples:
+      degradation sweep --depths 20,56,110
+      degradation sweep --data synthetic --preset demo --depths 20,56 --jobs 2
+      degradation sweep --archs resnet --depths 110 --seeds 0,1,2,3,4 --dry-run
+      degradation sweep --launcher slurm --depths 20,56 -- launcher.partition=gpu
+    Extra Hydra overrides go after `--`.
+    """
+    from degradation.sweep.api import SweepRequest, run_sweep
+
+    request = SweepRequest.from_cli(
+        depths=depths, archs=archs, seeds=seeds, shortcuts=shortcut, data=data, preset=preset,
+        jobs=jobs, launcher=launcher, dry_run=dry_run, results_dir=results, overrides=list(ctx.args),
+    )
+    raise typer.Exit(run_sweep(request))
+
+
+@app.command()
+def collect(results: ResultsOpt = Path("results")) -> None:
+    """Merge every run folder into results/curves.parquet and results/runs.parquet.
+
+    \b
+    Examples:
+      degradation collect
+      degradation collect --results results/demo
+    """
+    from degradation.results import collect as collect_results
+
+    curves, runs = collect_results(results)
+    typer.echo(f"wrote {curves} and {runs}")
+
+
+@app.command()
+def status(results: ResultsOpt = Path("results")) -> None:
+    """Print the runs table: status, iteration, errors, throughput.
+
+    \b
+    Examples:
+      degradation status
+      degradation status --results results/demo
+    """
+    from degradation.results import print_status
+
+    print_status(results)
+
+
+@app.command()
+def responses(results: ResultsOpt = Path("results")) -> None:
+    """Figure 7's data: std of every 3x3 layer's response, from each finished run's final checkpoint.
+
+    \b
+    Examples:
+      degradation responses
+      degradation responses --results results/demo
+    """
+    from degradation.analysis.responses import compute_responses
+
+    path = compute_responses(results)
+    typer.echo(f"wrote {path}")
+
+
+@app.command()
+def plot(
+    results: ResultsOpt = Path("results"),
+    out: Annotated[Path | None, typer.Option(help="Figure folder (default: <results>/figures).")] = None,
+) -> None:
+    """Render Figures 1, 6, 7, Table 6 and the summary from the collected results.
+
+    \b
+    Examples:
+      degradation plot
+      degradation plot --results results/demo --out /tmp/figs
+    """
+    from degradation.figures import render_all
+
+    for path in render_all(results, out):
+        typer.echo(f"wrote {path}")
+
+
+@app.command()
+def bench(
+    depths: Annotated[str, typer.Option(help="Comma list of depths.")] = "20,56,110",
+    archs: Annotated[str, typer.Option(help="plain, resnet.")] = "resnet",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    iters: Annotated[int, typer.Option(help="Timed iterations per network.")] = 10,
+    results: ResultsOpt = Path("results"),
+) -> None:
+    """Time the tool's training step against a bare PyTorch loop; prints a table, writes bench.parquet.
+
+    \b
+    Examples:
+      degradation bench --depths 20,56
+      degradation bench --device cuda --depths 20,56,110,1202 --iters 50
+    """
+    from degradation.bench import run_bench
+    from degradation.models.depth import check_arch
+
+    if iters < 1:
+        raise UsageError(f"--iters {iters} must be >= 1")
+    run_bench(
+        depths=int_list(depths, "--depths", minimum=-10**9),
+        archs=checked_list(archs, "--archs", check_arch),
+        device=device,
+        iters=iters,
+        results_dir=results,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: user errors become one line on stderr and exit code 2, never a traceback."""
+    try:
+        app(args=argv)  # standalone: Typer handles its own usage errors (exit 2) and --help
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except UsageError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        code = 130
+    if argv is None:
+        sys.exit(code)
+    return code

@@ -1,0 +1,51 @@
+"""Which depths exist: 6n+2 for the CIFAR networks, Table 1's five for the ImageNet ones."""
+
+from __future__ import annotations
+
+from degradation.errors import UsageError
+
+ARCHS = ("plain", "resnet")
+SHORTCUTS = ("A", "B", "C")
+FAMILIES = ("cifar", "imagenet")
+IMAGENET_DEPTHS = (18, 34, 50, 101, 152)
+PAPER_CIFAR_DEPTHS = (20, 32, 44, 56, 110, 1202)
+
+
+def cifar_blocks_per_stage(depth: object) -> int:
+    """n for depth = 6n + 2 (n >= 1); a UsageError naming the nearest valid depths otherwise."""
+    if isinstance(depth, bool) or not isinstance(depth, int):
+        try:
+            depth = int(str(depth).strip())
+        except ValueError:
+            raise UsageError(f"depth '{depth}' is not a whole number; CIFAR depths are 6n+2: 8, 14, 20, 26, ...") from None
+    if depth < 8:
+        raise UsageError(f"depth {depth} is too small; CIFAR depths are 6n+2 with n >= 1: 8, 14, 20, ...")
+    if (depth - 2) % 6:
+        below = depth - (depth - 2) % 6
+        raise UsageError(f"depth {depth} is not of the form 6n+2; nearest: {below} or {below + 6}")
+    return (depth - 2) // 6
+
+
+def check_imagenet_depth(depth: object) -> int:
+    if depth not in IMAGENET_DEPTHS:
+        allowed = ", ".join(map(str, IMAGENET_DEPTHS))
+        raise UsageError(f"ImageNet depth {depth} does not exist; choose one of {allowed}")
+    return int(depth)  # type: ignore[arg-type]
+
+
+def check_arch(arch: object) -> str:
+    if arch not in ARCHS:
+        raise UsageError(f"unknown arch '{arch}'; choose from {', '.join(ARCHS)}")
+    return str(arch)
+
+
+def check_shortcut(shortcut: object) -> str:
+    if str(shortcut).upper() not in SHORTCUTS:
+        raise UsageError(f"unknown shortcut option '{shortcut}'; choose from {', '.join(SHORTCUTS)}")
+    return str(shortcut).upper()
+
+
+def check_family(family: object) -> str:
+    if family not in FAMILIES:
+        raise UsageError(f"unknown model family '{family}'; choose from {', '.join(FAMILIES)}")
+    return str(family)
