@@ -32,7 +32,9 @@ EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 @app.command()
 def models(
-    depths: Annotated[str, typer.Option(help="Comma list of depths (6n+2, or 18/34/50/101/152 with --family imagenet).")] = "20,32,44,56,110,1202",
+    depths: Annotated[
+        str, typer.Option(help="Comma list of depths (6n+2, or 18/34/50/101/152 with --family imagenet).")
+    ] = "20,32,44,56,110,1202",
     archs: Annotated[str, typer.Option(help="Comma list: plain, resnet.")] = "plain,resnet",
     shortcut: Annotated[str, typer.Option(help="Shortcut option for residual nets: A, B or C.")] = "A",
     family: Annotated[str, typer.Option(help="cifar (6n+2) or imagenet (Table 1).")] = "cifar",
@@ -50,7 +52,7 @@ def models(
 
     family = check_family(family)
     frame = models_table(
-        depths=int_list(depths, "--depths", minimum=-10**9),
+        depths=int_list(depths, "--depths", minimum=-(10**9)),
         archs=checked_list(archs, "--archs", check_arch),
         shortcut=check_shortcut(shortcut),
         family=family,
@@ -102,8 +104,17 @@ def sweep(
     from degradation.sweep.api import SweepRequest, run_sweep
 
     request = SweepRequest.from_cli(
-        depths=depths, archs=archs, seeds=seeds, shortcuts=shortcut, data=data, preset=preset,
-        jobs=jobs, launcher=launcher, dry_run=dry_run, results_dir=results, overrides=list(ctx.args),
+        depths=depths,
+        archs=archs,
+        seeds=seeds,
+        shortcuts=shortcut,
+        data=data,
+        preset=preset,
+        jobs=jobs,
+        launcher=launcher,
+        dry_run=dry_run,
+        results_dir=results,
+        overrides=list(ctx.args),
     )
     raise typer.Exit(run_sweep(request))
 
@@ -191,7 +202,7 @@ def bench(
     if iters < 1:
         raise UsageError(f"--iters {iters} must be >= 1")
     run_bench(
-        depths=int_list(depths, "--depths", minimum=-10**9),
+        depths=int_list(depths, "--depths", minimum=-(10**9)),
         archs=checked_list(archs, "--archs", check_arch),
         device=device,
         iters=iters,

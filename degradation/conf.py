@@ -153,15 +153,21 @@ def validate(cfg: DictConfig) -> None:
     _need(_number(model.width, "model.width") > 0, f"model.width={model.width} must be > 0")
     _whole(model.num_classes, "model.num_classes", 2)
 
-    _need(data.name in ("cifar10", "cifar100", "synthetic"),
-          f"unknown data set '{data.name}'; choose from cifar10, cifar100, synthetic")
+    _need(
+        data.name in ("cifar10", "cifar100", "synthetic"),
+        f"unknown data set '{data.name}'; choose from cifar10, cifar100, synthetic",
+    )
     _need(data.split in ("full", "holdout"), f"data.split={data.split!r}; choose full or holdout")
-    _need(data.normalize in ("mean_image", "channel"), f"data.normalize={data.normalize!r}; choose mean_image or channel")
+    _need(
+        data.normalize in ("mean_image", "channel"), f"data.normalize={data.normalize!r}; choose mean_image or channel"
+    )
     _whole(data.val_size, "data.val_size", 1)
 
     _whole(sched.batch_size, "schedule.batch_size", 1)
     _need(_number(sched.lr, "schedule.lr") > 0, f"schedule.lr={sched.lr} must be > 0")
-    _need(0 <= _number(sched.momentum, "schedule.momentum") < 1, f"schedule.momentum={sched.momentum} must be in [0, 1)")
+    _need(
+        0 <= _number(sched.momentum, "schedule.momentum") < 1, f"schedule.momentum={sched.momentum} must be in [0, 1)"
+    )
     _need(_number(sched.weight_decay, "schedule.weight_decay") >= 0, "schedule.weight_decay must be >= 0")
     _need(0 < _number(sched.gamma, "schedule.gamma") <= 1, f"schedule.gamma={sched.gamma} must be in (0, 1]")
     max_iters = _whole(sched.max_iters, "schedule.max_iters", 1)
@@ -173,18 +179,31 @@ def validate(cfg: DictConfig) -> None:
     _whole(sched.eval_every, "schedule.eval_every", 1)
     ckpt = _whole(sched.checkpoint_every, "schedule.checkpoint_every", 1)
     _need(ckpt % log_every == 0, f"schedule.checkpoint_every={ckpt} must be a multiple of log_every={log_every}")
-    _need(sched.eval_every % log_every == 0,
-          f"schedule.eval_every={sched.eval_every} must be a multiple of log_every={log_every}")
-    _need(str(sched.warmup.enabled).lower() in ("auto", "true", "false"),
-          f"schedule.warmup.enabled={sched.warmup.enabled!r}; choose auto, true or false")
+    _need(
+        sched.eval_every % log_every == 0,
+        f"schedule.eval_every={sched.eval_every} must be a multiple of log_every={log_every}",
+    )
+    _need(
+        str(sched.warmup.enabled).lower() in ("auto", "true", "false"),
+        f"schedule.warmup.enabled={sched.warmup.enabled!r}; choose auto, true or false",
+    )
     _need(_number(sched.warmup.lr, "schedule.warmup.lr") > 0, "schedule.warmup.lr must be > 0")
     _need(max_iters >= 1, "schedule.max_iters must be >= 1")
 
-    _need(trainer.accelerator in ("auto", "cpu", "cuda", "gpu", "mps"),
-          f"trainer.accelerator={trainer.accelerator!r}; choose auto, cpu, cuda or mps")
+    _need(
+        trainer.accelerator in ("auto", "cpu", "cuda", "gpu", "mps"),
+        f"trainer.accelerator={trainer.accelerator!r}; choose auto, cpu, cuda or mps",
+    )
     _whole(trainer.devices, "trainer.devices", 1)
-    _need(str(trainer.precision) in ("32-true", "32", "bf16-mixed", "16-mixed"),
-          f"trainer.precision={trainer.precision!r}; choose 32-true or bf16-mixed")
-    _need(trainer.threads == "auto" or (isinstance(trainer.threads, int) and trainer.threads >= 1),
-          f"trainer.threads={trainer.threads!r}; use auto or a whole number >= 1")
-    _need(trainer.progress in ("auto", "lines", "none"), f"trainer.progress={trainer.progress!r}; choose auto, lines or none")
+    _need(
+        str(trainer.precision) in ("32-true", "32", "bf16-mixed", "16-mixed"),
+        f"trainer.precision={trainer.precision!r}; choose 32-true or bf16-mixed",
+    )
+    _need(
+        trainer.threads == "auto" or (isinstance(trainer.threads, int) and trainer.threads >= 1),
+        f"trainer.threads={trainer.threads!r}; use auto or a whole number >= 1",
+    )
+    _need(
+        trainer.progress in ("auto", "lines", "none"),
+        f"trainer.progress={trainer.progress!r}; choose auto, lines or none",
+    )

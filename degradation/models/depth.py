@@ -17,7 +17,9 @@ def cifar_blocks_per_stage(depth: object) -> int:
         try:
             depth = int(str(depth).strip())
         except ValueError:
-            raise UsageError(f"depth '{depth}' is not a whole number; CIFAR depths are 6n+2: 8, 14, 20, 26, ...") from None
+            raise UsageError(
+                f"depth '{depth}' is not a whole number; CIFAR depths are 6n+2: 8, 14, 20, 26, ..."
+            ) from None
     if depth < 8:
         raise UsageError(f"depth {depth} is too small; CIFAR depths are 6n+2 with n >= 1: 8, 14, 20, ...")
     if (depth - 2) % 6:
