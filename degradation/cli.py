@@ -38,7 +38,9 @@ def models(
     archs: Annotated[str, typer.Option(help="Comma list: plain, resnet.")] = "plain,resnet",
     shortcut: Annotated[str, typer.Option(help="Shortcut option for residual nets: A, B or C.")] = "A",
     family: Annotated[str, typer.Option(help="cifar (6n+2) or imagenet (Table 1).")] = "cifar",
-    num_classes: Annotated[int, typer.Option(help="Classes of the final layer.")] = 10,
+    num_classes: Annotated[
+        int | None, typer.Option(help="Classes of the final layer (default: 10 for cifar, 1000 for imagenet).")
+    ] = None,
 ) -> None:
     """Count parameters and multiply-adds of the networks.
 

@@ -1,0 +1,80 @@
+"""The config tree composes, validates and names runs the way sweeps and resumes rely on."""
+
+from __future__ import annotations
+
+import pytest
+
+from degradation.conf import compose, result_dict, run_id, validate
+from degradation.errors import UsageError
+
+
+def test_default_config_is_the_papers_recipe() -> None:
+    cfg = compose([])
+    validate(cfg)
+    assert (cfg.model.arch, cfg.model.depth, cfg.model.shortcut) == ("resnet", 20, "A")
+    assert cfg.data.name == "cifar10" and cfg.data.num_classes == 10
+    s = cfg.schedule
+    assert (s.batch_size, s.lr, s.momentum, s.weight_decay) == (128, 0.1, 0.9, 1e-4)
+    assert (list(s.milestones), s.max_iters, s.gamma) == ([32000, 48000], 64000, 0.1)
+    assert (s.warmup.min_depth, s.warmup.lr, s.warmup.until_train_error) == (110, 0.01, 0.8)
+
+
+def test_every_preset_keeps_the_papers_shape() -> None:
+    for preset in ("paper", "quick", "demo", "smoke"):
+        s = compose([f"schedule={preset}"]).schedule
+        first, second = s.milestones
+        assert first / s.max_iters == pytest.approx(0.5) and second / s.max_iters == pytest.approx(0.75), preset
+        assert s.checkpoint_every % s.log_every == 0 and s.eval_every % s.log_every == 0
+
+
+def test_cifar100_sets_the_classes_of_the_model() -> None:
+    cfg = compose(["data=cifar100"])
+    assert cfg.model.num_classes == 100
+    assert compose(["experiment=cifar100"]).data.name == "cifar100"
+
+
+def test_run_id_is_readable_and_stable() -> None:
+    cfg = compose(["model=plain", "model.depth=56", "data=synthetic", "schedule=demo", "seed=3"])
+    rid = run_id(cfg)
+    assert rid.startswith("plain-56-synthetic-demo-s3-") and len(rid.rsplit("-", 1)[1]) == 8
+    assert run_id(compose(["model=plain", "model.depth=56", "data=synthetic", "schedule=demo", "seed=3"])) == rid
+
+
+def test_run_id_ignores_where_and_how_but_not_what() -> None:
+    base = ["data=synthetic", "schedule=demo"]
+    rid = run_id(compose(base))
+    assert run_id(compose(base + ["results_dir=/elsewhere", "trainer.threads=1", "trainer.progress=lines"])) == rid
+    assert run_id(compose(base + ["seed=1"])) != rid
+    assert run_id(compose(base + ["schedule.lr=0.05"])) != rid
+    assert run_id(compose(base + ["model.shortcut=B"])) != rid
+
+
+def test_plain_nets_ignore_the_shortcut_option() -> None:
+    a = compose(["model=plain", "model.shortcut=A"])
+    b = compose(["model=plain", "model.shortcut=B"])
+    assert run_id(a) == run_id(b)
+    assert result_dict(a)["model"]["shortcut"] == "none"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["foo=1"], "unknown config key 'foo'"),
+        (["model=bar"], "Could not find 'model/bar'"),
+        (["model.depth=21"], "depth 21 is not of the form 6n+2; nearest: 20 or 26"),
+        (["model.depth=abc"], "is not a whole number"),
+        (["model.depth=-4"], "too small"),
+        (["model.arch=foo"], "unknown arch 'foo'"),
+        (["model.shortcut=Z"], "unknown shortcut option 'Z'"),
+        (["schedule.batch_size=0"], "schedule.batch_size=0 must be >= 1"),
+        (["schedule.lr=0"], "schedule.lr=0 must be > 0"),
+        (["schedule.lr=abc"], "is not a number"),
+        (["schedule.checkpoint_every=15"], "multiple of log_every"),
+        (["trainer.precision=fp8"], "trainer.precision"),
+    ],
+)
+def test_bad_overrides_give_one_line(overrides: list[str], message: str) -> None:
+    with pytest.raises(UsageError) as info:
+        validate(compose(overrides))
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
