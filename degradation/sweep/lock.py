@@ -1,0 +1,272 @@
+"""One lock per run folder, so that two sweeps (or a sweep and `degradation train`) never train one run twice.
+
+The lock is `<run>/.lock`, created with O_EXCL and holding JSON: pid, hostname, the process's start time (so a
+recycled pid is not mistaken for the owner), the SLURM/submitit job id when there is one, and a random token.
+
+A lock is stale, and is taken over, when its owner is gone: on this host, no process with that pid and start
+time; on another host, only a lock left by our own job id (a requeued SLURM job restarting on another node).
+Any other lock from another host is presumed live: this host cannot see that host's processes.
+
+A process started under a held lock (the sweep launching `python -m degradation.train`) finds the lock's token
+in DEGRADATION_LOCK_TOKEN and enters `run_lock` without taking it again, so the training process may always
+call `run_lock` whether or not a sweep started it.
+
+A lock file holding a bare pid (what an flock-based trainer writes) is read as "that pid on this host".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import secrets
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from degradation.errors import UsageError
+from degradation.schema import LOCK_FILE
+
+TOKEN_ENV = "DEGRADATION_LOCK_TOKEN"
+TAKEOVER_SUFFIX = ".takeover"
+UNREADABLE_GRACE_S = 60.0  # an empty or half-written lock younger than this is being created, not stale
+
+
+class RunLocked(UsageError):
+    """The run is held by a live process; the message names it."""
+
+    def __init__(self, run_dir: Path, owner: dict) -> None:
+        self.run_dir = Path(run_dir)
+        self.owner = owner
+        super().__init__(f"run {self.run_dir.name} is being trained by {describe_owner(owner)}; wait for it or stop it")
+
+
+def describe_owner(owner: dict) -> str:
+    pid = owner.get("child_pid") or owner.get("pid", "?")
+    where = owner.get("hostname") or "this host"
+    job = f", job {owner['job']}" if owner.get("job") else ""
+    return f"pid {pid} on {where}{job}"
+
+
+def _process_start(pid: int) -> str | None:
+    """The kernel's start time of `pid` (Linux), to tell the owner from a later process reusing its pid."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text.rsplit(")", 1)[-1].split()[19]  # field 22 of stat, counted after the command name
+
+
+def pid_alive(pid: int, start: str | None = None) -> bool:
+    """Whether process `pid` exists (and, given its start time, is still the same process)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    except OSError:
+        return False
+    if start is not None:
+        now = _process_start(pid)
+        return now is None or now == start
+    return True
+
+
+@functools.lru_cache(maxsize=1)
+def current_job_id() -> str | None:
+    """The submitit / SLURM job this process runs in (a requeued job keeps it), if any."""
+    try:
+        import submitit
+
+        env = submitit.JobEnvironment()
+        return str(env.job_id)
+    except Exception:
+        pass
+    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    if array and task:
+        return f"{array}_{task}"
+    return os.environ.get("SLURM_JOB_ID")
+
+
+def read_lock(run_dir: str | os.PathLike) -> dict | None:
+    """The lock's owner as a dict; None when there is no lock. Unreadable content -> {"unreadable": True}."""
+    path = Path(run_dir) / LOCK_FILE
+    try:
+        text = path.read_text()
+        mtime = path.stat().st_mtime
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return {"unreadable": True, "mtime": time.time()}
+    text = text.strip()
+    if text.isdigit():
+        return {"pid": int(text), "hostname": None, "legacy": True, "mtime": mtime}
+    try:
+        owner = json.loads(text)
+        if not isinstance(owner, dict) or not isinstance(owner.get("pid"), int):
+            raise ValueError("no pid")
+    except ValueError:
+        return {"unreadable": True, "mtime": mtime}
+    owner["mtime"] = mtime
+    return owner
+
+
+def owner_alive(owner: dict) -> bool:
+    """Whether the lock's owner may still be training (see the module docstring for the rules)."""
+    if owner.get("unreadable"):
+        return time.time() - float(owner.get("mtime", 0)) < UNREADABLE_GRACE_S
+    host = owner.get("hostname")
+    if host not in (None, socket.gethostname()):
+        job = current_job_id()
+        # our own job, requeued onto another node: whatever held it before is gone
+        return not (job and owner.get("job") == job)
+    pids = [(owner["pid"], owner.get("start"))]
+    if owner.get("child_pid"):
+        pids.append((owner["child_pid"], owner.get("child_start")))
+    return any(pid_alive(int(pid), start) for pid, start in pids)
+
+
+def live_owner(run_dir: str | os.PathLike) -> dict | None:
+    """The owner of a live lock on the run, or None when the run is free (no lock, or a stale one)."""
+    owner = read_lock(run_dir)
+    if owner is None or not owner_alive(owner):
+        return None
+    if os.environ.get(TOKEN_ENV) and owner.get("token") == os.environ.get(TOKEN_ENV):
+        return None  # held for us by our parent
+    return owner
+
+
+@dataclass
+class Lock:
+    """A held lock. `release()` removes the file only while it is still ours."""
+
+    run_dir: Path
+    owner: dict
+    inherited: bool = False
+    child_pid: int | None = field(default=None)
+
+    @property
+    def path(self) -> Path:
+        return self.run_dir / LOCK_FILE
+
+    @property
+    def token(self) -> str:
+        return str(self.owner["token"])
+
+    def set_child(self, pid: int) -> None:
+        """Record the training process we started, so the lock stays live even if we die first."""
+        self.child_pid = pid
+        self.owner = {**self.owner, "child_pid": pid, "child_start": _process_start(pid)}
+        tmp = self.path.with_name(f"{LOCK_FILE}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(self.owner))
+        os.replace(tmp, self.path)
+
+    def release(self) -> None:
+        if self.inherited:
+            return
+        current = read_lock(self.run_dir)
+        if current is None:
+            return
+        ours = current.get("token") == self.token
+        # an flock-based trainer rewrites the file with its bare pid: still ours when that is our child or us
+        clobbered = current.get("legacy") and current.get("pid") in (self.child_pid, os.getpid())
+        if ours or clobbered:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+
+
+def _new_owner() -> dict:
+    pid = os.getpid()
+    return {
+        "pid": pid,
+        "hostname": socket.gethostname(),
+        "start": _process_start(pid),
+        "job": current_job_id(),
+        "token": secrets.token_hex(8),
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def _create(path: Path, owner: dict) -> bool:
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as handle:
+        handle.write(json.dumps(owner))
+        handle.flush()
+        os.fsync(handle.fileno())
+    return True
+
+
+def _take_over(path: Path, stale: dict, owner: dict) -> bool:
+    """Replace a stale lock with ours; a guard file makes sure only one process does so at a time."""
+    guard = path.with_name(path.name + TAKEOVER_SUFFIX)
+    try:
+        fd = os.open(guard, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        with contextlib.suppress(OSError):
+            if time.time() - guard.stat().st_mtime > UNREADABLE_GRACE_S:
+                guard.unlink()  # left by a process killed in the middle of a takeover
+        return False
+    os.close(fd)
+    try:
+        again = read_lock(path.parent)
+        if again is not None and (again.get("token"), again.get("pid")) != (stale.get("token"), stale.get("pid")):
+            return False  # someone else changed it meanwhile
+        if again is not None and owner_alive(again):
+            return False
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(owner))
+        os.replace(tmp, path)
+        return True
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            guard.unlink()
+
+
+def try_acquire(run_dir: str | os.PathLike) -> Lock | dict:
+    """Take the run's lock: a `Lock`, or the live owner's dict when someone else holds it.
+
+    Creates the run folder (the lock lives in it); call only once the run is known to be valid.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / LOCK_FILE
+    token = os.environ.get(TOKEN_ENV)
+    for _ in range(5):
+        owner = _new_owner()
+        if _create(path, owner):
+            return Lock(run_dir, owner)
+        current = read_lock(run_dir)
+        if current is None:
+            continue  # released between our attempt and our look: try again
+        if token and current.get("token") == token:
+            return Lock(run_dir, current, inherited=True)
+        if owner_alive(current):
+            return current
+        if _take_over(path, current, owner):
+            return Lock(run_dir, owner)
+    current = read_lock(run_dir)
+    return current or {"pid": "?", "hostname": None}
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: str | os.PathLike) -> Iterator[Lock]:
+    """Hold the run's lock for the duration; RunLocked (a one-line UsageError) when a live process holds it.
+
+    The training process should wrap its work in this: `with run_lock(run_dir(cfg)): ...`.
+    """
+    got = try_acquire(run_dir)
+    if not isinstance(got, Lock):
+        raise RunLocked(Path(run_dir), got)
+    try:
+        yield got
+    finally:
+        got.release()

@@ -1,0 +1,298 @@
+"""A sweep's plan: the grid expanded into cells, every cell composed and validated, each run's state read.
+
+Nothing here writes a file: a bad cell raises a UsageError before any run folder exists.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from degradation.conf import CONF_DIR, compose, run_id, validate
+from degradation.errors import UsageError
+from degradation.results import CorruptFile, effective_status, read_run_json
+from degradation.sweep import estimate
+from degradation.sweep.lock import describe_owner, live_owner
+
+if TYPE_CHECKING:
+    from degradation.sweep.api import SweepRequest
+
+_PLAIN_VALUE = re.compile(r"^[A-Za-z0-9_./:@+-]+$")
+
+
+def hydra_value(text: str) -> str:
+    """A string as a Hydra override value: bare when safe, else single-quoted."""
+    if _PLAIN_VALUE.match(text):
+        return text
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+@dataclass
+class Cell:
+    """One run of the grid: its overrides (what `python -m degradation.train` gets) and its composed config."""
+
+    arch: str
+    depth: int
+    shortcut: str  # "none" for plain nets
+    seed: int
+    overrides: tuple[str, ...]
+    cfg: DictConfig = field(repr=False)
+    run_id: str = ""
+    run_dir: Path = field(default_factory=Path)
+
+
+@dataclass
+class RunState:
+    """Where a run stands before the sweep touches it."""
+
+    status: str  # new | done | partial | failed | running (held by a live process elsewhere)
+    iteration: int = 0
+    reason: str | None = None
+    owner: dict | None = None
+
+    @property
+    def trains(self) -> bool:
+        return self.status in ("new", "partial", "failed")
+
+    @property
+    def label(self) -> str:
+        if self.status == "partial":
+            return f"partial at iteration {self.iteration}" if self.iteration else f"partial ({self.reason})"
+        if self.status == "failed":
+            reason = (self.reason or "")[:60]
+            return f"failed at iteration {self.iteration}: {reason} (retry)"
+        if self.status == "running":
+            return f"running elsewhere ({describe_owner(self.owner or {})}), skipped"
+        return self.status
+
+
+def read_state(run_dir: Path) -> RunState:
+    """A run's state from its run.json and its lock; no folder means new."""
+    owner = live_owner(run_dir)
+    try:
+        info = read_run_json(run_dir)
+    except CorruptFile as exc:
+        if owner:
+            return RunState("running", owner=owner)
+        return RunState("partial", reason=f"unreadable run.json: {exc}")
+    if info is None:
+        return RunState("running", owner=owner) if owner else RunState("new")
+    status, reason = effective_status(info, run_dir)
+    iteration = int(info.get("iteration") or 0)
+    if status == "done":
+        return RunState("done", iteration, reason)
+    if owner or status == "running":
+        return RunState("running", iteration, reason, owner or {"pid": info.get("pid"), "hostname": None})
+    return RunState(status if status in ("partial", "failed") else "partial", iteration, reason)
+
+
+def cell_overrides(request: SweepRequest, arch: str, depth: int, shortcut: str, seed: int) -> list[str]:
+    overrides = [f"model={arch}", f"model.depth={depth}"]
+    if arch == "resnet":
+        overrides.append(f"model.shortcut={shortcut}")
+    overrides += [
+        f"data={request.data}",
+        f"schedule={request.preset}",
+        f"seed={seed}",
+        f"launcher={request.launcher}",
+        f"results_dir={hydra_value(str(Path(request.results_dir).absolute()))}",
+    ]
+    return overrides + list(request.overrides)
+
+
+def expand(request: SweepRequest) -> list[tuple[str, int, str, int]]:
+    """(arch, depth, shortcut, seed) for every run: residual nets once per shortcut, plain nets once."""
+    grid = []
+    for arch in request.archs:
+        shortcuts = request.shortcuts if arch == "resnet" else ["none"]
+        for depth in request.depths:
+            for shortcut in shortcuts:
+                for seed in request.seeds:
+                    grid.append((arch, depth, shortcut, seed))
+    return grid
+
+
+def compose_cells(request: SweepRequest) -> list[Cell]:
+    """Compose and validate every cell (UsageError on the first bad one, naming it); duplicates dropped."""
+    cells: dict[str, Cell] = {}
+    for arch, depth, shortcut, seed in expand(request):
+        overrides = cell_overrides(request, arch, depth, shortcut, seed)
+        cfg = compose(overrides)  # a bad override reads the same for every cell: no cell named
+        try:
+            validate(cfg)
+        except UsageError as exc:
+            what = f"{arch}-{depth}" + ("" if arch == "plain" else f"-{shortcut}") + f" seed {seed}"
+            raise UsageError(f"{what}: {exc}") from None
+        rid = run_id(cfg)
+        run_dir = Path(request.results_dir) / "runs" / rid
+        cells.setdefault(rid, Cell(arch, depth, shortcut, seed, tuple(overrides), cfg, rid, run_dir))
+    return list(cells.values())
+
+
+@dataclass
+class Plan:
+    """The grid with each run's state, size and time; what `--dry-run` shows and what the launchers run."""
+
+    results_dir: Path
+    cells: list[Cell]
+    states: dict[str, RunState]
+    params: dict[str, int | None]
+    estimates: dict[str, float | None]
+    total_s: float | None
+    device: str
+    jobs: int
+    threads: int
+    estimate_source: str
+    preset: str
+    launcher: Any  # the composed launcher config (same for every cell)
+
+    def todo(self) -> list[Cell]:
+        return [c for c in self.cells if self.states[c.run_id].trains]
+
+    def counts(self) -> dict[str, int]:
+        names = {"done": "done", "partial": "to resume", "failed": "to retry", "new": "new",
+                 "running": "running elsewhere"}
+        out = dict.fromkeys(names.values(), 0)
+        for cell in self.cells:
+            out[names[self.states[cell.run_id].status]] += 1
+        return out
+
+    def quicker_preset(self) -> tuple[str, float] | None:
+        """The slowest preset (of fewer training images than this one's) that takes under half a day."""
+        from degradation.sweep.report import LONG_S
+
+        if not self.total_s:
+            return None
+        images = {}
+        for path in sorted((CONF_DIR / "schedule").glob("*.yaml")):
+            if path.stem == "smoke":  # for tests only
+                continue
+            sched = OmegaConf.load(path)
+            images[path.stem] = int(sched.max_iters) * int(sched.batch_size)
+        mine = images.get(self.preset)
+        if not mine:
+            return None
+        options = sorted(((n, self.total_s * i / mine) for n, i in images.items() if i < mine), key=lambda t: -t[1])
+        for name, seconds in options:
+            if seconds < LONG_S:
+                return name, seconds
+        return options[-1] if options else None
+
+
+def effective_jobs(request: SweepRequest, launcher_cfg: Any) -> int:
+    """--jobs when given, else launcher.jobs (conf/launcher/<name>.yaml or an override)."""
+    return request.jobs if request.jobs is not None else max(1, int(launcher_cfg.get("jobs", 1)))
+
+
+def build_plan(request: SweepRequest, *, probe: bool = True) -> Plan:
+    """Compose every cell, read each run's state, size the networks and estimate the time left."""
+    cells = compose_cells(request)
+    first = cells[0].cfg
+    jobs = effective_jobs(request, first.launcher)
+    states = {c.run_id: read_state(c.run_dir) for c in cells}
+    params = {}
+    by_network: dict[tuple, int | None] = {}
+    for cell in cells:
+        key = estimate.network_key(cell.cfg.model)
+        if key not in by_network:
+            by_network[key] = estimate.params_on_meta(cell.cfg.model)
+        params[cell.run_id] = by_network[key]
+
+    accelerator = str(first.trainer.accelerator)
+    kind = estimate.device_kind(accelerator)
+    gpus = estimate.gpu_count(accelerator) if kind == "cuda" else 0
+    cores = estimate.cpu_cores()
+    threads = threads_per_run(first, jobs, cores)
+    device = {"cuda": f"cuda x{gpus}", "mps": "mps"}.get(kind, f"cpu, {threads} thread{'s' * (threads > 1)} per run")
+
+    stored = estimate.stored_seconds_per_image(Path(request.results_dir), kind, threads)
+    trains = [c for c in cells if states[c.run_id].trains]
+    per_image, sources = _seconds_per_image(trains, stored, probe=probe, kind=kind, threads=threads)
+    estimates: dict[str, float | None] = {}
+    for cell in cells:
+        seconds = per_image.get(estimate.network_key(cell.cfg.model))
+        if not states[cell.run_id].trains:
+            estimates[cell.run_id] = 0.0
+        elif seconds is None:
+            estimates[cell.run_id] = None
+        else:
+            estimates[cell.run_id] = estimate.run_seconds(cell.cfg, states[cell.run_id].iteration, seconds)
+
+    todo = [estimates[c.run_id] for c in cells if states[c.run_id].trains]
+    if any(s is None for s in todo):
+        total = None
+    else:
+        lanes = min(jobs, len(todo)) if todo else 1
+        lanes = min(lanes, max(1, gpus)) if kind == "cuda" else min(lanes, cores)
+        total = sum(todo) / max(1, lanes)
+    return Plan(
+        results_dir=Path(request.results_dir),
+        cells=cells,
+        states=states,
+        params=params,
+        estimates=estimates,
+        total_s=total,
+        device=device,
+        jobs=jobs,
+        threads=threads,
+        estimate_source=" + ".join(sorted(sources)) or "nothing left to train",
+        preset=request.preset,
+        launcher=first.launcher,
+    )
+
+
+def threads_per_run(cfg: DictConfig, jobs: int, cores: int) -> int:
+    """trainer.threads when set, else the cores shared among the runs that train at once."""
+    if cfg.trainer.threads != "auto":
+        return int(cfg.trainer.threads)
+    if cfg.launcher.name == "slurm":
+        return max(1, int(cfg.launcher.cpus_per_task))
+    return max(1, cores // max(1, jobs))
+
+
+def _seconds_per_image(cells: list[Cell], stored: dict, *, probe: bool, kind: str, threads: int):
+    """Seconds per training image for each network the cells train: stored figures, else a probe.
+
+    A CIFAR net's cost per image is close to proportional to its depth (every stage costs the same per block;
+    ResNet-110 / ResNet-20 measured 5.2x here for 5.5x the depth), so of the depths of one kind of net only the
+    shallowest is probed and the others scaled: a deep net's probe alone can take a minute on a busy CPU.
+    """
+    out: dict[tuple, float | None] = {}
+    sources: set[str] = set()
+    groups: dict[tuple, dict[tuple, Cell]] = {}
+    for cell in cells:
+        key = estimate.network_key(cell.cfg.model)
+        stored_key = (cell.arch, cell.depth, cell.shortcut)
+        if stored_key in stored:
+            out[key] = stored[stored_key]
+            sources.add("bench.parquet")
+        elif probe:
+            group = key[:2] + key[3:] if key[1] == "cifar" else key  # everything but the depth
+            groups.setdefault(group, {})[key] = cell
+        else:
+            out[key] = None
+    for members in groups.values():
+        base = min(members, key=lambda k: k[2])
+        seconds = _probe(members[base].cfg, kind, threads)
+        sources.add("measured probe")
+        for key in members:
+            out[key] = None if seconds is None else seconds * key[2] / base[2]
+            if key != base:
+                sources.add("scaled by depth")
+    return out, sources
+
+
+def _probe(cfg: DictConfig, kind: str, threads: int) -> float | None:
+    batch = int(cfg.schedule.batch_size)
+    if kind == "cpu":
+        batch = min(batch, estimate.CPU_PROBE_BATCH)
+    try:
+        return estimate.probe_seconds_per_image(
+            cfg.model, batch=batch, device=kind, threads=threads, channels_last=bool(cfg.trainer.channels_last)
+        )
+    except Exception:
+        return None

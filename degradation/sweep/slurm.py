@@ -1,0 +1,204 @@
+"""The SLURM launcher: the runs as one submitit job array; each job runs the same training entry as
+`python -m degradation.train` and is checkpointable (a preempted or timed-out job is requeued and resumes from
+its run's last checkpoint, because the training entry resumes any run folder that has one).
+
+conf/launcher/slurm.yaml holds the resources (partition, timeout_min, gpus_per_task, cpus_per_task, mem_gb,
+additional sbatch options); every key can be overridden after `--` as launcher.<key>=<value>.
+`launcher.cluster=local` runs the same job array through submitit's local executor (real processes, no
+sbatch): how the tests exercise this path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from submitit.helpers import Checkpointable
+
+from degradation.errors import UsageError
+from degradation.schema import LOG_FILE
+from degradation.sweep.launch import Outcome, last_log_line
+from degradation.sweep.lock import RunLocked, run_lock
+
+CLUSTERS = ("slurm", "local")
+
+
+@contextlib.contextmanager
+def output_to(path: Path) -> Iterator[None]:
+    """Send this process's output to `path` (appending) and restore it after: file descriptors 1 and 2 (for
+    C code and child processes) and sys.stdout / sys.stderr (in case something replaced them)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(path, "a", buffering=1) as handle:
+        os.dup2(handle.fileno(), 1)
+        os.dup2(handle.fileno(), 2)
+        try:
+            with contextlib.redirect_stdout(handle), contextlib.redirect_stderr(handle):
+                yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+_PREEMPTED = {"flag": False}  # set in this process by `checkpoint` (never pickled into the requeued copy)
+
+
+def _requeue_exit_code() -> int:
+    """The exit code that makes submitit requeue: the local executor looks for 144; SLURM requeued already."""
+    import submitit
+    from submitit.local.local import LOCAL_REQUEUE_RETURN_CODE
+
+    try:
+        return LOCAL_REQUEUE_RETURN_CODE if submitit.JobEnvironment().cluster == "local" else -1
+    except Exception:
+        return -1
+
+
+class TrainJob(Checkpointable):
+    """One run inside a cluster job. On preemption or timeout submitit calls `checkpoint` and requeues a copy of
+    this object (Checkpointable's default); the copy re-enters the training entry, which resumes the run from
+    its last checkpoint. The training entry turns the signal's SystemExit into status partial and exit 130;
+    here that becomes the requeue exit again."""
+
+    def __init__(self, run_id: str, run_dir: str, args: list[str]) -> None:
+        self.run_id = run_id
+        self.run_dir = run_dir
+        self.args = list(args)
+
+    def checkpoint(self, *args: Any, **kwargs: Any):
+        _PREEMPTED["flag"] = True
+        return super().checkpoint(*args, **kwargs)
+
+    def __call__(self) -> dict:
+        from degradation.train.app import run_from_args
+
+        run_dir = Path(self.run_dir)
+        try:
+            with run_lock(run_dir), output_to(run_dir / LOG_FILE):
+                code = run_from_args(self.args)
+                if code != 0 and _PREEMPTED["flag"]:
+                    raise SystemExit(_requeue_exit_code())
+        except RunLocked as exc:
+            return {"run_id": self.run_id, "status": "locked", "reason": str(exc)}
+        if code != 0:
+            line = last_log_line(run_dir / LOG_FILE)
+            raise RuntimeError(f"{self.run_id}: exit code {code}: {line}")
+        return {"run_id": self.run_id, "status": "done"}
+
+
+def check_launcher(launcher: Any) -> None:
+    """Check the SLURM launcher's settings before anything is submitted (one-line UsageErrors)."""
+    cluster = str(launcher.get("cluster", "slurm"))
+    if cluster not in CLUSTERS:
+        raise UsageError(f"launcher.cluster={cluster!r}; choose slurm or local (local: the same job array, no sbatch)")
+    if cluster == "slurm" and shutil.which("sbatch") is None:
+        raise UsageError(
+            "sbatch not found: --launcher slurm submits from a SLURM login node "
+            "(launcher.cluster=local runs the same job array as local processes)"
+        )
+    for key in ("timeout_min", "cpus_per_task", "mem_gb"):
+        value = launcher.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise UsageError(f"launcher.{key}={value!r} must be a number > 0")
+    gpus = launcher.get("gpus_per_task")
+    if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 0:
+        raise UsageError(f"launcher.gpus_per_task={gpus!r} must be a whole number >= 0")
+
+
+def make_executor(launcher: Any, folder: Path, jobs: int):
+    """A submitit executor set from the launcher config."""
+    import submitit
+    from omegaconf import OmegaConf
+
+    cluster = str(launcher.get("cluster", "slurm"))
+    executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
+    params: dict[str, Any] = {
+        "name": "degradation",
+        "timeout_min": int(launcher.timeout_min),
+        "cpus_per_task": int(launcher.cpus_per_task),
+        "mem_gb": float(launcher.mem_gb),
+        "gpus_per_node": int(launcher.gpus_per_task),  # one task per job: per node == per task
+        "tasks_per_node": 1,
+        "slurm_array_parallelism": int(jobs),
+    }
+    if launcher.get("partition"):
+        params["slurm_partition"] = str(launcher.partition)
+    additional = launcher.get("additional") or {}
+    if additional:
+        params["slurm_additional_parameters"] = OmegaConf.to_container(additional, resolve=True)
+    executor.update_parameters(**params)
+    return executor
+
+
+def submit(plan, cells: list, threads: int) -> list:
+    """Submit the cells as one job array; returns the submitit jobs in the cells' order."""
+    from degradation.sweep.launch import child_command
+
+    launcher = plan.launcher
+    folder = Path(launcher.get("folder") or plan.results_dir / "slurm")
+    executor = make_executor(launcher, folder, plan.jobs)
+    with executor.batch():
+        jobs = [
+            executor.submit(TrainJob(cell.run_id, str(cell.run_dir.absolute()), child_command(cell, threads)[3:]))
+            for cell in cells
+        ]
+    return jobs
+
+
+def wait(jobs: list, cells: list, view, watches: dict, *, poll_s: float = 2.0) -> list[Outcome]:
+    """Watch the jobs until each has ended; an Outcome per cell."""
+    outcomes: dict[str, Outcome] = {}
+    for cell in cells:
+        watches[cell.run_id].phase = "running"
+    while len(outcomes) < len(jobs):
+        for job, cell in zip(jobs, cells, strict=True):
+            if cell.run_id in outcomes or not job.done():
+                continue
+            outcomes[cell.run_id] = _job_outcome(job, cell)
+            outcome = outcomes[cell.run_id]
+            watches[cell.run_id].refresh()
+            watches[cell.run_id].phase = outcome.status
+            if outcome.status == "done":
+                view.event(f"done {cell.run_id} (job {job.job_id})")
+            else:
+                view.event(f"{outcome.status} {cell.run_id} (job {job.job_id}): {outcome.reason}")
+        view.tick()
+        if len(outcomes) < len(jobs):
+            time.sleep(poll_s)
+    return [outcomes[c.run_id] for c in cells]
+
+
+def _job_outcome(job, cell) -> Outcome:
+    from degradation.results import CorruptFile, read_run_json, record_failure
+    from degradation.sweep.launch import cell_ids
+
+    log_path = cell.run_dir / LOG_FILE
+    try:
+        result = job.result()
+    except Exception as exc:
+        text = str(exc).strip().splitlines()
+        lines = [line for line in text if "exit code" in line] or text[-1:] or [type(exc).__name__]
+        reason = lines[-1].strip()[:300]
+        try:
+            info = read_run_json(cell.run_dir) or {}
+        except CorruptFile:
+            info = {}
+        if info.get("status") == "failed" and info.get("reason"):
+            reason = str(info["reason"])
+        elif info.get("status") not in ("done", "partial"):
+            record_failure(cell.run_dir, cell_ids(cell), reason)
+        return Outcome(cell.run_id, "failed", reason, log_path)
+    if isinstance(result, dict) and result.get("status") == "locked":
+        return Outcome(cell.run_id, "locked", result.get("reason"), log_path)
+    return Outcome(cell.run_id, "done", None, log_path)
