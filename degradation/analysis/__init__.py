@@ -1,0 +1,1 @@
+"""Numbers computed from the collected results: per-run finals, seed statistics, responses, the summary."""

@@ -1,0 +1,147 @@
+"""Figure 7's data: the std of every 3x3 layer's response, from each finished run's final checkpoint.
+
+Which images and which std (the paper says neither): the whole TEST set, unaugmented and normalised as in
+training, through the network in eval mode (BN uses its running statistics); a layer's response is the
+output of the BN right after its 3x3 conv, before the ReLU and before the shortcut addition; its std is taken
+over all elements (images, channels, pixels) together, Bessel-corrected, accumulated in float64.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from torch import nn
+
+from degradation.analysis.load import load_responses
+from degradation.errors import UsageError
+from degradation.io import write_atomic
+from degradation.schema import CHECKPOINT, CONFIG_FILE, RESPONSE_COLUMNS, RESPONSES_TABLE, SCHEMA_VERSION
+
+_ARROW = {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64()}
+SCHEMA = pa.schema([pa.field(n, _ARROW[k]) for n, k in RESPONSE_COLUMNS.items()],
+                   metadata={b"schema_version": str(SCHEMA_VERSION).encode()})
+IDS = ("run_id", "arch", "depth", "shortcut", "dataset", "preset", "seed")
+
+
+def strip_prefix(state: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    """The checkpoint's weights keyed as `model` names them, whatever wrapper prefix they carry.
+
+    Lightning stores `model.<name>`, torch.compile adds `_orig_mod.`; the prefix is found by matching the
+    model's own first key, so any wrapper works and other entries in the state dict are ignored.
+    """
+    wanted = list(model.state_dict())
+    if not wanted or all(k in state for k in wanted):
+        return {k: state[k] for k in wanted if k in state}
+    first = wanted[0]
+    prefixes = sorted({k[: -len(first)] for k in state if k.endswith(first) and k[: -len(first)].endswith(".")},
+                      key=len)
+    for prefix in prefixes:
+        if all(prefix + k in state for k in wanted):
+            return {k: state[prefix + k] for k in wanted}
+    raise KeyError(f"no prefix of the checkpoint's keys matches the network's {len(wanted)} weights "
+                   f"(first wanted: {first!r}; checkpoint has e.g. {next(iter(state), None)!r})")
+
+
+def load_network(run_dir: Path) -> tuple[nn.Module, object]:
+    """(network with the run's final weights in eval mode, the run's config)."""
+    from omegaconf import OmegaConf
+
+    from degradation.models import build_model
+
+    cfg = OmegaConf.load(run_dir / CONFIG_FILE)
+    model = build_model(cfg.model)
+    checkpoint = torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=True)
+    state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else checkpoint
+    model.load_state_dict(strip_prefix(state, model), strict=True)
+    return model.eval(), cfg
+
+
+def _device(device: str) -> str:
+    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+
+
+@torch.no_grad()
+def layer_stds(model: nn.Module, batches, device: str = "cpu") -> list[tuple[str, float]]:
+    """(layer name, std) in network order over every batch of `batches` (iterable of (x, y))."""
+    from degradation.models import ResponseRecorder
+
+    model = model.to(device).eval()
+    with ResponseRecorder(model) as recorder:
+        for x, _ in batches:
+            model(x.to(device))
+    return list(recorder.std().items())
+
+
+def run_responses(run_dir: Path, ids: dict, device: str = "cpu") -> pd.DataFrame:
+    """Rows of responses.parquet for one finished run: its test set through its final checkpoint."""
+    from degradation.data import build_data
+
+    model, cfg = load_network(run_dir)
+    bundle = build_data(cfg.data, batch_size=int(cfg.schedule.batch_size), seed=int(cfg.seed), device=device)
+    stds = layer_stds(model, bundle.eval_sets["test"], device)
+    rows = [{**ids, "layer_index": i, "layer": name, "std": std} for i, (name, std) in enumerate(stds, start=1)]
+    return pd.DataFrame(rows, columns=list(RESPONSE_COLUMNS))
+
+
+def finished_runs(results_dir: Path) -> pd.DataFrame:
+    """Run folders whose run.json says done (read now, so this works before any collect)."""
+    from degradation.results import read_runs
+
+    runs = read_runs(results_dir, quiet=True)
+    return runs[runs["status"] == "done"].reset_index(drop=True)
+
+
+def write_responses(frame: pd.DataFrame, path: Path) -> None:
+    table = pa.Table.from_pandas(frame[list(RESPONSE_COLUMNS)].reset_index(drop=True), schema=SCHEMA,
+                                 preserve_index=False)
+    write_atomic(path, lambda tmp: pq.write_table(table, tmp))
+
+
+def _old_rows(results_dir: Path) -> pd.DataFrame | None:
+    """The rows already computed; a damaged table is dropped (and rebuilt) with a warning."""
+    try:
+        return load_responses(results_dir)
+    except UsageError as exc:
+        print(f"warning: {exc}; recomputing every run", file=sys.stderr)
+        return None
+
+
+def compute_responses(results_dir: str | Path, *, device: str = "auto", recompute: bool = False) -> Path:
+    """<results>/responses.parquet for every finished run; rows already there are kept unless `recompute`.
+
+    A run whose checkpoint or data cannot be loaded is skipped with a line on stderr naming it; when no run
+    at all yields responses, a UsageError says why.
+    """
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise UsageError(f"results folder {results_dir} does not exist; run `degradation sweep` first")
+    done = finished_runs(results_dir)
+    if done.empty:
+        raise UsageError(f"no finished runs under {results_dir / 'runs'}; responses need a final checkpoint")
+    path = results_dir / RESPONSES_TABLE
+    old = None if recompute else _old_rows(results_dir)
+    keep = old[old["run_id"].isin(set(done["run_id"]))] if old is not None else None
+    have = set(keep["run_id"]) if keep is not None else set()
+    frames, failures = ([keep] if keep is not None and not keep.empty else []), []
+    device = _device(device)
+    for _, run in done.iterrows():
+        if run["run_id"] in have:
+            continue
+        ids = {k: (int(run[k]) if k in ("depth", "seed") else str(run[k])) for k in IDS}
+        print(f"responses: {ids['run_id']} ...", file=sys.stderr, flush=True)
+        try:
+            frames.append(run_responses(Path(run["run_dir"]), ids, device))
+        except (UsageError, OSError, KeyError, RuntimeError, ValueError) as exc:
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            failures.append(f"{ids['run_id']}: {text}")
+            print(f"warning: no responses for {ids['run_id']}: {text}", file=sys.stderr)
+    if not frames:
+        raise UsageError(f"no responses could be computed ({failures[0] if failures else 'no runs'})")
+    frame = pd.concat(frames, ignore_index=True).sort_values(["run_id", "layer_index"], kind="stable")
+    write_responses(frame, path)
+    return path

@@ -1,0 +1,90 @@
+"""`degradation plot`: Figures 1, 6, 7, Table 6 and the summary from the collected results.
+
+    render_all("results")  # -> [results/figures/fig1.png, ..., results/table6.md, results/summary.md]
+
+Figures go to <out> (default <results>/figures) as PNG and PDF, with manifest.json beside them (panels, line
+labels, source run ids) for tests and scripts; tables and the summary go to <results>. Each (data set,
+preset) pair in the results is drawn on its own; names get a -<dataset>-<preset> suffix when there are several.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from degradation.analysis.finals import experiments, run_finals
+from degradation.analysis.load import load_responses, load_results
+from degradation.analysis.summary import write_summary
+from degradation.errors import UsageError
+from degradation.figures import fig1, fig6, fig7
+from degradation.figures.experiment import build_experiment
+from degradation.figures.table6 import write_table6
+from degradation.io import write_json_atomic
+
+FIGURES = (fig1, fig6, fig7)
+
+
+def _responses(results_dir: Path, finals: pd.DataFrame) -> pd.DataFrame | None:
+    """responses.parquet, computed first when it is missing, damaged or lacks a finished run; None when none."""
+    done = set(finals.loc[finals["finished"], "run_id"])
+    current = _read_responses(results_dir)
+    if done and (current is None or not done <= set(current["run_id"])):
+        from degradation.analysis.responses import compute_responses
+
+        try:
+            compute_responses(results_dir)
+        except UsageError as exc:
+            print(f"figure 7: responses not computed: {exc}", file=sys.stderr)
+        current = _read_responses(results_dir)
+    return current
+
+
+def _read_responses(results_dir: Path) -> pd.DataFrame | None:
+    try:
+        return load_responses(results_dir)
+    except UsageError as exc:  # a damaged table is rebuilt by compute_responses, never fatal to the plot
+        print(f"figure 7: {exc}", file=sys.stderr)
+        return None
+
+
+def _out_dir(results_dir: Path, out_dir: str | Path | None) -> Path:
+    out = Path(out_dir) if out_dir is not None else results_dir / "figures"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot write figures to {out}: {exc.strerror}; pass a writable --out") from None
+    return out
+
+
+def render_all(results_dir: str | Path, out_dir: str | Path | None = None) -> list[Path]:
+    """Draw every figure and write Table 6 and the summary; print what could not be drawn; return the files."""
+    results_dir = Path(results_dir)
+    curves, runs = load_results(results_dir)
+    out = _out_dir(results_dir, out_dir)
+    finals = run_finals(curves, runs)
+    responses = _responses(results_dir, finals)
+    pairs = experiments(finals)
+    written: list[Path] = []
+    manifest: dict = {"results": str(results_dir), "band": "min-max over seeds, line = mean", "figures": []}
+    for dataset, preset in pairs:
+        suffix = "" if len(pairs) == 1 else f"-{dataset}-{preset}"
+        exp = build_experiment(dataset, preset, finals, curves, responses, suffix)
+        for module in FIGURES:
+            paths, entry = module.render(exp, out)
+            entry.update(dataset=dataset, preset=preset)
+            manifest["figures"].append(entry)
+            written += paths
+            if entry["missing"]:
+                print(f"{entry['figure']}{suffix}: not run, not drawn: {', '.join(entry['missing'])}")
+            if entry.get("no_responses"):
+                print(f"{entry['figure']}{suffix}: ran but no responses (unfinished or failed), not drawn: "
+                      f"{', '.join(entry['no_responses'])}")
+        for note in exp.notes:
+            print(f"note ({exp.title}): {note}")
+    written += write_table6(finals, results_dir)
+    written.append(write_summary(finals, results_dir))
+    manifest_path = out / "manifest.json"
+    write_json_atomic(manifest_path, manifest)
+    return written + [manifest_path]

@@ -1,0 +1,58 @@
+"""Everything one (data set, preset) pair needs to be drawn: its selected runs, curves, responses and notes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from degradation.analysis.finals import cell_stats, describe, select_runs
+
+
+@dataclass
+class Experiment:
+    dataset: str
+    preset: str
+    curves: pd.DataFrame  # error rows of the selected runs only
+    cells: pd.DataFrame  # cell_stats of the selected runs
+    notes: list[str] = field(default_factory=list)  # each starts with the label it is about
+    responses: pd.DataFrame | None = None  # rows of finished selected runs only
+    stem_suffix: str = ""  # "" when this is the only experiment, "-<dataset>-<preset>" otherwise
+    ran: set[str] = field(default_factory=set)  # labels of every run of this pair, whatever its status
+
+    @property
+    def title(self) -> str:
+        return describe(self.dataset, self.preset)
+
+    def cell(self, arch: str, depth: int, shortcut: str | None = None) -> pd.Series | None:
+        """The selected cell for plain-<depth> (shortcut none) or ResNet-<depth> (shortcut A unless given)."""
+        shortcut = shortcut or ("none" if arch == "plain" else "A")
+        hit = self.cells[(self.cells["arch"] == arch) & (self.cells["depth"] == depth)
+                         & (self.cells["shortcut"] == shortcut)]
+        return None if hit.empty else hit.iloc[0]
+
+    def family(self, arch: str) -> pd.DataFrame:
+        """Cells of the paper's figures: plain nets, or ResNets with option-A shortcuts, by depth."""
+        shortcut = "none" if arch == "plain" else "A"
+        cells = self.cells[(self.cells["arch"] == arch) & (self.cells["shortcut"] == shortcut)]
+        return cells.sort_values("depth")
+
+    def notes_for(self, labels: list[str]) -> list[str]:
+        return [n for n in self.notes if any(n.startswith(f"{name} ") for name in labels)]
+
+    def not_run(self, expected: list[str]) -> list[str]:
+        """Expected networks with no run at all (failed or curve-less ones have notes of their own)."""
+        return [name for name in expected if name not in self.ran]
+
+
+def build_experiment(dataset: str, preset: str, finals: pd.DataFrame, curves: pd.DataFrame,
+                     responses: pd.DataFrame | None, suffix: str = "") -> Experiment:
+    """Select the runs of one (data set, preset) pair and gather what its figures draw."""
+    mine = finals[(finals["dataset"] == dataset) & (finals["preset"] == preset)]
+    runs, notes = select_runs(mine)
+    errors = curves[(curves["metric"] == "error") & curves["run_id"].isin(set(runs["run_id"]))]
+    resp = None
+    if responses is not None:
+        resp = responses[responses["run_id"].isin(set(runs.loc[runs["finished"], "run_id"]))]
+    return Experiment(dataset, preset, errors, cell_stats(runs), notes, resp, suffix, set(mine["label"]))
+

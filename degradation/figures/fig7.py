@@ -1,0 +1,127 @@
+"""Figure 7: std of each 3x3 layer's response (after BN, before ReLU and addition), network order and sorted.
+
+Data: responses.parquet (analysis/responses.py): std over all elements of the layer's output across the whole
+test set, from each finished run's final checkpoint in eval mode.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+
+from degradation.figures.experiment import Experiment
+from degradation.figures.style import BAND_ALPHA, add_note, depth_color, empty_panel, new_figure, save
+
+NETWORKS = [("plain", 20), ("plain", 56), ("resnet", 20), ("resnet", 56), ("resnet", 110)]
+WIDE = 10  # max/min std beyond which the y axis is logarithmic
+EXPECTED = ["plain-20", "plain-56", "ResNet-20", "ResNet-56", "ResNet-110"]
+STYLES = {"plain": {"linestyle": (0, (4, 2)), "marker": "o", "markerfacecolor": "white"},
+          "resnet": {"linestyle": "-", "marker": "o"}}
+
+
+def response_curve(responses: pd.DataFrame, run_ids: list[str], sort: bool) -> pd.DataFrame:
+    """layer (1-based), mean, lo, hi of the std over the given runs; sorted descending per run when asked."""
+    rows = responses[responses["run_id"].isin(run_ids)]
+    wide = rows.pivot_table(index="layer_index", columns="run_id", values="std", aggfunc="last").sort_index()
+    if sort:
+        wide = pd.DataFrame({c: sorted(wide[c].dropna(), reverse=True) for c in wide.columns})
+        wide.index = range(1, len(wide) + 1)
+    wide = wide.dropna(how="any")
+    return pd.DataFrame({"layer": wide.index.to_numpy(), "mean": wide.mean(axis=1).to_numpy(),
+                         "lo": wide.min(axis=1).to_numpy(), "hi": wide.max(axis=1).to_numpy()})
+
+
+def _cells(exp: Experiment) -> tuple[list[tuple[pd.Series, list[str]]], list[str]]:
+    """The paper's five networks that have responses (when none does: every plain/ResNet net up to 110 layers
+    that has), each with the runs that have them; notes for nets that exist but have none, or are left out."""
+    have = set(exp.responses["run_id"]) if exp.responses is not None else set()
+    candidates = [(c, [r for r in c["run_ids"] if r in have]) for arch in ("plain", "resnet")
+                  for _, c in exp.family(arch).iterrows()]
+    paper = [(c, ids) for c, ids in candidates if (c["arch"], int(c["depth"])) in NETWORKS]
+    notes = [f"{c['label']} has no responses (unfinished run or no checkpoint); not drawn"
+             for c, ids in paper if not ids]
+    chosen = [(c, ids) for c, ids in paper if ids]
+    if not chosen:
+        chosen = [(c, ids) for c, ids in candidates if ids and int(c["depth"]) <= 110]
+    else:
+        others = [c["label"] for c, ids in candidates if ids and (c["arch"], int(c["depth"])) not in NETWORKS]
+        if others:
+            notes.append(f"Figure 7 shows the paper's five networks; also in responses.parquet: {', '.join(others)}")
+    order = {(a, d): i for i, (a, d) in enumerate(NETWORKS)}
+    chosen.sort(key=lambda item: (order.get((item[0]["arch"], int(item[0]["depth"])), 99), item[0]["arch"] != "plain",
+                                  int(item[0]["depth"])))
+    return chosen, notes
+
+
+def _set_yscale(axes: list, values: list[float]) -> str:
+    """Linear from 0 as in the paper, unless one net's responses dwarf the rest (>10x): then log, so all show."""
+    positive = [v for v in values if v > 0]
+    scale = "log" if positive and max(positive) > WIDE * min(positive) else "linear"
+    for ax in axes:
+        if scale == "log":
+            ax.set_yscale("log")
+            ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+            ax.yaxis.set_minor_formatter(NullFormatter())
+            ax.set_ylabel("std (log scale)")
+        else:
+            ax.set_ylim(bottom=0)
+    return scale
+
+
+def draw(exp: Experiment) -> tuple[Figure, dict]:
+    fig, axes = new_figure(1, nrows=2, width=7.5, height=3.0)
+    chosen, notes = _cells(exp)
+    panels = []
+    for ax, sort, xlabel in zip(axes, (False, True), ("layer index (original)", "layer index (sorted by magnitude)"),
+                                strict=True):
+        lines = []
+        for cell, ids in chosen:
+            curve = response_curve(exp.responses, ids, sort)
+            color, style = depth_color(cell["depth"]), STYLES.get(cell["arch"], STYLES["resnet"])
+            ax.plot(curve["layer"], curve["mean"], color=color, linewidth=1.5, markersize=3, **style)
+            if len(ids) > 1:
+                ax.fill_between(curve["layer"], curve["lo"], curve["hi"], color=color, alpha=BAND_ALPHA, linewidth=0)
+            lines.append({"label": cell["label"], "arch": cell["arch"], "depth": int(cell["depth"]), "run_ids": ids,
+                          "band": "min-max" if len(ids) > 1 else None, "layers": len(curve), "color": color,
+                          "values": [float(v) for v in curve["mean"]]})
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("std")
+        ax.set_xlim(left=0)
+        if not chosen:
+            empty_panel(ax, "no responses: no finished runs of " + ", ".join(EXPECTED))
+        present = [line["label"] for line in lines]
+        panels.append({"title": "network order" if not sort else "sorted descending", "xlabel": xlabel,
+                       "ylabel": "std", "lines": lines, "labels": present,
+                       "missing": [name for name in EXPECTED if name not in present]})
+    yscale = _set_yscale(axes, [v for p in panels for line in p["lines"] for v in line["values"]])
+    for ax, panel in zip(axes, panels, strict=True):
+        panel["yscale"], panel["ylabel"] = yscale, ax.get_ylabel()
+    if chosen:
+        handles = [Line2D([], [], color=depth_color(c["depth"]), label=c["label"], linewidth=1.5, markersize=4,
+                          **STYLES.get(c["arch"], STYLES["resnet"])) for c, _ in chosen]
+        fig.legend(handles=handles, loc="outside right upper", frameon=False)
+    not_drawn = panels[0]["missing"]
+    missing = exp.not_run(not_drawn)
+    no_responses = [name for name in not_drawn if name not in missing]
+    notes = ([f"Not run (not drawn): {', '.join(missing)}"] if missing else []) + notes + exp.notes_for(EXPECTED)
+    several = [f"{c['label']} ({len(ids)} seeds)" for c, ids in chosen if len(ids) > 1]
+    notes += [f"Mean over seeds, shaded min–max: {', '.join(several)}"] if several else []
+    notes.append("Response: a 3x3 layer's output after BN, before ReLU/addition; std over all its elements "
+                 "across the test set, final checkpoint, eval mode")
+    title = f"Figure 7: layer responses — {exp.title}"
+    fig.suptitle(title)
+    add_note(fig, notes)
+    return fig, {"figure": "fig7", "title": title, "panels": panels, "missing": missing,
+                 "no_responses": no_responses, "notes": notes}
+
+
+def render(exp: Experiment, out_dir: Path) -> tuple[list[Path], dict]:
+    fig, entry = draw(exp)
+    paths = save(fig, out_dir, f"fig7{exp.stem_suffix}")
+    entry["files"] = [p.name for p in paths]
+    return paths, entry

@@ -1,0 +1,153 @@
+"""Table 6 (CIFAR-10 test error) from our runs: the final-iteration error, plain nets beside ResNets.
+
+Honest selection: "final" is the test error at the last evaluation of each run (its final iteration when it
+finished); the best test point seen during training is a separate, labelled column, since choosing it looks
+at the test set. Several seeds: mean ± std (ddof=1), the best seed's final error, and n.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from degradation.analysis.finals import cell_stats, describe, experiments, select_runs
+from degradation.io import write_text_atomic
+
+# He et al. 2015, Table 6 (CIFAR-10, augmentation; ResNets with option-A shortcuts), test error %.
+PAPER_RESNET = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43, 1202: 7.93}
+PAPER_MEAN = {110: (6.61, 0.16, 5)}  # 6.43 is the best of 5 runs; mean ± std of those runs
+PLAIN_NOTE = "none (curves only)"
+
+
+def paper_reference(arch: str, shortcut: str, depth: int) -> tuple[float, str]:
+    """(number to compare with, how the paper states it); nan when the paper has none."""
+    depth = int(depth)
+    if arch == "plain":
+        return math.nan, PLAIN_NOTE
+    if arch != "resnet" or shortcut != "A" or depth not in PAPER_RESNET:
+        return math.nan, "none"
+    if depth in PAPER_MEAN:
+        mean, std, n = PAPER_MEAN[depth]
+        return mean, f"{PAPER_RESNET[depth]:.2f} (best of {n}; mean {mean:.2f} ± {std:.2f})"
+    return PAPER_RESNET[depth], f"{PAPER_RESNET[depth]:.2f}"
+
+
+def _status(cell: pd.Series) -> str:
+    if cell["finished"]:
+        return "done"
+    done = f"{int(cell['iteration'])}/{int(cell['total_iters'])}" if pd.notna(cell["iteration"]) else "?"
+    return f"unfinished ({done} iterations)"
+
+
+def build_table6(finals: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """One row per (data set, preset, arch, shortcut, depth), values in percent; plus notes on left-out runs."""
+    rows, notes = [], []
+    for dataset, preset in experiments(finals):
+        selected, picked = select_runs(finals[(finals["dataset"] == dataset) & (finals["preset"] == preset)])
+        notes += [f"{describe(dataset, preset)}: {n}" for n in picked]
+        for _, c in cell_stats(selected).iterrows():
+            reference, paper_text = paper_reference(c["arch"], c["shortcut"], c["depth"])
+            comparable = dataset == "cifar10" and math.isfinite(reference)
+            rows.append({
+                "dataset": dataset, "preset": preset, "network": c["label"], "arch": c["arch"],
+                "shortcut": c["shortcut"], "depth": int(c["depth"]), "params": c["params"],
+                "n_seeds": int(c["n_seeds"]), "seeds": " ".join(map(str, c["seeds"])), "status": _status(c),
+                "final_step": c["final_step"],
+                "final_test_error_mean": c["test_mean"], "final_test_error_std": c["test_std"],
+                "final_test_error_best_seed": c["test_min"],
+                "final_train_error_mean": c["train_mean"],
+                "best_test_point_error": c["best_point"], "best_test_point_step": c["best_point_step"],
+                "paper_error": PAPER_RESNET.get(int(c["depth"]), math.nan) if math.isfinite(reference) else math.nan,
+                "paper": paper_text,
+                "difference": c["test_mean"] - reference if comparable else math.nan,
+                "run_ids": " ".join(c["run_ids"]),
+            })
+    table = pd.DataFrame(rows)
+    if not table.empty:  # plain beside residual: by depth, plain first
+        table = table.sort_values(["dataset", "preset", "depth", "arch", "shortcut"], kind="stable")
+    return table.reset_index(drop=True), notes
+
+
+def _pct(value: float, digits: int = 2) -> str:
+    return "—" if value is None or not math.isfinite(float(value)) else f"{float(value):.{digits}f}"
+
+
+def _params(value: float) -> str:
+    return "—" if not math.isfinite(float(value)) else f"{int(value):,} ({value / 1e6:.2f}M)"
+
+
+def _final(row: pd.Series) -> str:
+    text = _pct(row["final_test_error_mean"])
+    if row["n_seeds"] > 1:
+        text += f" ± {_pct(row['final_test_error_std'])}"
+    return text
+
+
+def _signed(value: float) -> str:
+    return "—" if not math.isfinite(float(value)) else f"{value:+.2f}"
+
+
+def _side_by_side(rows: pd.DataFrame) -> list[str]:
+    lines = ["| depth | params | plain: final test error % | ResNet: final test error % | paper ResNet % |",
+             "|---|---|---|---|---|"]
+    for depth, group in rows.groupby("depth", sort=True):
+        plain = group[group["arch"] == "plain"]
+        res = group[(group["arch"] == "resnet") & (group["shortcut"] == "A")]
+        params = group["params"].dropna()
+        lines.append(f"| {depth} | {_params(params.iloc[0]) if len(params) else '—'} "
+                     f"| {_final(plain.iloc[0]) if len(plain) else 'not run'} "
+                     f"| {_final(res.iloc[0]) if len(res) else 'not run'} "
+                     f"| {res.iloc[0]['paper'] if len(res) else _pct(PAPER_RESNET.get(int(depth), math.nan))} |")
+    return lines
+
+
+def _detail(rows: pd.DataFrame) -> list[str]:
+    lines = ["| network | params | seeds | final test error % (mean ± std) | best seed's final % | final train error % "
+             "| best test point % (chosen on test; not a result) | paper % | ours − paper | status |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for _, r in rows.iterrows():
+        at = f" @ {int(r['best_test_point_step'])}" if pd.notna(r["best_test_point_step"]) else ""
+        lines.append(
+            f"| {r['network']} | {_params(r['params'])} | {r['n_seeds']} | {_final(r)} "
+            f"| {_pct(r['final_test_error_best_seed'])} | {_pct(r['final_train_error_mean'])} "
+            f"| {_pct(r['best_test_point_error'])}{at} | {r['paper']} | {_signed(r['difference'])} | {r['status']} |"
+        )
+    return lines
+
+
+def table6_markdown(table: pd.DataFrame, notes: list[str]) -> str:
+    out = ["# Table 6: our final test errors beside the paper's CIFAR-10 numbers", ""]
+    if table.empty:
+        return "\n".join(out + ["No runs with curves yet.", ""] + [f"- {n}" for n in notes]) + "\n"
+    for (dataset, preset), rows in table.groupby(["dataset", "preset"], sort=True):
+        out += [f"## {describe(dataset, preset)}", ""]
+        if dataset != "cifar10":
+            out += [f"The paper's numbers are CIFAR-10 ones; these runs use {describe(dataset, preset)}, so no "
+                    "difference is computed.", ""]
+        elif preset != "paper":
+            out += [f"The {preset} preset is not the paper's 64k-iteration schedule: differences are indicative.", ""]
+        out += _side_by_side(rows) + [""] + _detail(rows) + [""]
+    out += [
+        "Final test error: each run's test error at its last evaluation (the final iteration of a finished run), "
+        "mean ± std over seeds (std with ddof=1; shown only with several seeds); best seed's final: the lowest of "
+        "those final errors. Final train error: mean over the last logging window.",
+        "Best test point: the lowest test error seen at any evaluation during training. It is chosen by looking at "
+        "the test set, so it is reported separately and never used as our result.",
+        "Paper: He et al. 2015, Table 6 (ResNets with option-A shortcuts). Plain nets: the paper gives no numbers, "
+        "only the Figure 6 curves. "
+        "ResNet-110: the paper's 6.43 is the best of 5 runs; the difference is taken against their mean, 6.61.",
+    ]
+    if notes:
+        out += ["", "Runs left out or unfinished:"] + [f"- {n}" for n in notes]
+    return "\n".join(out) + "\n"
+
+
+def write_table6(finals: pd.DataFrame, results_dir: Path) -> list[Path]:
+    """results/table6.md and results/table6.csv (percent, full precision in the CSV)."""
+    table, notes = build_table6(finals)
+    md, csv = Path(results_dir) / "table6.md", Path(results_dir) / "table6.csv"
+    write_text_atomic(csv, table.to_csv(index=False))
+    write_text_atomic(md, table6_markdown(table, notes))
+    return [md, csv]
