@@ -1,0 +1,294 @@
+"""`degradation bench`: the tool's whole training step against a bare PyTorch loop, in one process.
+
+The tool's step is timed through the real path (Lightning Trainer + TrainModule + on-device batch stream with
+augmentation + window bookkeeping); the bare loop is forward, loss, backward and SGD step on one batch already
+in memory, on an identically initialised copy of the same network. The two are timed in alternating rounds and
+each keeps its fastest round, since load from other processes only ever adds time. Nothing is asserted: the
+numbers are printed and written to <results_dir>/bench.parquet.
+"""
+
+from __future__ import annotations  # noqa: I001  (degradation.train goes before torch, see below)
+
+import contextlib
+import resource
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import degradation.train  # noqa: F401  (before torch: its OpenMP wait policy, see degradation/train/__init__)
+import torch
+import torch.nn.functional as F
+
+WARMUP_STEPS = 3
+PROJECTED_ITERS = 64_000
+BARE_BATCHES = 16  # distinct in-memory batches the bare loop cycles through
+
+
+def _accelerator(device: str) -> str:
+    if device != "auto":
+        return device
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def _bench_cfg(arch: str, depth: int, accelerator: str, iters: int, results_dir: Path, overrides: Sequence[str]):
+    from degradation.conf import compose, validate
+
+    cfg = compose(
+        [
+            f"model={arch}",
+            f"model.depth={depth}",
+            "data=synthetic",
+            "data.train_size=5000",  # the stream's cost per batch does not depend on the set's size
+            "data.test_size=100",
+            "schedule=paper",
+            f"schedule.max_iters={max(PROJECTED_ITERS, WARMUP_STEPS + iters + 1)}",
+            f"trainer.accelerator={accelerator}",
+            "trainer.progress=none",
+            f"results_dir={results_dir}",
+            *overrides,
+        ]
+    )
+    validate(cfg)
+    return cfg
+
+
+class _StepClock:
+    """Lightning callback: wall time at the end of every step; syncs the device only at the two timed edges."""
+
+    def __init__(self, first: int, last: int) -> None:
+        self.first, self.last = first, last
+        self.edges: dict[int, float] = {}
+
+    def as_callback(self):
+        import pytorch_lightning as pl
+
+        clock = self
+
+        class Clock(pl.Callback):
+            def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+                step = pl_module.iteration
+                if step in (clock.first, clock.last):
+                    _sync(pl_module.device)
+                    clock.edges[step] = (time.perf_counter(), time.process_time())
+
+        return Clock()
+
+    @property
+    def seconds(self) -> tuple[float, float]:
+        (wall0, cpu0), (wall1, cpu1) = self.edges[self.first], self.edges[self.last]
+        return wall1 - wall0, cpu1 - cpu0
+
+
+def _autocast(device: torch.device, precision: str):
+    if "bf16" in precision:
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    if precision.startswith("16"):
+        return torch.autocast(device_type=device.type, dtype=torch.float16)
+    return contextlib.nullcontext()
+
+
+def bare_loop_seconds(model, batches, sched, iters: int, precision: str, compile_model: bool) -> tuple[float, float]:
+    """(wall, process CPU) seconds for `iters` plain SGD steps over in-memory batches, after untimed warm-up.
+
+    The batches are cycled rather than one batch repeated: a net fitted to a single batch drives its gradients
+    towards zero, and denormal floats would then slow the CPU loop for a reason real training does not have.
+    """
+    forward = torch.compile(model) if compile_model else model
+    opt = torch.optim.SGD(
+        model.parameters(),
+        lr=float(sched.lr),
+        momentum=float(sched.momentum),
+        weight_decay=float(sched.weight_decay),
+        nesterov=bool(sched.nesterov),
+    )
+    model.train()
+
+    device = batches[0][0].device
+    turn = iter(range(1 << 62))
+
+    def step() -> None:
+        x, y = batches[next(turn) % len(batches)]
+        with _autocast(device, precision):
+            loss = F.cross_entropy(forward(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    for _ in range(WARMUP_STEPS):
+        step()
+    _sync(device)
+    start, cpu = time.perf_counter(), time.process_time()
+    for _ in range(iters):
+        step()
+    _sync(device)
+    return time.perf_counter() - start, time.process_time() - cpu
+
+
+def tool_seconds(cfg, model, data, iters: int) -> tuple[float, float]:
+    """(wall, process CPU) seconds for `iters` steps of the real training path (Trainer.fit, TrainModule, stream)."""
+    from degradation.train.module import Ticks, TrainModule
+    from degradation.train.run import build_trainer
+
+    clock = _StepClock(WARMUP_STEPS, WARMUP_STEPS + iters)
+    with tempfile.TemporaryDirectory() as root:
+        trainer = build_trainer(cfg.trainer, WARMUP_STEPS + iters, root, callbacks=[clock.as_callback()])
+        module = TrainModule(
+            model, data.train, {}, cfg.schedule, int(cfg.model.depth), compile_model=bool(cfg.trainer.compile)
+        )
+        trainer.fit(module, train_dataloaders=Ticks())
+    return clock.seconds
+
+
+def stream_seconds(stream, device: torch.device, batches: int) -> float:
+    """Seconds per batch of the stream alone (gather, augmentation, normalisation)."""
+    next(stream)
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(stream)
+    _sync(device)
+    return (time.perf_counter() - start) / batches
+
+
+def _peak_memory_mb(device: torch.device) -> tuple[float, str]:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20, "cuda peak allocated"
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process peak RSS"
+
+
+def bench_one(
+    arch: str, depth: int, accelerator: str, iters: int, results_dir: Path, overrides: Sequence[str], rounds: int
+) -> dict:
+    from degradation.data import build_data
+    from degradation.models import build_model, count_macs, input_shape
+    from degradation.train.run import build_trainer, configure_runtime, seed_everything
+
+    cfg = _bench_cfg(arch, depth, accelerator, iters, results_dir, overrides)
+    threads = configure_runtime(cfg.trainer)
+    device = build_trainer(cfg.trainer, 1, tempfile.gettempdir()).strategy.root_device
+    memory_format = torch.channels_last if cfg.trainer.channels_last else torch.contiguous_format
+    batch = int(cfg.schedule.batch_size)
+    data = build_data(cfg.data, batch_size=batch, seed=int(cfg.seed), device=device, memory_format=memory_format)
+    seed_everything(int(cfg.seed))
+    model = build_model(cfg.model)
+    macs = count_macs(model, input_shape(cfg.model.family))
+    bare_model = build_model(cfg.model)
+    bare_model.load_state_dict(model.state_dict())
+    model = model.to(device=device, memory_format=memory_format)
+    bare_model = bare_model.to(device=device, memory_format=memory_format)
+    batches = [tuple(t.clone() for t in next(data.train)) for _ in range(min(iters + WARMUP_STEPS, BARE_BATCHES))]
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    precision, compiled = str(cfg.trainer.precision), bool(cfg.trainer.compile)
+    bare_runs, tool_runs = [], []
+    for _ in range(rounds):  # alternate, keep each path's best round: other load only ever adds time
+        bare_runs.append(bare_loop_seconds(bare_model, batches, cfg.schedule, iters, precision, compiled))
+        tool_runs.append(tool_seconds(cfg, model, data, iters))
+    bare, tool = min(w for w, _ in bare_runs), min(w for w, _ in tool_runs)
+    bare_cpu, tool_cpu = min(c for _, c in bare_runs), min(c for _, c in tool_runs)
+    stream = min(stream_seconds(data.train, device, max(iters, 5)) for _ in range(rounds))
+    peak, kind = _peak_memory_mb(device)
+
+    tool_ips, bare_ips = iters * batch / tool, iters * batch / bare
+    step_s = tool / iters
+    return {
+        "arch": arch,
+        "depth": depth,
+        "device": device.type if device.type != "cuda" else torch.cuda.get_device_name(device),
+        "threads": threads,
+        "precision": precision,
+        "channels_last": bool(cfg.trainer.channels_last),
+        "compile": compiled,
+        "batch_size": batch,
+        "iters": iters,
+        "rounds": rounds,
+        "tool_images_per_s": tool_ips,
+        "bare_images_per_s": bare_ips,
+        "ratio": tool_ips / bare_ips,
+        # CPU time is what a loaded machine cannot inflate (with one thread it is the step's own work)
+        "ratio_cpu_time": bare_cpu / tool_cpu if tool_cpu > 0 else float("nan"),
+        "tool_step_ms": 1000 * step_s,
+        "bare_step_ms": 1000 * bare / iters,
+        "stream_ms": 1000 * stream,
+        "stream_share": stream / step_s,
+        "macs_per_image": macs,
+        "train_gmacs_per_s": 3 * macs * tool_ips / 1e9,  # forward + backward ~ 3x the forward's multiply-adds
+        "peak_memory_mb": peak,
+        "memory_kind": kind,
+        "projected_64k_s": PROJECTED_ITERS * step_s,
+    }
+
+
+def _duration(seconds: float) -> str:
+    hours, rest = divmod(int(seconds), 3600)
+    return f"{hours}h{rest // 60:02d}m"
+
+
+def print_bench(frame) -> None:
+    shown = frame.assign(
+        net=frame.arch + "-" + frame.depth.astype(str),
+        tool_img_s=frame.tool_images_per_s.round(1),
+        bare_img_s=frame.bare_images_per_s.round(1),
+        ratio=frame.ratio.round(3),
+        ratio_cpu=frame.ratio_cpu_time.round(3),
+        stream=(100 * frame.stream_share).round(1).astype(str) + "%",
+        gmac_s=frame.train_gmacs_per_s.round(1),
+        mem_mb=frame.peak_memory_mb.round(0).astype(int),
+        run_64k=frame.projected_64k_s.map(_duration),
+    )
+    columns = ["net", "device", "threads", "precision", "tool_img_s", "bare_img_s", "ratio", "ratio_cpu", "stream",
+               "gmac_s", "mem_mb", "run_64k"]  # fmt: skip
+    shown = shown[columns]
+    print(shown.to_string(index=False))
+    print(f"memory: {frame.memory_kind.iloc[0]}; gmac_s counts forward + backward as 3x the forward's multiply-adds")
+
+
+def run_bench(
+    depths: Sequence[int],
+    archs: Sequence[str],
+    device: str,
+    iters: int,
+    results_dir: str | Path,
+    overrides: Sequence[str] = (),
+    rounds: int = 3,
+) -> Any:
+    """Time each (arch, depth) at batch 128; print a table; write <results_dir>/bench.parquet atomically."""
+    import pandas as pd
+
+    from degradation.errors import UsageError
+    from degradation.io import write_atomic
+    from degradation.models.depth import cifar_blocks_per_stage
+    from degradation.train.folder import check_writable
+    from degradation.train.progress import quiet_lightning
+
+    if iters < 1:
+        raise UsageError(f"--iters {iters} must be >= 1")
+    for depth in depths:
+        cifar_blocks_per_stage(depth)
+    accelerator = _accelerator(device)
+    if accelerator not in ("cpu", "cuda", "gpu", "mps"):
+        raise UsageError(f"--device {device}; choose auto, cpu, cuda or mps")
+    results_dir = Path(results_dir)
+    check_writable(results_dir)
+    quiet_lightning()
+    rows = [
+        bench_one(arch, depth, accelerator, iters, results_dir, overrides, rounds) for arch in archs for depth in depths
+    ]
+    frame = pd.DataFrame(rows)
+    print_bench(frame)
+    write_atomic(results_dir / "bench.parquet", lambda tmp: frame.to_parquet(tmp, index=False))
+    return frame

@@ -1,0 +1,64 @@
+"""The shell around train(cfg) shared by `degradation train` and `python -m degradation.train`.
+
+Exit codes: 0 done, 1 the run failed (NaN loss, crash; the reason is in run.json), 2 bad input (one line,
+nothing written), 130 interrupted (status partial; the same command resumes).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from degradation.errors import RunFailed, UsageError
+
+USAGE = """usage: python -m degradation.train [--cfg] [hydra overrides ...]
+
+Trains one network; the same command again resumes it (or says it is done).
+  --cfg    print the composed config and stop
+examples:
+  python -m degradation.train model=plain model.depth=56 data=synthetic schedule=demo
+  python -m degradation.train model.depth=110 schedule=paper seed=1
+"""
+
+
+def _error(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+
+
+def run_from_args(args: list[str]) -> int:
+    """Parse `--cfg` and overrides, compose, validate, train; return the exit code."""
+    args = list(args)
+    if any(a in ("-h", "--help") for a in args):
+        print(USAGE, end="")
+        return 0
+    show_cfg = "--cfg" in args
+    overrides = [a for a in args if a != "--cfg"]
+    try:
+        from degradation.conf import compose, validate
+
+        cfg = compose(overrides)
+        if show_cfg:
+            from omegaconf import OmegaConf
+
+            print(OmegaConf.to_yaml(cfg), end="")
+            return 0
+        validate(cfg)
+        from degradation.train.run import train
+
+        info = train(cfg)
+    except UsageError as exc:
+        _error(str(exc))
+        return exc.exit_code
+    except RunFailed as exc:
+        _error(f"run failed: {exc}")
+        return 1
+    except KeyboardInterrupt as exc:
+        _error(str(exc) or "interrupted")
+        return 130
+    status = info.get("status")
+    if status == "failed":
+        _error(f"run failed: {info.get('reason')} (see {info.get('log_path')})")
+        return 1
+    if status == "partial":
+        _error(str(info.get("reason")))
+        return 130
+    return 0

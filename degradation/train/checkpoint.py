@@ -1,0 +1,46 @@
+"""checkpoints/last.ckpt: written through Lightning to a temporary name, then renamed into place.
+
+A kill at any instant leaves the previous checkpoint or the new one. The file is an ordinary Lightning
+checkpoint: `state_dict` (network weights under `model.`), `optimizer_states`, loop state, and the run's own
+state under `degradation` (see TrainModule.on_save_checkpoint).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from degradation.errors import UsageError
+from degradation.schema import CHECKPOINT
+
+
+def save_checkpoint(trainer, path: Path) -> None:
+    """Call on every rank (Lightning gathers state collectively); rank zero writes and renames."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    trainer.save_checkpoint(tmp)
+    if trainer.global_rank == 0:
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    trainer.strategy.barrier("degradation.save_checkpoint")
+
+
+def remove_stale_temps(run_dir: Path) -> None:
+    """A checkpoint that a kill interrupted mid-write is garbage; drop it."""
+    folder = (Path(run_dir) / CHECKPOINT).parent
+    if folder.is_dir():
+        for path in folder.glob(".*.tmp"):
+            path.unlink()
+
+
+def checkpoint_iteration(path: Path) -> int:
+    """The iteration a checkpoint holds (0 when it has none of the run's state)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as exc:  # unpickling errors come in many types
+        reason = type(exc).__name__
+        raise UsageError(f"checkpoint {path} cannot be read ({reason}); delete it to start the run over") from None
+    return int(state.get("degradation", {}).get("iteration", 0))

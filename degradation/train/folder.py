@@ -1,0 +1,244 @@
+"""The run folder of one training process: run.json, curves, checkpoint, train.log, lock.
+
+Only rank zero writes files; every rank takes part in saving the checkpoint (Lightning gathers collectively).
+Order at a checkpoint: curve part, then checkpoint, then run.json, so a checkpoint never exists without the
+curve rows up to its iteration.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import platform
+import subprocess
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from degradation.conf import resolved_dict, run_id
+from degradation.errors import UsageError
+from degradation.io import write_json_atomic, write_text_atomic
+from degradation.schema import CHECKPOINT, CONFIG_FILE, LOCK_FILE, LOG_FILE, RUN_FILE, SCHEMA_VERSION
+from degradation.train.checkpoint import save_checkpoint
+from degradation.train.curves import CurveWriter
+from degradation.train.progress import Progress
+
+STATUS_EVERY_S = 5.0  # run.json between checkpoints: often enough for `degradation status`, cheap on a GPU
+EMPTY_SUMMARY = {
+    "final_train_error": None,
+    "final_test_error": None,
+    "final_val_error": None,
+    "best_test_error": None,
+    "best_test_step": None,
+    "warmup_ended_at": None,
+    "wall_s": 0.0,
+    "images_per_s": None,
+}
+
+
+def check_writable(results_dir: str | os.PathLike) -> None:
+    """Fail before anything is created when the results folder cannot be made or written (works as root too)."""
+    target = Path(results_dir).expanduser().absolute()
+    probe = target
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UsageError(f"results folder {target} cannot be created ({probe} is not a folder); choose another")
+    test_file = probe / f".degradation-write-test-{os.getpid()}"
+    try:
+        os.close(os.open(test_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        os.unlink(test_file)
+    except OSError as exc:
+        raise UsageError(f"results folder {target} is not writable ({exc.strerror}); choose another") from None
+
+
+def read_run_json(run_dir: Path) -> dict | None:
+    import json
+
+    try:
+        return json.loads((Path(run_dir) / RUN_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def git_revision() -> str | None:
+    """HEAD of the checkout the package runs from, '+dirty' when tracked files changed; None outside git."""
+    here = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{head}+dirty" if dirty else head
+
+
+def library_versions() -> dict[str, str | None]:
+    import importlib.metadata as md
+
+    import torch
+
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in ("degradation", "torch", "pytorch-lightning", "hydra-core", "omegaconf", "numpy", "pandas", "pyarrow"):
+        try:
+            versions[name] = md.version(name)
+        except md.PackageNotFoundError:
+            versions[name] = None
+    versions["cuda"] = torch.version.cuda
+    versions["cudnn"] = str(torch.backends.cudnn.version()) if torch.backends.cudnn.is_available() else None
+    return versions
+
+
+class RunLock:
+    """An flock on <run>/.lock with the holder's pid inside: one process trains a run at a time.
+
+    The kernel drops the lock when the process dies (SIGKILL included), so a stale lock never blocks a resume.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = Path(run_dir) / LOCK_FILE
+        self.handle = None
+
+    def acquire(self) -> None:
+        handle = open(self.path, "a+")  # noqa: SIM115 (held open for the whole run: the lock lives on it)
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "?"
+            handle.close()
+            raise UsageError(f"run {self.path.parent.name} is being trained by pid {holder}; wait or stop it") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self.handle = handle
+
+    def release(self) -> None:
+        if self.handle is not None:
+            fcntl.flock(self.handle.fileno(), fcntl.LOCK_UN)
+            self.handle.close()
+            self.handle = None
+
+
+class RunFolder:
+    """Rank zero's writer of one run folder; on other ranks (writer=False) it only joins checkpoint saves."""
+
+    def __init__(self, cfg: DictConfig, path: Path, static: dict[str, Any], writer: bool, progress_mode: str) -> None:
+        self.cfg = cfg
+        self.path = Path(path)
+        self.writer = writer
+        self.static = static
+        self.state: dict[str, Any] = {"status": "running", "reason": None, "iteration": 0, **EMPTY_SUMMARY}
+        self._status_at = 0.0
+        model = cfg.model
+        self.curves = CurveWriter(
+            self.path,
+            ids={
+                "run_id": static["run_id"],
+                "arch": model.arch,
+                "depth": int(model.depth),
+                "shortcut": static["shortcut"],
+                "dataset": cfg.data.name,
+                "preset": cfg.schedule.name,
+                "seed": int(cfg.seed),
+            },
+            batch_size=int(cfg.schedule.batch_size),
+            train_size=int(static["train_size"]),
+        )
+        self.progress = Progress(static["run_id"], int(cfg.schedule.max_iters), self.path / LOG_FILE, progress_mode)
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.path / CHECKPOINT
+
+    def create(self) -> None:
+        """Make the folder and write config.yaml (rank zero, after every check has passed)."""
+        (self.path / CHECKPOINT).parent.mkdir(parents=True, exist_ok=True)
+        (self.path / "curves").mkdir(exist_ok=True)
+        write_text_atomic(self.path / CONFIG_FILE, OmegaConf.to_yaml(self.cfg, resolve=True))
+
+    # ---- Recorder protocol (called by TrainModule) --------------------------------------------------------
+    def window(self, module, iteration: int, rows: list[tuple[str, str, float]], evaluated: bool) -> None:
+        if not self.writer:
+            return
+        wall = module.wall_s()
+        for split, metric, value in rows:
+            self.curves.add(iteration, split, metric, value, wall)
+        if module.schedule.warmup.ended_at == iteration:
+            self.progress.log(f"warm-up ended at iteration {iteration} (train error {module.last['train_error']:.3f})")
+        self.progress.update(iteration, module.last["train_error"], module.last["test_error"], evaluated)
+        if time.monotonic() - self._status_at >= STATUS_EVERY_S:  # fast GPU runs end a window many times a second
+            self.write_status(module, "running")
+
+    def checkpoint(self, module, iteration: int) -> None:
+        if self.writer:
+            self.curves.flush(iteration)
+        save_checkpoint(module.trainer, self.checkpoint_path)
+        if self.writer:
+            self.write_status(module, "running")
+
+    # ---- run.json ------------------------------------------------------------------------------------------
+    def write_status(self, module, status: str, reason: str | None = None) -> dict:
+        """Merge the module's numbers into run.json and write it atomically (rank zero)."""
+        if module is not None:
+            summary = module.summary()
+            if summary["images_per_s"] is None:
+                summary.pop("images_per_s")  # keep the last session's figure when this one trained nothing
+            self.state.update(summary)
+        self.state.update(status=status, reason=reason)
+        info = {**self.static, **self.state, "updated_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        if self.writer:
+            write_json_atomic(self.path / RUN_FILE, info)
+            self._status_at = time.monotonic()
+        return info
+
+    def log(self, message: str) -> None:
+        if self.writer:
+            self.progress.log(message)
+
+    def close(self) -> None:
+        if self.writer:
+            self.progress.close()
+
+    def flush_curves(self, iteration: int) -> None:
+        if self.writer:
+            self.curves.flush(iteration)
+
+
+def static_info(cfg: DictConfig, path: Path, params: int, macs: int, device: str, train_size: int) -> dict:
+    """The run.json keys that do not change while the run trains."""
+    model = cfg.model
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id(cfg),
+        "total_iters": int(cfg.schedule.max_iters),
+        "arch": model.arch,
+        "depth": int(model.depth),
+        "shortcut": "none" if model.arch == "plain" else str(model.shortcut).upper(),
+        "dataset": cfg.data.name,
+        "preset": cfg.schedule.name,
+        "seed": int(cfg.seed),
+        "params": int(params),
+        "macs": int(macs),
+        "train_size": int(train_size),
+        "batch_size": int(cfg.schedule.batch_size),
+        "device": device,
+        "versions": library_versions(),
+        "git_revision": git_revision(),
+        "config": resolved_dict(cfg),
+        "pid": os.getpid(),
+        "log_path": str((Path(path) / LOG_FILE).absolute()),
+        "run_dir": str(Path(path).absolute()),
+    }

@@ -1,0 +1,283 @@
+"""The training step and its bookkeeping, as a LightningModule that owns its batch stream.
+
+Why the module owns the stream: Lightning prefetches a batch ahead of the step, so a stream it iterated
+would sit one batch past the checkpoint. Lightning iterates `Ticks` (plain integers) instead, and the step
+pulls its batch from the stream itself; the stream's position in a checkpoint is then exactly the step's.
+
+Nothing in the step reads the device: the training error and loss are summed on the device and read once
+per logging window (all-reduced under DDP), where the NaN check, the warm-up switch, evaluation and
+checkpointing happen.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Iterator
+from contextlib import nullcontext
+from typing import Any, Protocol
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from degradation.errors import RunFailed
+from degradation.train.schedule import Schedule
+
+
+class Ticks:
+    """What Lightning iterates: one integer per step, endless; the batches come from the module's stream."""
+
+    def __iter__(self) -> Iterator[int]:
+        tick = 0
+        while True:
+            yield tick
+            tick += 1
+
+
+class Recorder(Protocol):
+    """Where the module reports (rank zero writes files; other ranks and the benchmark do nothing)."""
+
+    def window(self, module: TrainModule, iteration: int, rows: list[tuple[str, str, float]], evaluated: bool) -> None:
+        ...
+
+    def checkpoint(self, module: TrainModule, iteration: int) -> None:
+        ...
+
+
+class NullRecorder:
+    def window(self, module: TrainModule, iteration: int, rows: list[tuple[str, str, float]], evaluated: bool) -> None:
+        pass
+
+    def checkpoint(self, module: TrainModule, iteration: int) -> None:
+        pass
+
+
+def _rng_state() -> dict:
+    """Every global generator, as plain types (checkpoints load with weights_only=True)."""
+    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    try:
+        import numpy as np
+
+        kind, keys, pos, has_gauss, cached = np.random.get_state()
+        state["numpy"] = (kind, torch.from_numpy(keys.astype("int64")), pos, has_gauss, cached)
+    except ImportError:
+        pass
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    if "numpy" in state:
+        import numpy as np
+
+        kind, keys, pos, has_gauss, cached = state["numpy"]
+        np.random.set_state((kind, keys.numpy().astype("uint32"), pos, has_gauss, cached))
+
+
+class TrainModule(pl.LightningModule):
+    """SGD on one network along the iteration schedule; windows, evaluations and checkpoints on the way.
+
+    model: the network (its state_dict keys are `model.*` in the checkpoint).
+    stream: endless iterator of on-device batches with state_dict/load_state_dict.
+    eval_sets: split -> iterable of (x, y) with len() = images.
+    sched: the schedule config (lr, momentum, weight_decay, nesterov, log_every, eval_every, checkpoint_every).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        stream: Any,
+        eval_sets: dict[str, Any],
+        sched: Any,
+        depth: int,
+        recorder: Recorder | None = None,
+        compile_model: bool = False,
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.model = model
+        self.stream = stream
+        self.eval_sets = eval_sets
+        self.sched = sched
+        self.schedule = Schedule(sched, depth)
+        self.recorder: Recorder = recorder or NullRecorder()
+        self.max_iters = int(sched.max_iters)
+        self.log_every = int(sched.log_every)
+        self.eval_every = int(sched.eval_every)
+        self.checkpoint_every = int(sched.checkpoint_every)
+        # A compiled forward is kept out of the module tree so checkpoint keys stay `model.*`.
+        self.__dict__["_forward"] = torch.compile(model) if compile_model else model
+        self.iteration = 0
+        self.lr_now = self.schedule.lr(0)
+        self._acc: torch.Tensor | None = None  # [sum of batch losses, misclassified images] of this window
+        self._window_steps = 0
+        self._window_images = 0
+        self.last: dict[str, float | None] = {"train_error": None, "train_loss": None, "test_error": None}
+        self.last_eval: dict[str, tuple[float, float]] = {}
+        self.best_test: tuple[float, int] | None = None
+        self.wall_base = 0.0
+        self._t0 = time.perf_counter()
+        self.session = {"images": 0.0, "train_s": 0.0}
+        self._mark = time.perf_counter()
+
+    # ---- optimisation -------------------------------------------------------------------------------------
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        s = self.sched
+        return torch.optim.SGD(
+            self.model.parameters(),
+            lr=self.lr_now,
+            momentum=float(s.momentum),
+            weight_decay=float(s.weight_decay),
+            nesterov=bool(s.nesterov),
+        )
+
+    def training_step(self, tick: Any, tick_idx: int) -> None:
+        x, y = next(self.stream)
+        opt = self.optimizers()
+        self.lr_now = self.schedule.lr(self.iteration)
+        for group in opt.param_groups:
+            group["lr"] = self.lr_now
+        logits = self._forward(x)
+        loss = F.cross_entropy(logits, y)
+        opt.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        opt.step()
+        with torch.no_grad():
+            step_sums = torch.stack((loss.detach().float(), (logits.argmax(1) != y).sum().float()))
+            self._acc = step_sums if self._acc is None else self._acc.add_(step_sums)
+        self._window_steps += 1
+        self._window_images += y.shape[0]
+        self.iteration += 1
+
+    # ---- windows, evaluation, checkpoints -----------------------------------------------------------------
+    def on_train_start(self) -> None:
+        if self._acc is not None:  # restored before the module reached its device
+            self._acc = self._acc.to(self.device)
+        self._t0 = time.perf_counter()
+        self._mark = self._t0
+
+    def wall_s(self) -> float:
+        return self.wall_base + time.perf_counter() - self._t0
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        it = self.iteration
+        final = it >= self.max_iters
+        if it % self.log_every and not final:
+            return
+        train_error, train_loss = self._read_window()
+        now = time.perf_counter()
+        self.session["train_s"] += now - self._mark
+        if not (math.isfinite(train_loss) and math.isfinite(train_error)):
+            raise RunFailed(f"training loss is {train_loss} in the window ending at iteration {it}")
+        self.last.update(train_error=train_error, train_loss=train_loss)
+        rows = [("train", "error", train_error), ("train", "loss", train_loss), ("train", "lr", self.lr_now)]
+        self.schedule.warmup.observe(train_error, it)
+        evaluated = final or it % self.eval_every == 0
+        if evaluated:
+            for split, (error, loss) in self.evaluate().items():
+                rows += [(split, "error", error), (split, "loss", loss)]
+        self.recorder.window(self, it, rows, evaluated)
+        if evaluated or it % self.checkpoint_every == 0:
+            self.recorder.checkpoint(self, it)
+        self._mark = time.perf_counter()
+
+    def _read_window(self) -> tuple[float, float]:
+        """The one device read per window: mean error and mean batch loss over all ranks."""
+        acc = self._acc if self._acc is not None else torch.zeros(2, device=self.device)
+        counts = torch.tensor([float(self._window_steps), float(self._window_images)], device=acc.device)
+        sums = torch.cat((acc, counts))
+        if self._trainer is not None and self.trainer.world_size > 1:
+            sums = self.trainer.strategy.reduce(sums, reduce_op="sum")
+        loss_sum, wrong, steps, images = sums.tolist()
+        self._acc = None
+        self._window_steps = self._window_images = 0
+        self.session["images"] += images
+        return wrong / max(images, 1.0), loss_sum / max(steps, 1.0)
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, tuple[float, float]]:
+        """Error and mean loss over each whole evaluation set (BN in eval mode), read once per set."""
+        was_training = self.model.training
+        self.model.eval()
+        results = {}
+        try:
+            for split, images in self.eval_sets.items():
+                sums = None
+                with self._precision_context():
+                    for x, y in images:
+                        logits = self._forward(x)
+                        batch = torch.stack(
+                            (F.cross_entropy(logits.float(), y, reduction="sum"), (logits.argmax(1) != y).sum().float())
+                        )
+                        sums = batch if sums is None else sums.add_(batch)
+                loss_sum, wrong = sums.tolist() if sums is not None else (0.0, 0.0)
+                count = max(len(images), 1)
+                results[split] = (wrong / count, loss_sum / count)
+        finally:
+            self.model.train(was_training)
+        self.last_eval = results
+        if "test" in results:
+            error = results["test"][0]
+            self.last["test_error"] = error
+            if self.best_test is None or error < self.best_test[0]:
+                self.best_test = (error, self.iteration)
+        return results
+
+    def _precision_context(self):
+        """The autocast the training step runs under (bf16-mixed), fresh for each use."""
+        return self.trainer.precision_plugin.forward_context() if self._trainer is not None else nullcontext()
+
+    # ---- what a checkpoint carries beyond weights and optimizer -------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["degradation"] = {
+            "iteration": self.iteration,
+            "lr_now": self.lr_now,
+            "stream": self.stream.state_dict(),
+            "warmup": self.schedule.warmup.state_dict(),
+            "window": {"acc": self._acc, "steps": self._window_steps, "images": self._window_images},
+            "last": dict(self.last),
+            "last_eval": {k: list(v) for k, v in self.last_eval.items()},
+            "best_test": list(self.best_test) if self.best_test else None,
+            "wall_s": self.wall_s(),
+            "rng": _rng_state(),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint["degradation"]
+        self.iteration = int(state["iteration"])
+        self.lr_now = float(state["lr_now"])
+        self.stream.load_state_dict(state["stream"])
+        self.schedule.warmup.load_state_dict(state["warmup"])
+        self._acc = state["window"]["acc"]
+        self._window_steps = int(state["window"]["steps"])
+        self._window_images = int(state["window"]["images"])
+        self.last = dict(state["last"])
+        self.last_eval = {k: (float(v[0]), float(v[1])) for k, v in state["last_eval"].items()}
+        self.best_test = (float(state["best_test"][0]), int(state["best_test"][1])) if state["best_test"] else None
+        self.wall_base = float(state["wall_s"])
+        _set_rng_state(state["rng"])
+
+    def summary(self) -> dict:
+        """The numbers run.json reports about training so far."""
+        train_s, images = self.session["train_s"], self.session["images"]
+        val = self.last_eval.get("val")
+        return {
+            "iteration": self.iteration,
+            "final_train_error": self.last["train_error"],
+            "final_test_error": self.last["test_error"],
+            "final_val_error": val[0] if val else None,
+            "best_test_error": self.best_test[0] if self.best_test else None,
+            "best_test_step": self.best_test[1] if self.best_test else None,
+            "warmup_ended_at": self.schedule.warmup.ended_at,
+            "wall_s": self.wall_s(),
+            "images_per_s": images / train_s if train_s > 0 else None,
+        }

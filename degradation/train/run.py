@@ -1,0 +1,231 @@
+"""train(cfg): one run from a composed config to a finished run folder; resumes when the folder has a checkpoint.
+
+Order matters for "no half-written run folder": validate, check the results folder is writable, build the
+data and the model (either may refuse with a UsageError), and only then create the folder.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import threading
+import traceback
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+
+from degradation.conf import run_dir, validate
+from degradation.errors import RunFailed, UsageError
+from degradation.train.checkpoint import checkpoint_iteration, remove_stale_temps
+from degradation.train.curves import trim_parts
+from degradation.train.folder import RunFolder, RunLock, check_writable, read_run_json, static_info
+from degradation.train.module import Ticks, TrainModule
+from degradation.train.progress import quiet_lightning
+
+
+def cpu_threads(setting: Any) -> int:
+    """trainer.threads: auto = every core this process may use."""
+    if setting == "auto":
+        try:
+            return len(os.sched_getaffinity(0))
+        except AttributeError:
+            return os.cpu_count() or 1
+    return int(setting)
+
+
+def configure_runtime(trainer_cfg: Any) -> int:
+    """Threads and cuDNN autotuning, set once before any tensor work; returns the thread count."""
+    threads = cpu_threads(trainer_cfg.threads)
+    torch.set_num_threads(threads)
+    torch.backends.cudnn.benchmark = bool(trainer_cfg.cudnn_benchmark)
+    quiet_lightning()
+    return threads
+
+
+def seed_everything(seed: int) -> None:
+    """Seeds the weights' initialisation (the stream has its own generator, seeded by build_data)."""
+    random.seed(seed)
+    torch.manual_seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed)
+    except ImportError:
+        pass
+
+
+def build_trainer(trainer_cfg: Any, max_steps: int, root_dir: Path | str, callbacks: list | None = None):
+    """A Lightning Trainer that only runs the loop: no logger, bar, summary, sanity check or validation loop."""
+    import pytorch_lightning as pl
+
+    accelerator = {"cuda": "gpu"}.get(str(trainer_cfg.accelerator), str(trainer_cfg.accelerator))
+    devices = int(trainer_cfg.devices)
+    precision = {"32": "32-true"}.get(str(trainer_cfg.precision), str(trainer_cfg.precision))
+    try:
+        return pl.Trainer(
+            accelerator=accelerator,
+            devices=devices,
+            strategy="ddp" if devices > 1 else "auto",
+            precision=precision,
+            max_steps=max_steps,
+            max_epochs=-1,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            limit_val_batches=0,
+            use_distributed_sampler=False,
+            benchmark=bool(trainer_cfg.cudnn_benchmark) if accelerator in ("gpu", "auto") else None,
+            default_root_dir=str(root_dir),
+            callbacks=callbacks or [],
+        )
+    except Exception as exc:  # Lightning's MisconfigurationException: no such device, too many devices
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"trainer.accelerator={trainer_cfg.accelerator} devices={devices}: {first}") from None
+
+
+def device_label(trainer, threads: int, precision: str) -> str:
+    device = trainer.strategy.root_device
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        return f"{trainer.world_size}x cuda {name} {precision}"
+    if device.type == "mps":
+        return f"mps {precision}"
+    return f"cpu {threads} threads {precision}"
+
+
+def build_parts(cfg: DictConfig, trainer) -> tuple[torch.nn.Module, Any, dict]:
+    """Model (seeded, on device, memory format set) and data for this rank; counts measured on a copy."""
+    from degradation.data import build_data
+    from degradation.models import build_model, count_macs, count_params, input_shape
+
+    world, rank = trainer.world_size, trainer.global_rank
+    batch = int(cfg.schedule.batch_size)
+    if batch % world:
+        raise UsageError(f"schedule.batch_size={batch} must be divisible by the {world} devices (the global batch)")
+    device = trainer.strategy.root_device
+    memory_format = torch.channels_last if cfg.trainer.channels_last else torch.contiguous_format
+    seed_everything(int(cfg.seed))
+    model = build_model(cfg.model)
+    counts = {"params": count_params(model), "macs": count_macs(model, input_shape(cfg.model.family))}
+    model = model.to(device=device, memory_format=memory_format)
+    data = build_data(
+        cfg.data, batch_size=batch, seed=int(cfg.seed), device=device, memory_format=memory_format,
+        world_size=world, rank=rank,
+    )
+    return model, data, counts
+
+
+def train(cfg: DictConfig) -> dict:
+    """Train (or resume, or report as done) the run `cfg` names; returns its final run.json content.
+
+    Raises UsageError before anything is written when the config or the results folder is bad.
+    A NaN/inf loss ends with status failed and the reason (returned, not raised); an interrupt with status
+    partial (KeyboardInterrupt re-raised); any other crash with status failed (re-raised as RunFailed).
+    """
+    validate(cfg)
+    check_writable(cfg.results_dir)
+    path = run_dir(cfg)
+    threads = configure_runtime(cfg.trainer)
+    max_iters = int(cfg.schedule.max_iters)
+    trainer = build_trainer(cfg.trainer, max_steps=max_iters, root_dir=path)
+    writer = trainer.global_rank == 0
+
+    previous = read_run_json(path)
+    if writer and previous and previous.get("status") == "done":
+        print(f"{path.name}: already done ({previous.get('iteration')}/{previous.get('total_iters')} iterations)")
+        return previous
+
+    model, data, counts = build_parts(cfg, trainer)
+    device = device_label(trainer, threads, str(cfg.trainer.precision))
+    static = static_info(cfg, path, counts["params"], counts["macs"], device, data.train_size)
+    folder = RunFolder(cfg, path, static, writer=writer, progress_mode=str(cfg.trainer.progress))
+    lock = RunLock(path)
+    if writer:
+        path.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
+        folder.create()
+        previous = read_run_json(path)
+        if previous and previous.get("status") == "done":  # finished by another process meanwhile
+            lock.release()
+            return previous
+    try:
+        return _fit(cfg, trainer, folder, model, data, previous)
+    finally:
+        if writer:
+            lock.release()
+
+
+def _fit(cfg: DictConfig, trainer, folder: RunFolder, model, data, previous: dict | None) -> dict:
+    ckpt = folder.checkpoint_path if folder.checkpoint_path.is_file() else None
+    start = checkpoint_iteration(ckpt) if ckpt else 0
+    if folder.writer:
+        remove_stale_temps(folder.path)
+        trim_parts(folder.path, start)  # rows past the checkpoint are recomputed; with no checkpoint, all go
+        if previous and previous.get("images_per_s"):
+            folder.state["images_per_s"] = previous["images_per_s"]
+        folder.state["iteration"] = start
+    module = TrainModule(
+        model,
+        data.train,
+        data.eval_sets,
+        cfg.schedule,
+        depth=int(cfg.model.depth),
+        recorder=folder,
+        compile_model=bool(cfg.trainer.compile),
+    )
+    folder.write_status(None, "running")
+    what = f"resuming at iteration {start}" if ckpt else "starting"
+    folder.log(f"{what}: {folder.static['device']}, {data.name}, {folder.static['params']:,} parameters")
+    sigint = signal.getsignal(signal.SIGINT)  # Lightning ignores Ctrl-C after the first; put it back after
+    try:
+        trainer.fit(module, train_dataloaders=Ticks(), ckpt_path=str(ckpt) if ckpt else None, weights_only=True)
+    except RunFailed as exc:
+        folder.flush_curves(module.iteration)
+        info = folder.write_status(module, "failed", str(exc))
+        folder.log(f"failed: {exc}")
+        folder.close()
+        return info
+    except (KeyboardInterrupt, SystemExit) as exc:  # Lightning turns Ctrl-C into SystemExit(1); SIGTERM too
+        _restore_sigint(sigint)
+        reason = f"interrupted at iteration {module.iteration}; run the same command to resume"
+        folder.write_status(module, "partial", reason)
+        folder.log(reason)
+        folder.close()
+        raise KeyboardInterrupt(reason) from exc
+    except UsageError as exc:  # e.g. a checkpoint that does not fit this run's data
+        folder.write_status(module, "failed", str(exc))
+        folder.close()
+        raise
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        folder.write_status(module, "failed", reason)
+        if folder.writer:
+            with open(folder.path / "train.log", "a") as handle:
+                handle.write(traceback.format_exc())
+        folder.close()
+        raise RunFailed(reason) from exc
+    if module.iteration < int(cfg.schedule.max_iters):  # the loop stopped early without an exception
+        info = folder.write_status(module, "partial", f"stopped at iteration {module.iteration}")
+        folder.close()
+        return info
+    info = folder.write_status(module, "done")
+    folder.close()
+    folder.log(
+        f"done: train err {_pct(info['final_train_error'])}, test err {_pct(info['final_test_error'])}, "
+        f"{info['wall_s']:.0f} s"
+    )
+    return info
+
+
+def _restore_sigint(handler: Any) -> None:
+    if handler is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, handler)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}%"

@@ -1,0 +1,31 @@
+"""`degradation bench` on a tiny net: it prints its table and writes bench.parquet (numbers are not asserted)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from degradation.bench import run_bench
+from degradation.errors import UsageError
+
+TINY = ["schedule.batch_size=8", "data.train_size=64", "data.test_size=16", "trainer.threads=1"]
+
+
+def test_bench_prints_and_writes_its_table(tmp_path, capsys) -> None:
+    frame = run_bench([8], ["plain"], "cpu", 2, tmp_path, overrides=TINY, rounds=1)
+    table = capsys.readouterr().out
+    assert "plain-8" in table and "ratio" in table
+    saved = pd.read_parquet(tmp_path / "bench.parquet")
+    assert saved.equals(frame) and list(saved.arch) == ["plain"] and list(saved.depth) == [8]
+    for column in ("tool_images_per_s", "bare_images_per_s", "ratio", "train_gmacs_per_s", "peak_memory_mb",
+                   "projected_64k_s", "stream_share"):  # fmt: skip
+        assert (saved[column] > 0).all(), column
+    assert saved.batch_size.iloc[0] == 8 and saved.macs_per_image.iloc[0] > 0
+
+
+def test_bench_refuses_bad_input_before_measuring(tmp_path) -> None:
+    with pytest.raises(UsageError, match="6n\\+2"):
+        run_bench([21], ["resnet"], "cpu", 2, tmp_path)
+    with pytest.raises(UsageError, match="iters"):
+        run_bench([20], ["resnet"], "cpu", 0, tmp_path)
+    assert not (tmp_path / "bench.parquet").exists()
