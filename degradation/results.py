@@ -136,7 +136,7 @@ def record_failure(run_dir: str | os.PathLike, ids: dict, reason: str) -> None:
 def effective_status(info: dict, run_dir: str | os.PathLike) -> tuple[str, str | None]:
     """(status, reason) as it stands now: a run.json left at "running" by a process that is gone is partial,
     or failed when the sweep saw that process die (failure.json newer than run.json)."""
-    from degradation.sweep.lock import owner_alive, pid_alive, read_lock
+    from degradation.lock import owner_alive, pid_alive, read_lock
 
     status, reason = str(info.get("status")), info.get("reason")
     if status != "running":

@@ -144,8 +144,8 @@ def run_sweep(request: SweepRequest) -> int:
     if request.dry_run:
         return 0
 
+    from degradation.lock import describe_owner
     from degradation.sweep.launch import Outcome
-    from degradation.sweep.lock import describe_owner
 
     held = [Outcome(c.run_id, "locked", f"being trained by {describe_owner(plan.states[c.run_id].owner or {})}")
             for c in plan.cells if plan.states[c.run_id].status == "running"]

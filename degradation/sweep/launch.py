@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from degradation.lock import TOKEN_ENV, Lock, describe_owner, try_acquire
 from degradation.results import FAILURE_FILE, CorruptFile, read_run_json, record_failure
 from degradation.schema import LOG_FILE
-from degradation.sweep.lock import TOKEN_ENV, Lock, describe_owner, try_acquire
 from degradation.sweep.plan import Cell, Plan
 from degradation.sweep.progress import RunWatch, SweepView
 

@@ -14,9 +14,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from degradation.conf import CONF_DIR, compose, run_id, validate
 from degradation.errors import UsageError
+from degradation.lock import describe_owner, live_owner
 from degradation.results import CorruptFile, effective_status, read_run_json
 from degradation.sweep import estimate
-from degradation.sweep.lock import describe_owner, live_owner
 
 if TYPE_CHECKING:
     from degradation.sweep.api import SweepRequest

@@ -22,9 +22,9 @@ from typing import Any
 from submitit.helpers import Checkpointable
 
 from degradation.errors import UsageError
+from degradation.lock import TOKEN_ENV, RunLocked, run_lock
 from degradation.schema import LOG_FILE
 from degradation.sweep.launch import Outcome, last_log_line
-from degradation.sweep.lock import RunLocked, run_lock
 
 CLUSTERS = ("slurm", "local")
 
@@ -85,8 +85,8 @@ class TrainJob(Checkpointable):
 
         run_dir = Path(self.run_dir)
         try:
-            with run_lock(run_dir), output_to(run_dir / LOG_FILE):
-                code = run_from_args(self.args)
+            with run_lock(run_dir) as held, output_to(run_dir / LOG_FILE), _lock_token(held.token):
+                code = run_from_args(self.args)  # the trainer re-enters the lock we hold through the token
                 if code != 0 and _PREEMPTED["flag"]:
                     raise SystemExit(_requeue_exit_code())
         except RunLocked as exc:
@@ -202,3 +202,17 @@ def _job_outcome(job, cell) -> Outcome:
     if isinstance(result, dict) and result.get("status") == "locked":
         return Outcome(cell.run_id, "locked", result.get("reason"), log_path)
     return Outcome(cell.run_id, "done", None, log_path)
+
+
+@contextlib.contextmanager
+def _lock_token(token: str) -> Iterator[None]:
+    """Expose our lock's token to the in-process trainer, as the local launcher does through the environment."""
+    before = os.environ.get(TOKEN_ENV)
+    os.environ[TOKEN_ENV] = token
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(TOKEN_ENV, None)
+        else:
+            os.environ[TOKEN_ENV] = before

@@ -7,7 +7,6 @@ curve rows up to its iteration.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import platform
 import subprocess
@@ -21,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from degradation.conf import resolved_dict, run_id
 from degradation.errors import UsageError
 from degradation.io import write_json_atomic, write_text_atomic
-from degradation.schema import CHECKPOINT, CONFIG_FILE, LOCK_FILE, LOG_FILE, RUN_FILE, SCHEMA_VERSION
+from degradation.schema import CHECKPOINT, CONFIG_FILE, LOG_FILE, RUN_FILE, SCHEMA_VERSION
 from degradation.train.checkpoint import save_checkpoint
 from degradation.train.curves import CurveWriter
 from degradation.train.progress import Progress
@@ -98,38 +97,6 @@ def library_versions() -> dict[str, str | None]:
     versions["cuda"] = torch.version.cuda
     versions["cudnn"] = str(torch.backends.cudnn.version()) if torch.backends.cudnn.is_available() else None
     return versions
-
-
-class RunLock:
-    """An flock on <run>/.lock with the holder's pid inside: one process trains a run at a time.
-
-    The kernel drops the lock when the process dies (SIGKILL included), so a stale lock never blocks a resume.
-    """
-
-    def __init__(self, run_dir: Path) -> None:
-        self.path = Path(run_dir) / LOCK_FILE
-        self.handle = None
-
-    def acquire(self) -> None:
-        handle = open(self.path, "a+")  # noqa: SIM115 (held open for the whole run: the lock lives on it)
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.seek(0)
-            holder = handle.read().strip() or "?"
-            handle.close()
-            raise UsageError(f"run {self.path.parent.name} is being trained by pid {holder}; wait or stop it") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        self.handle = handle
-
-    def release(self) -> None:
-        if self.handle is not None:
-            fcntl.flock(self.handle.fileno(), fcntl.LOCK_UN)
-            self.handle.close()
-            self.handle = None
 
 
 class RunFolder:

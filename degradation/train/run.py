@@ -6,6 +6,7 @@ data and the model (either may refuse with a UsageError), and only then create t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -19,9 +20,10 @@ from omegaconf import DictConfig
 
 from degradation.conf import run_dir, validate
 from degradation.errors import RunFailed, UsageError
+from degradation.lock import run_lock
 from degradation.train.checkpoint import checkpoint_iteration, remove_stale_temps
 from degradation.train.curves import trim_parts
-from degradation.train.folder import RunFolder, RunLock, check_writable, read_run_json, static_info
+from degradation.train.folder import RunFolder, check_writable, read_run_json, static_info
 from degradation.train.module import Ticks, TrainModule
 from degradation.train.progress import quiet_lightning
 
@@ -144,20 +146,15 @@ def train(cfg: DictConfig) -> dict:
     device = device_label(trainer, threads, str(cfg.trainer.precision))
     static = static_info(cfg, path, counts["params"], counts["macs"], device, data.train_size)
     folder = RunFolder(cfg, path, static, writer=writer, progress_mode=str(cfg.trainer.progress))
-    lock = RunLock(path)
-    if writer:
-        path.mkdir(parents=True, exist_ok=True)
-        lock.acquire()
-        folder.create()
-        previous = read_run_json(path)
-        if previous and previous.get("status") == "done":  # finished by another process meanwhile
-            lock.release()
-            return previous
-    try:
-        return _fit(cfg, trainer, folder, model, data, previous)
-    finally:
+    with contextlib.ExitStack() as stack:
         if writer:
-            lock.release()
+            path.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(run_lock(path))
+            folder.create()
+            previous = read_run_json(path)
+            if previous and previous.get("status") == "done":  # finished by another process meanwhile
+                return previous
+        return _fit(cfg, trainer, folder, model, data, previous)
 
 
 def _fit(cfg: DictConfig, trainer, folder: RunFolder, model, data, previous: dict | None) -> dict:
