@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 RESULTS ?= results
 DEMO_RESULTS ?= results/demo
+DEMO_DEPTHS ?= 20,56
+DEMO_JOBS ?= 2
 JOBS ?= 1
 
 .DEFAULT_GOAL := help
@@ -26,8 +28,8 @@ $(VENV)/.installed: $(BIN)/activate pyproject.toml
 install: $(VENV)/.installed ## Create .venv and install the tool with its dependencies
 
 demo: install ## The main job: offline synthetic-data sweep (plain vs ResNet), figures and summary on a CPU
-	$(BIN)/degradation sweep --data synthetic --preset demo --depths 20,56 --archs plain,resnet \
-		--jobs $(JOBS) --results $(DEMO_RESULTS)
+	$(BIN)/degradation sweep --data synthetic --preset demo --depths $(DEMO_DEPTHS) --archs plain,resnet \
+		--jobs $(DEMO_JOBS) --results $(DEMO_RESULTS)
 	$(BIN)/degradation plot --results $(DEMO_RESULTS)
 	@echo "Figures: $(DEMO_RESULTS)/figures   Summary: $(DEMO_RESULTS)/summary.md"
 
@@ -38,13 +40,13 @@ test: install ## Run the test suite (fast; slow tests with: make test PYTEST_ARG
 lint: install ## ruff check
 	$(BIN)/ruff check degradation tests benchmarks
 
+PAPER := --data cifar10 --preset paper --jobs $(JOBS) --results $(RESULTS)
 reproduce-figures: install ## The paper's CIFAR-10 study (plain 20-110, ResNet 20-1202), then figures and tables
-	$(BIN)/degradation sweep --data cifar10 --preset paper --archs plain --depths 20,32,44,56,110 \
-		--jobs $(JOBS) --results $(RESULTS) $(SWEEP_ARGS)
-	$(BIN)/degradation sweep --data cifar10 --preset paper --archs resnet --depths 20,32,44,56,110,1202 \
-		--jobs $(JOBS) --results $(RESULTS) $(SWEEP_ARGS)
-	$(if $(SEEDS110),$(BIN)/degradation sweep --data cifar10 --preset paper --archs resnet --depths 110 \
-		--seeds $(SEEDS110) --jobs $(JOBS) --results $(RESULTS) $(SWEEP_ARGS))
+	$(BIN)/degradation sweep $(PAPER) --archs plain,resnet --depths 20,32,44,56,110 --dry-run $(SWEEP_ARGS)
+	$(BIN)/degradation sweep $(PAPER) --archs resnet --depths 1202 --dry-run $(SWEEP_ARGS)
+	$(BIN)/degradation sweep $(PAPER) --archs plain,resnet --depths 20,32,44,56,110 $(SWEEP_ARGS)
+	$(BIN)/degradation sweep $(PAPER) --archs resnet --depths 1202 $(SWEEP_ARGS)
+	$(if $(SEEDS110),$(BIN)/degradation sweep $(PAPER) --archs resnet --depths 110 --seeds $(SEEDS110) $(SWEEP_ARGS))
 	$(BIN)/degradation plot --results $(RESULTS)
 
 bench: install ## Speed figures: the tool's training step against a bare PyTorch loop
