@@ -28,12 +28,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from degradation.lock import live_owner
+
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 # What every sweep of the suite trains: 2 runs (plain, resnet) of about 10 s each on this CPU.
 SWEEP_FLAGS = ("--data", "synthetic", "--preset", "smoke", "--depths", "8")
 SWEEP_EXTRA = ("data.train_size=128", "data.test_size=32", "trainer.accelerator=cpu")
-TIMING = ("wall_s", "images_per_s", "updated_at", "run_dir", "log_path")
+# Not results: timing, where, and the checkout's revision (another engineer may commit between two sweeps).
+TIMING = ("wall_s", "images_per_s", "updated_at", "run_dir", "log_path", "git_revision")
 CURVE_KEY = ["run_id", "step", "split", "metric"]
 
 
@@ -126,11 +129,14 @@ def wait_for(test: Callable[[], bool], proc: subprocess.Popen, timeout: float = 
     return False
 
 
-def one_line_error(proc: subprocess.CompletedProcess | tuple[int, str], code: int = 2) -> tuple[bool, str]:
-    """(ok, what was seen): exit `code` and exactly one non-empty stderr line, no traceback."""
+def one_line_error(proc: subprocess.CompletedProcess | tuple[int, str], code: int = 2,
+                   only: bool = True) -> tuple[bool, str]:
+    """(ok, what was seen): exit `code`, no traceback, and one `error:` line: all of stderr (`only`), or its last
+    line after the command's progress notes (plot's "responses: ..." lines)."""
     rc, err = (proc.returncode, proc.stderr) if isinstance(proc, subprocess.CompletedProcess) else proc
     lines = [line for line in err.splitlines() if line.strip()]
-    ok = rc == code and len(lines) == 1 and "Traceback" not in err
+    ok = (rc == code and bool(lines) and (len(lines) == 1 or not only) and lines[-1].startswith("error: ")
+          and "Traceback" not in err)
     shown = lines[-1] if lines else "(no stderr)"
     return ok, f"exit {rc}, {len(lines)} stderr line(s): {shown[:110]}"
 
@@ -190,8 +196,10 @@ def leftovers(results: Path) -> list[str]:
         if path.is_dir():
             continue
         rel = str(path.relative_to(results))
-        if path.name.endswith(".tmp") or path.name in (".lock", ".lock.takeover"):
+        if path.name.endswith(".tmp") or path.name == ".lock.takeover":
             bad.append(rel)
+        elif path.name == ".lock" and live_owner(path.parent):
+            bad.append(f"{rel} (held by a live process)")  # a stale lock is ignored by everyone: harmless
         elif path.suffix == ".parquet":
             try:
                 pd.read_parquet(path)
@@ -205,10 +213,24 @@ def leftovers(results: Path) -> list[str]:
     return bad
 
 
-def finished_lines(results: Path) -> dict[str, int]:
-    """How many times each run's train.log says it finished (more than 1: the run was trained twice)."""
-    return {p.parent.name: p.read_text(errors="replace").count(" done: train err ")
-            for p in (results / "runs").glob("*/train.log")}
+def trainings(results: Path) -> dict[str, int]:
+    """How many sessions trained each run to its end, from train.log (more than 1: the run was trained twice).
+
+    A session that resumed at the last iteration (to rewrite a lost run.json) trains nothing and does not count.
+    """
+    counts = {}
+    for log in (results / "runs").glob("*/train.log"):
+        total = 12  # the smoke preset's max_iters
+        start, count = 0, 0
+        for line in log.read_text(errors="replace").splitlines():
+            if ": starting: " in line or line.split(" ", 1)[-1].startswith("starting: "):
+                start = 0
+            elif "resuming at iteration " in line:
+                start = int(line.split("resuming at iteration ", 1)[1].split(":")[0])
+            elif " done: train err " in line or line.split(" ", 1)[-1].startswith("done: train err"):
+                count += start < total
+        counts[log.parent.name] = count
+    return counts
 
 
 def fingerprint(folder: Path) -> dict[str, str]:
@@ -216,16 +238,19 @@ def fingerprint(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def check_recovered(results: Path, clean: Path, rerun: subprocess.CompletedProcess) -> tuple[bool, str, int]:
+def check_recovered(results: Path, clean: Path, rerun: subprocess.CompletedProcess,
+                    restarted: tuple[str, ...] = ()) -> tuple[bool, str, int]:
+    """Tables equal the clean ones, nothing left over, each run trained to its end once (`restarted`: twice,
+    the copied clean training and the restart the case asks for)."""
     problems, lost = compare(results, clean)
     if rerun.returncode != 0:
         problems.insert(0, f"rerun exit {rerun.returncode}: {_last(rerun.stderr or rerun.stdout)}")
     junk = leftovers(results)
     if junk:
         problems.append(f"left: {', '.join(junk[:3])}")
-    twice = {k: v for k, v in finished_lines(results).items() if v != 1}
+    twice = {k: v for k, v in trainings(results).items() if v != 1 + (k in restarted)}
     if twice:
-        problems.append(f"finished != once: {twice}")
+        problems.append(f"trained to the end != once: {twice}")
     return not problems, "; ".join(problems) or "tables equal the clean sweep's, nothing left over", lost
 
 
@@ -333,9 +358,9 @@ def read_only_case(work: Path, clean: Path) -> list[Case]:
     with read_only(results) as effective:
         for name, argv in commands.items():
             got = run(argv)
-            ok, seen = one_line_error(got)
+            ok, seen = one_line_error(got, only=False)
             cases.append(Case(f"read-only results: {name}", "results folder mounted read-only",
-                              "exit 2, one line, data intact", seen, ok and effective))
+                              "exit 2, ends with one error line, data intact", seen, ok and effective))
     lost = sum(1 for k, v in before.items() if fingerprint(results).get(k) != v)
     for c in cases:
         c.lost = lost
@@ -367,11 +392,11 @@ def enospc_case(work: Path, clean: Path) -> list[Case]:
                        "sweep (new depth)": ["sweep", *SWEEP_FLAGS[:-1], "8,14", "--results", str(results), "--",
                                              *SWEEP_EXTRA]}.items():
         got = run([PYTHON, "-c", _ENOSPC, *args])
-        ok, seen = one_line_error(got, code=got.returncode if got.returncode in (1, 2) else 2)
+        ok, seen = one_line_error(got, code=got.returncode if got.returncode in (1, 2) else 2, only=False)
         cases.append(Case(f"disk full (ENOSPC): {name}", "os.fsync patched to raise ENOSPC",
-                          "exit 1/2, one error line, earlier data intact", seen, ok))
+                          "exit 1/2, ends with one error line, earlier data intact", seen, ok))
     after = fingerprint(results)
-    lost = sum(1 for k, v in before.items() if after.get(k) != v and not k.startswith("runs/") or k not in after)
+    lost = sum(1 for k, v in before.items() if after.get(k) != v)
     for c in cases:
         c.lost, c.passed = lost, c.passed and not lost
     return cases
@@ -418,7 +443,7 @@ def corrupt_cases(work: Path, clean: Path) -> list[Case]:
     ckpt = run_dir / "checkpoints" / "last.ckpt"
     ckpt.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])
     got = run(sweep_args(results))
-    ok, seen, lost = check_recovered(results, clean, got)
+    ok, seen, lost = check_recovered(results, clean, got, restarted=(run_dir.name,))
     log = (run_dir / "train.log").read_text(errors="replace")
     said = "cannot be read" in log or "corrupt" in log
     cases.append(Case("truncated checkpoint", "halved last.ckpt of a partial run; reran the sweep",

@@ -290,5 +290,6 @@ def run_bench(
     ]
     frame = pd.DataFrame(rows)
     print_bench(frame)
+    results_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(results_dir / "bench.parquet", lambda tmp: frame.to_parquet(tmp, index=False))
     return frame

@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.exceptions import Abort, TyperException
 
 from degradation.cliargs import checked_list, int_list
-from degradation.errors import UsageError
+from degradation.errors import UsageError, out_of_memory
 
 app = typer.Typer(
     help=(
@@ -26,7 +27,19 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-ResultsOpt = Annotated[Path, typer.Option("--results", help="Results folder (run folders, parquet, figures).")]
+MAX_BENCH_ITERS = 100_000  # a typo's worth of zeros would time forever; a few hundred give a steady figure
+
+
+def _folder(text: str | Path) -> Path:
+    """--results / --out: an empty value would silently mean the current folder."""
+    if not str(text).strip():
+        raise typer.BadParameter("is empty; give a folder, e.g. --results results")
+    return Path(text)
+
+
+ResultsOpt = Annotated[
+    Path, typer.Option("--results", parser=_folder, help="Results folder (run folders, parquet, figures).")
+]
 EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
@@ -168,7 +181,9 @@ def responses(results: ResultsOpt = Path("results")) -> None:
 @app.command()
 def plot(
     results: ResultsOpt = Path("results"),
-    out: Annotated[Path | None, typer.Option(help="Figure folder (default: <results>/figures).")] = None,
+    out: Annotated[
+        Path | None, typer.Option(parser=_folder, help="Figure folder (default: <results>/figures).")
+    ] = None,
 ) -> None:
     """Render Figures 1, 6, 7, Table 6 and the summary from the collected results.
 
@@ -201,8 +216,8 @@ def bench(
     from degradation.bench import run_bench
     from degradation.models.depth import check_arch
 
-    if iters < 1:
-        raise UsageError(f"--iters {iters} must be >= 1")
+    if not 1 <= iters <= MAX_BENCH_ITERS:
+        raise UsageError(f"--iters {iters} must be between 1 and {MAX_BENCH_ITERS:,} (a few hundred time steadily)")
     run_bench(
         depths=int_list(depths, "--depths", minimum=-(10**9)),
         archs=checked_list(archs, "--archs", check_arch),
@@ -215,13 +230,31 @@ def bench(
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors become one line on stderr and exit code 2, never a traceback."""
     try:
-        app(args=argv)  # standalone: Typer handles its own usage errors (exit 2) and --help
-        code = 0
+        # not standalone: Typer's own usage errors (unknown option, not a number) come here to be one line too
+        result = app(args=argv, prog_name="degradation", standalone_mode=False)
+        code = result if isinstance(result, int) else 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except Abort:
+        typer.echo("aborted", err=True)
+        code = 1
+    except TyperException as exc:
+        code = exc.exit_code
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            exc.show()  # bare `degradation`: the help, as before
+        else:
+            ctx = getattr(exc, "ctx", None)
+            hint = f"; see `{ctx.command_path} --help`" if ctx is not None else ""
+            typer.echo(f"error: {exc.format_message().strip().splitlines()[-1]}{hint}", err=True)
     except UsageError as exc:
         typer.echo(f"error: {exc}", err=True)
         code = exc.exit_code
+    except (MemoryError, RuntimeError) as exc:
+        message = out_of_memory(exc)
+        if message is None:
+            raise
+        typer.echo(f"error: {message}", err=True)
+        code = 2
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         code = 130

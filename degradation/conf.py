@@ -142,7 +142,7 @@ def validate(cfg: DictConfig) -> None:
     )
 
     model, data, sched, trainer = cfg.model, cfg.data, cfg.schedule, cfg.trainer
-    _whole(cfg.seed, "seed", 0)
+    _need(_whole(cfg.seed, "seed", 0) < 2**32, f"seed={cfg.seed} must be < 2**32 (numpy's seed range)")
     check_arch(model.arch)
     family = check_family(model.family)
     if family == "cifar":

@@ -9,3 +9,18 @@ class UsageError(Exception):
 
 class RunFailed(Exception):
     """A run stopped for a reason recorded in its run.json (NaN loss, crash); the sweep goes on."""
+
+
+def out_of_memory(exc: BaseException) -> str | None:
+    """One line for an allocation failure (a size the user chose is too big: depth, classes, data, batch); else None.
+
+    torch reports a failed CPU or GPU allocation as a RuntimeError subclass, Python as MemoryError.
+    """
+    text = str(exc).strip()
+    if not (isinstance(exc, MemoryError) or "out of memory" in text.lower() or "can't allocate memory" in text):
+        return None
+    import re
+
+    size = re.search(r"[Tt]ried to allocate ([0-9.]+ ?[A-Za-z]+)", text)
+    detail = f" (tried to allocate {size.group(1)})" if size else ""
+    return f"out of memory{detail}; choose a smaller depth, batch size, data set or number of classes"

@@ -2,34 +2,58 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import socket
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
+
+from degradation.errors import UsageError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def unwritable(target: str | os.PathLike, exc: OSError) -> UsageError:
+    """The one-line error for a write the disk refused (full, read-only, folder removed), naming the file."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return UsageError(f"cannot write {target}: {reason}; free some space or use a writable results folder")
+
+
 @contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `target`; on success fsync it and rename it over `target`."""
+    """Yield a temporary path beside `target`; on success fsync it and rename it over `target`.
+
+    Creates the target's own folder but not missing folders above it: a run folder removed while its run
+    trains is an error, not silently rebuilt half-empty. A refused write (OSError) becomes a one-line
+    UsageError, and the old `target`, if any, stays as it was.
+    """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(exist_ok=True)
+        remove_stale_temps(target.parent, target.name)  # this file's leftovers from a writer killed before us
+        # host and pid in the name, so that a killed writer's leftover can be told from a live one's file
+        writer = f"{socket.gethostname()}~{os.getpid()}"
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}~{writer}~", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise unwritable(target, exc) from None
     os.close(fd)
     tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are shared like any other file
     try:
-        yield tmp_path
-        with open(tmp_path, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp_path, target)
+        try:
+            os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are shared like any other file
+            yield tmp_path
+            with open(tmp_path, "rb+") as handle:
+                os.fsync(handle.fileno())
+            os.replace(tmp_path, target)
+        except OSError as exc:
+            raise unwritable(target, exc) from None
     finally:
-        if tmp_path.exists():
+        with suppress(OSError):
             tmp_path.unlink()
 
 
@@ -45,3 +69,22 @@ def write_text_atomic(target: str | os.PathLike, text: str) -> None:
 
 def write_json_atomic(target: str | os.PathLike, data: Any) -> None:
     write_text_atomic(target, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def remove_stale_temps(folder: str | os.PathLike, name: str = "*") -> list[Path]:
+    """Delete the temp files in `folder` (of the file `name`, or of any) left by writers killed mid-write.
+
+    Safe beside live writers: a temp file names its host and pid, and only this host's dead writers' files go.
+    """
+    from degradation.lock import pid_alive
+
+    removed = []
+    host = socket.gethostname()
+    pattern = "*" if name == "*" else glob.escape(name)
+    for path in Path(folder).glob(f".{pattern}~*~*~*.tmp"):
+        _, writer_host, pid, _ = path.name.rsplit("~", 3)
+        if writer_host == host and pid.isdigit() and not pid_alive(int(pid)):
+            with suppress(OSError):
+                path.unlink()
+                removed.append(path)
+    return removed

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from degradation.errors import UsageError
+from degradation.io import unwritable
 from degradation.schema import LOCK_FILE
 
 TOKEN_ENV = "DEGRADATION_LOCK_TOKEN"
@@ -163,9 +164,7 @@ class Lock:
         """Record the training process we started, so the lock stays live even if we die first."""
         self.child_pid = pid
         self.owner = {**self.owner, "child_pid": pid, "child_start": _process_start(pid)}
-        tmp = self.path.with_name(f"{LOCK_FILE}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.owner))
-        os.replace(tmp, self.path)
+        _replace_with(self.path, self.owner)
 
     def release(self) -> None:
         if self.inherited:
@@ -198,11 +197,28 @@ def _create(path: Path, owner: dict) -> bool:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:
         return False
-    with os.fdopen(fd, "w") as handle:
-        handle.write(json.dumps(owner))
-        handle.flush()
-        os.fsync(handle.fileno())
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(json.dumps(owner))
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:  # a full disk: an empty lock would look "being created" to others for a minute
+        with contextlib.suppress(OSError):
+            path.unlink()
+        raise unwritable(path, exc) from None
     return True
+
+
+def _replace_with(path: Path, owner: dict) -> None:
+    """Write `owner` to the lock through a temporary file (the lock file is never seen half-written)."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(owner))
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise unwritable(path, exc) from None
 
 
 def _take_over(path: Path, stale: dict, owner: dict) -> bool:
@@ -222,9 +238,7 @@ def _take_over(path: Path, stale: dict, owner: dict) -> bool:
             return False  # someone else changed it meanwhile
         if again is not None and owner_alive(again):
             return False
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(owner))
-        os.replace(tmp, path)
+        _replace_with(path, owner)
         return True
     finally:
         with contextlib.suppress(FileNotFoundError):

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from degradation.errors import UsageError
-from degradation.io import write_atomic, write_json_atomic
+from degradation.io import remove_stale_temps, write_atomic, write_json_atomic
 from degradation.schema import (
     CURVE_COLUMNS,
     CURVES_DIR,
@@ -90,6 +90,25 @@ class CorruptFile(Exception):
     """A file of a run folder that cannot be read; the message says which and why."""
 
 
+class ForeignSchema(CorruptFile):
+    """A run folder written under another schema_version: left as it is (never collected nor trained over)."""
+
+    def __init__(self, message: str, version: object) -> None:
+        super().__init__(message)
+        self.version = version
+
+
+def check_schema(info: dict, path: Path) -> None:
+    """ForeignSchema when run.json names a schema_version other than ours (none named: ours, as written by hand)."""
+    version = info.get("schema_version", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        raise ForeignSchema(
+            f"{path}: schema_version {version}, this tool reads {SCHEMA_VERSION}; left as it is "
+            f"(move the folder away, or use the version of the tool that wrote it)",
+            version,
+        )
+
+
 def read_run_json(run_dir: str | os.PathLike) -> dict | None:
     """A run's run.json; None when it has none yet; CorruptFile when it cannot be parsed."""
     path = Path(run_dir) / RUN_FILE
@@ -105,6 +124,7 @@ def read_run_json(run_dir: str | os.PathLike) -> dict | None:
         raise CorruptFile(f"{path}: not JSON ({exc})") from None
     if not isinstance(info, dict) or "status" not in info:
         raise CorruptFile(f"{path}: no status field")
+    check_schema(info, path)
     return info
 
 
@@ -179,6 +199,16 @@ def _typed(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
     return frame[list(columns)]
 
 
+def _foreign(folder: Path) -> bool:
+    try:
+        read_run_json(folder)
+    except ForeignSchema:
+        return True
+    except CorruptFile:
+        pass
+    return False
+
+
 def read_runs(results_dir: str | os.PathLike, *, quiet: bool = False) -> pd.DataFrame:
     """One row per run folder that has a readable run.json, read now (no parquet needed)."""
     rows = []
@@ -242,8 +272,10 @@ def collect(results_dir: str | os.PathLike) -> tuple[Path, Path]:
     folders = run_folders(results_dir)
     if not folders:
         raise UsageError(f"no run folders under {runs_root(results_dir)}; start some with `degradation sweep`")
+    for folder in [results_dir, *folders]:  # what writers killed mid-write (a collect, a run) left behind
+        remove_stale_temps(folder)
     runs = read_runs(results_dir)
-    tables = [table for folder in folders for table in read_parts(folder)]
+    tables = [table for folder in folders if not _foreign(folder) for table in read_parts(folder)]
     curves = merge_curves(tables)
     curves_path, runs_path = results_dir / CURVES_TABLE, results_dir / RUNS_TABLE
     _write_table(curves_path, curves, CURVES_SCHEMA)

@@ -243,6 +243,7 @@ def test_collects_run_folders_when_there_is_no_curves_table(tmp_path: Path, caps
     folder = tmp_path / "runs" / rid
     ids = {"run_id": rid, "arch": "plain", "depth": 20, "shortcut": "none", "dataset": "synthetic",
            "preset": "demo", "seed": 0}
+    (folder / "curves").mkdir(parents=True)  # made by the run (RunFolder.create); writers never rebuild a tree
     writer = CurveWriter(folder, ids, batch_size=128, train_size=10000)
     for step in (10, 20):
         writer.add(step, "train", "error", 0.5 / step, step)

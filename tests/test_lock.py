@@ -12,8 +12,8 @@ import time
 import pytest
 from _sweep_helpers import dead_pid
 
-from degradation.errors import UsageError
 from degradation import lock as lock_mod
+from degradation.errors import UsageError
 from degradation.lock import TOKEN_ENV, Lock, live_owner, read_lock, run_lock, try_acquire
 
 

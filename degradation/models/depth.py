@@ -9,6 +9,7 @@ SHORTCUTS = ("A", "B", "C")
 FAMILIES = ("cifar", "imagenet")
 IMAGENET_DEPTHS = (18, 34, 50, 101, 152)
 PAPER_CIFAR_DEPTHS = (20, 32, 44, 56, 110, 1202)
+MAX_CIFAR_DEPTH = 6002  # n = 1000, 5x the paper's deepest; beyond it a typo would build a network for hours
 
 
 def cifar_blocks_per_stage(depth: object) -> int:
@@ -22,6 +23,8 @@ def cifar_blocks_per_stage(depth: object) -> int:
             ) from None
     if depth < 8:
         raise UsageError(f"depth {depth} is too small; CIFAR depths are 6n+2 with n >= 1: 8, 14, 20, ...")
+    if depth > MAX_CIFAR_DEPTH:
+        raise UsageError(f"depth {depth} is too large; CIFAR depths here go up to {MAX_CIFAR_DEPTH} (paper: 1202)")
     if (depth - 2) % 6:
         below = depth - (depth - 2) % 6
         raise UsageError(f"depth {depth} is not of the form 6n+2; nearest: {below} or {below + 6}")

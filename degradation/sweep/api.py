@@ -149,6 +149,8 @@ def run_sweep(request: SweepRequest) -> int:
 
     held = [Outcome(c.run_id, "locked", f"being trained by {describe_owner(plan.states[c.run_id].owner or {})}")
             for c in plan.cells if plan.states[c.run_id].status == "running"]
+    held += [Outcome(c.run_id, "skipped", plan.states[c.run_id].reason)
+             for c in plan.cells if plan.states[c.run_id].status == "foreign"]
     todo = plan.todo()
     try:
         outcomes = _launch(plan, todo, console) if todo else []

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from degradation.errors import UsageError
 from degradation.lock import TOKEN_ENV, Lock, describe_owner, try_acquire
 from degradation.results import FAILURE_FILE, CorruptFile, read_run_json, record_failure
 from degradation.schema import LOG_FILE
@@ -118,7 +119,7 @@ class LocalLauncher:
                 self.view.tick()
                 if self.active:
                     time.sleep(self.poll_s)
-        except KeyboardInterrupt:
+        except BaseException:  # Ctrl-C, SIGTERM, or an error of our own (a results folder gone): no orphans
             self._stop_all()
             for cell in queue:
                 self.outcomes.append(Outcome(cell.run_id, "stopped", "not started"))
@@ -217,7 +218,10 @@ class LocalLauncher:
         line = last_log_line(log_path)
         reason = f"{what}: {line}" if line else what
         if status not in ("done", "partial", "failed"):  # it died without recording its end
-            record_failure(cell.run_dir, cell_ids(cell), reason)
+            try:
+                record_failure(cell.run_dir, cell_ids(cell), reason)
+            except UsageError as exc:  # the run folder is gone or the disk refuses: say so, go on with the others
+                reason = f"{reason}; {exc}"
         return Outcome(cell.run_id, "failed", reason, log_path)
 
     def _finish(self, watch: RunWatch, outcome: Outcome, phase: str, text: str) -> None:

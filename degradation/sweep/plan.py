@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from degradation.conf import CONF_DIR, compose, run_id, validate
 from degradation.errors import UsageError
 from degradation.lock import describe_owner, live_owner
-from degradation.results import CorruptFile, effective_status, read_run_json
+from degradation.results import CorruptFile, ForeignSchema, effective_status, read_run_json
 from degradation.sweep import estimate
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ class Cell:
 class RunState:
     """Where a run stands before the sweep touches it."""
 
-    status: str  # new | done | partial | failed | running (held by a live process elsewhere)
+    status: str  # new | done | partial | failed | running (held by a live process elsewhere) | foreign (schema)
     iteration: int = 0
     reason: str | None = None
     owner: dict | None = None
@@ -65,6 +65,8 @@ class RunState:
         if self.status == "failed":
             reason = (self.reason or "")[:60]
             return f"failed at iteration {self.iteration}: {reason} (retry)"
+        if self.status == "foreign":
+            return f"skipped: {self.reason}"
         if self.status == "running":
             return f"running elsewhere ({describe_owner(self.owner or {})}), skipped"
         return self.status
@@ -75,6 +77,8 @@ def read_state(run_dir: Path) -> RunState:
     owner = live_owner(run_dir)
     try:
         info = read_run_json(run_dir)
+    except ForeignSchema as exc:
+        return RunState("foreign", reason=f"written under schema_version {exc.version}, left as it is")
     except CorruptFile as exc:
         if owner:
             return RunState("running", owner=owner)
@@ -155,10 +159,11 @@ class Plan:
 
     def counts(self) -> dict[str, int]:
         names = {"done": "done", "partial": "to resume", "failed": "to retry", "new": "new",
-                 "running": "running elsewhere"}
-        out = dict.fromkeys(names.values(), 0)
+                 "running": "running elsewhere", "foreign": "of another schema (skipped)"}
+        out = dict.fromkeys(list(names.values())[:-1], 0)  # "of another schema" only when there is one
         for cell in self.cells:
-            out[names[self.states[cell.run_id].status]] += 1
+            name = names[self.states[cell.run_id].status]
+            out[name] = out.get(name, 0) + 1
         return out
 
     def quicker_preset(self) -> tuple[str, float] | None:

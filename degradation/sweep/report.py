@@ -97,7 +97,8 @@ def print_outcomes(outcomes: list, console: Console) -> None:
         by_status.setdefault(outcome.status, []).append(outcome)
     parts = [f"{len(v)} {k}" for k, v in sorted(by_status.items())]
     console.print(f"sweep finished: {', '.join(parts) or 'nothing to do'}")
-    for outcome in by_status.get("locked", []):
+    noted = by_status.get("locked", []) + [o for o in by_status.get("skipped", []) if o.reason != "already done"]
+    for outcome in noted:
         console.print(f"  skipped {outcome.run_id}: {outcome.reason}")
     failed = by_status.get("failed", [])
     if failed:

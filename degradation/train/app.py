@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from degradation.errors import RunFailed, UsageError
+from degradation.errors import RunFailed, UsageError, out_of_memory
 
 USAGE = """usage: python -m degradation.train [--cfg] [hydra overrides ...]
 
@@ -54,6 +54,12 @@ def run_from_args(args: list[str]) -> int:
     except KeyboardInterrupt as exc:
         _error(str(exc) or "interrupted")
         return 130
+    except (MemoryError, RuntimeError) as exc:  # building a model or data set too big for this machine
+        message = out_of_memory(exc)
+        if message is None:
+            raise
+        _error(message)
+        return 2
     status = info.get("status")
     if status == "failed":
         _error(f"run failed: {info.get('reason')} (see {info.get('log_path')})")

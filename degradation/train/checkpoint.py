@@ -7,12 +7,15 @@ state under `degradation` (see TrainModule.on_save_checkpoint).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
 from pathlib import Path
 
 import torch
 
 from degradation.errors import UsageError
+from degradation.io import unwritable
 from degradation.schema import CHECKPOINT
 
 
@@ -20,11 +23,16 @@ def save_checkpoint(trainer, path: Path) -> None:
     """Call on every rank (Lightning gathers state collectively); rank zero writes and renames."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    trainer.save_checkpoint(tmp)
-    if trainer.global_rank == 0:
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+    try:
+        trainer.save_checkpoint(tmp)
+        if trainer.global_rank == 0:
+            with open(tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+    except OSError as exc:  # a full or read-only disk: keep the previous checkpoint, leave no half file behind
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise unwritable(path, exc) from None
     trainer.strategy.barrier("degradation.save_checkpoint")
 
 
@@ -36,11 +44,25 @@ def remove_stale_temps(run_dir: Path) -> None:
             path.unlink()
 
 
+class UnreadableCheckpoint(UsageError):
+    """A checkpoint torch cannot load (cut short, overwritten); `cause` names the error."""
+
+    def __init__(self, path: Path, cause: str) -> None:
+        super().__init__(f"checkpoint {path} cannot be read ({cause}); delete it to start the run over")
+        self.cause = cause
+
+
 def checkpoint_iteration(path: Path) -> int:
     """The iteration a checkpoint holds (0 when it has none of the run's state)."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:  # unpickling errors come in many types
-        reason = type(exc).__name__
-        raise UsageError(f"checkpoint {path} cannot be read ({reason}); delete it to start the run over") from None
+        raise UnreadableCheckpoint(path, type(exc).__name__) from None
     return int(state.get("degradation", {}).get("iteration", 0))
+
+
+def set_aside(path: Path) -> Path:
+    """Move a damaged checkpoint to last.ckpt.corrupt-<time> beside it: out of the way, but not thrown away."""
+    aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+    os.replace(path, aside)
+    return aside

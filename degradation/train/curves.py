@@ -77,6 +77,23 @@ def trim_parts(run_dir: Path, step: int) -> list[Path]:
     return removed
 
 
+def missing_windows(run_dir: Path, step: int, log_every: int) -> list[int]:
+    """Logging windows up to `step` without a training row in a readable part: a part lost or damaged after
+    its checkpoint was written. Resuming from that checkpoint would leave the gap in the curves for good."""
+    seen: set[int] = set()
+    for path in (Path(run_dir) / CURVES_DIR).glob("part-*.parquet"):
+        at = part_step(path)
+        if at is None or at > step:
+            continue
+        try:
+            table = pq.read_table(path, columns=["step", "split"])
+        except Exception:  # a truncated or foreign file: its rows count as missing
+            continue
+        seen.update(s for s, split in zip(table["step"].to_pylist(), table["split"].to_pylist(), strict=True)
+                    if split == "train")
+    return [s for s in range(log_every, step + 1, log_every) if s not in seen]
+
+
 def read_curves(run_dir: Path):
     """All parts of one run as a pandas DataFrame sorted by step (for tests and quick looks)."""
     import pandas as pd

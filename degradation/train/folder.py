@@ -151,10 +151,17 @@ class RunFolder:
 
     def checkpoint(self, module, iteration: int) -> None:
         if self.writer:
+            self.check_intact()
             self.curves.flush(iteration)
         save_checkpoint(module.trainer, self.checkpoint_path)
         if self.writer:
             self.write_status(module, "running")
+
+    def check_intact(self) -> None:
+        """Stop when the folder lost its files while the run trained (removed by hand, perhaps half-way): going
+        on would end in a "done" run whose earlier curve rows are gone."""
+        if not (self.path / CONFIG_FILE).is_file():
+            raise UsageError(f"run folder {self.path} lost its files while training (removed?); rerun to start over")
 
     # ---- run.json ------------------------------------------------------------------------------------------
     def write_status(self, module, status: str, reason: str | None = None) -> dict:

@@ -20,9 +20,11 @@ from omegaconf import DictConfig
 
 from degradation.conf import run_dir, validate
 from degradation.errors import RunFailed, UsageError
+from degradation.io import remove_stale_temps as remove_stale_io_temps
 from degradation.lock import run_lock
-from degradation.train.checkpoint import checkpoint_iteration, remove_stale_temps
-from degradation.train.curves import trim_parts
+from degradation.schema import SCHEMA_VERSION
+from degradation.train.checkpoint import UnreadableCheckpoint, checkpoint_iteration, remove_stale_temps, set_aside
+from degradation.train.curves import missing_windows, trim_parts
 from degradation.train.folder import RunFolder, check_writable, read_run_json, static_info
 from degradation.train.module import Ticks, TrainModule
 from degradation.train.progress import quiet_lightning
@@ -138,6 +140,11 @@ def train(cfg: DictConfig) -> dict:
     writer = trainer.global_rank == 0
 
     previous = read_run_json(path)
+    if previous and previous.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
+        raise UsageError(
+            f"run folder {path} was written under schema_version {previous['schema_version']} (this tool writes "
+            f"{SCHEMA_VERSION}); move it away to train the run again"
+        )
     if writer and previous and previous.get("status") == "done":
         print(f"{path.name}: already done ({previous.get('iteration')}/{previous.get('total_iters')} iterations)")
         return previous
@@ -158,10 +165,10 @@ def train(cfg: DictConfig) -> dict:
 
 
 def _fit(cfg: DictConfig, trainer, folder: RunFolder, model, data, previous: dict | None) -> dict:
-    ckpt = folder.checkpoint_path if folder.checkpoint_path.is_file() else None
-    start = checkpoint_iteration(ckpt) if ckpt else 0
+    ckpt, start = _resume_point(folder)
     if folder.writer:
-        remove_stale_temps(folder.path)
+        remove_stale_temps(folder.path)  # a checkpoint cut short by a kill
+        remove_stale_io_temps(folder.path)  # run.json, config.yaml: likewise
         trim_parts(folder.path, start)  # rows past the checkpoint are recomputed; with no checkpoint, all go
         if previous and previous.get("images_per_s"):
             folder.state["images_per_s"] = previous["images_per_s"]
@@ -217,6 +224,30 @@ def _fit(cfg: DictConfig, trainer, folder: RunFolder, model, data, previous: dic
         f"{info['wall_s']:.0f} s"
     )
     return info
+
+
+def _resume_point(folder: RunFolder) -> tuple[Path | None, int]:
+    """The checkpoint to resume from and its iteration. One that cannot be read (a damaged disk, a copy cut short),
+    or whose curve rows are not all on disk, is moved aside and the run starts over: failing every rerun of the
+    sweep would not fix it, and resuming would leave a gap in the curves."""
+    ckpt = folder.checkpoint_path
+    if not ckpt.is_file():
+        return None, 0
+    try:
+        start = checkpoint_iteration(ckpt)
+    except UnreadableCheckpoint as exc:
+        if not folder.writer:
+            raise
+        aside = set_aside(ckpt)
+        folder.log(f"warning: checkpoint {ckpt} cannot be read ({exc.cause}); kept as {aside.name}, starting over")
+        return None, 0
+    gaps = missing_windows(folder.path, start, int(folder.cfg.schedule.log_every)) if folder.writer else []
+    if gaps:
+        aside = set_aside(ckpt)
+        folder.log(f"warning: curve rows of iterations {gaps[0]}-{gaps[-1]} are missing (a part lost or damaged); "
+                   f"kept the checkpoint as {aside.name}, starting over")
+        return None, 0
+    return ckpt, start
 
 
 def _restore_sigint(handler: Any) -> None:
