@@ -24,6 +24,7 @@ from degradation.schema import (
     CURVES_TABLE,
     LOG_FILE,
     RUN_FILE,
+    RUN_IDENTITY,
     RUNS_TABLE,
     SCHEMA_VERSION,
 )
@@ -39,13 +40,7 @@ CURVE_KEY = ["run_id", "step", "split", "metric"]
 
 # runs.parquet: one row per run (the contract's columns, plus where its log is and when it last wrote).
 RUN_COLUMNS: dict[str, str] = {
-    "run_id": "string",
-    "arch": "string",
-    "depth": "int64",
-    "shortcut": "string",
-    "dataset": "string",
-    "preset": "string",
-    "seed": "int64",
+    **RUN_IDENTITY,
     "status": "string",
     "reason": "string",
     "iteration": "int64",

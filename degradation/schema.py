@@ -20,8 +20,8 @@ CURVES_TABLE = "curves.parquet"
 RUNS_TABLE = "runs.parquet"
 RESPONSES_TABLE = "responses.parquet"
 
-# Long-format curves: one row per (run, step, split, metric).
-CURVE_COLUMNS: dict[str, str] = {
+# The columns that say which run a row belongs to: first in every table.
+RUN_IDENTITY: dict[str, str] = {
     "run_id": "string",
     "arch": "string",        # plain | resnet
     "depth": "int64",
@@ -29,6 +29,11 @@ CURVE_COLUMNS: dict[str, str] = {
     "dataset": "string",     # cifar10 | cifar100 | synthetic
     "preset": "string",      # paper | quick | demo | smoke
     "seed": "int64",
+}
+
+# Long-format curves: one row per (run, step, split, metric).
+CURVE_COLUMNS: dict[str, str] = {
+    **RUN_IDENTITY,
     "step": "int64",         # iteration count after which the value holds (1-based, the paper's x axis)
     "epoch": "float64",      # step * batch_size / train_size
     "split": "string",       # train | val | test
@@ -42,13 +47,7 @@ RUN_STATUSES = ("new", "running", "partial", "done", "failed")
 
 # Figure 7's table: one row per (run, layer).
 RESPONSE_COLUMNS: dict[str, str] = {
-    "run_id": "string",
-    "arch": "string",
-    "depth": "int64",
-    "shortcut": "string",
-    "dataset": "string",
-    "preset": "string",
-    "seed": "int64",
+    **RUN_IDENTITY,
     "layer_index": "int64",  # 1-based, network order
     "layer": "string",       # module name of the BN after that 3x3 conv
     "std": "float64",

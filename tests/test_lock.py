@@ -17,14 +17,6 @@ from degradation.errors import UsageError
 from degradation.lock import TOKEN_ENV, Lock, live_owner, read_lock, run_lock, try_acquire
 
 
-@pytest.fixture
-def sleeper():
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    yield proc
-    proc.kill()
-    proc.wait()
-
-
 def write_lock(run_dir, **owner) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / ".lock").write_text(json.dumps({"hostname": socket.gethostname(), "token": "theirs", **owner}))

@@ -52,14 +52,6 @@ def no_probe(monkeypatch):
 
 
 @pytest.fixture
-def sleeper():
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    yield proc
-    proc.kill()
-    proc.wait()
-
-
-@pytest.fixture
 def fake_train(tmp_path, monkeypatch):
     """Replace the child process by the stand-in trainer; returns a setter for each net's behaviour."""
     script = tmp_path / "fake_train.py"
