@@ -8,10 +8,10 @@ RESULTS ?= results
 DEMO_RESULTS ?= results/demo
 DEMO_DEPTHS ?= 20,56
 DEMO_JOBS ?= 2
-JOBS ?= 1
+JOBS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint reproduce-figures bench clean-demo
+.PHONY: help install demo test lint reproduce-figures bench gpu-check gpu-wheels clean-demo
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -40,7 +40,7 @@ test: install ## Run the test suite (fast; slow tests with: make test PYTEST_ARG
 lint: install ## ruff check
 	$(BIN)/ruff check degradation tests benchmarks
 
-PAPER := --data cifar10 --preset paper --jobs $(JOBS) --results $(RESULTS)
+PAPER := --data cifar10 --preset paper $(if $(JOBS),--jobs $(JOBS)) --results $(RESULTS)  # runs at once: auto unless JOBS=N
 reproduce-figures: install ## The paper's CIFAR-10 study (plain 20-110, ResNet 20-1202), then figures and tables
 	$(BIN)/degradation sweep $(PAPER) --archs plain,resnet --depths 20,32,44,56,110 --dry-run $(SWEEP_ARGS)
 	$(BIN)/degradation sweep $(PAPER) --archs resnet --depths 1202 --dry-run $(SWEEP_ARGS)
@@ -51,6 +51,16 @@ reproduce-figures: install ## The paper's CIFAR-10 study (plain 20-110, ResNet 2
 
 bench: install ## Speed figures: the tool's training step against a bare PyTorch loop
 	$(BIN)/degradation bench --depths 20,56 --archs resnet
+
+gpu-check: install ## On a CUDA machine: GPU correctness tests, speed, memory, bf16 check, a 64k-iteration run (~8 min)
+	benchmarks/gpu_check.sh $(RESULTS)/gpu_check
+
+# A bare CUDA image with torch and Lightning but not this tool's other needs: these wheels, carried along,
+# let benchmarks/gpu_check.sh install them there (it looks in .whl/). Pure-Python wheels, any Python 3.
+GPU_WHEELS := hydra-core==1.3.8 omegaconf==2.3.1 submitit==1.5.4
+gpu-wheels: install ## Fetch the wheels benchmarks/gpu_check.sh installs on a bare CUDA image into .whl/
+	$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: -d .whl $(GPU_WHEELS)
+	$(BIN)/python -m pip wheel --quiet --no-deps -w .whl antlr4-python3-runtime==4.9.3
 
 clean-demo: ## Remove the demo's results folder
 	rm -rf $(DEMO_RESULTS)

@@ -140,13 +140,15 @@ def bare_loop_seconds(model, batches, sched, iters: int, precision: str, compile
 def tool_seconds(cfg, model, data, iters: int) -> tuple[float, float]:
     """(wall, process CPU) seconds for `iters` steps of the real training path (Trainer.fit, TrainModule, stream)."""
     from degradation.train.module import Ticks, TrainModule
-    from degradation.train.run import build_trainer
+    from degradation.train.run import build_trainer, step_mode
 
     clock = _StepClock(WARMUP_STEPS, WARMUP_STEPS + iters)
     with tempfile.TemporaryDirectory() as root:
         trainer = build_trainer(cfg.trainer, WARMUP_STEPS + iters, root, callbacks=[clock.as_callback()])
         module = TrainModule(
-            model, data.train, {}, cfg.schedule, int(cfg.model.depth), compile_model=bool(cfg.trainer.compile)
+            model, data.train, {}, cfg.schedule, int(cfg.model.depth), compile_model=bool(cfg.trainer.compile),
+            step_mode=step_mode(cfg.trainer, trainer), precision=str(cfg.trainer.precision),
+            stop_at=WARMUP_STEPS + iters,
         )
         trainer.fit(module, train_dataloaders=Ticks())
     return clock.seconds
@@ -174,26 +176,34 @@ def bench_one(
 ) -> dict:
     from degradation.data import build_data
     from degradation.models import build_model, count_macs, input_shape
-    from degradation.train.run import build_trainer, configure_runtime, seed_everything
+    from degradation.models.memory import training_memory
+    from degradation.models.recompute import enable_activation_checkpointing
+    from degradation.train.run import build_trainer, configure_runtime, seed_everything, step_mode
 
     cfg = _bench_cfg(arch, depth, accelerator, iters, results_dir, overrides)
     threads = configure_runtime(cfg.trainer)
-    device = build_trainer(cfg.trainer, 1, tempfile.gettempdir()).strategy.root_device
+    probe = build_trainer(cfg.trainer, 1, tempfile.gettempdir())
+    device, mode = probe.strategy.root_device, step_mode(cfg.trainer, probe)
     memory_format = torch.channels_last if cfg.trainer.channels_last else torch.contiguous_format
     batch = int(cfg.schedule.batch_size)
     data = build_data(cfg.data, batch_size=batch, seed=int(cfg.seed), device=device, memory_format=memory_format)
     seed_everything(int(cfg.seed))
     model = build_model(cfg.model)
     macs = count_macs(model, input_shape(cfg.model.family))
+    precision, compiled = str(cfg.trainer.precision), bool(cfg.trainer.compile)
+    checkpointing = bool(cfg.trainer.get("activation_checkpointing", False))
+    estimate = training_memory(model, batch, precision, checkpointing)["total"] / 2**20  # before it leaves the CPU
     bare_model = build_model(cfg.model)
     bare_model.load_state_dict(model.state_dict())
+    if checkpointing:  # both paths: the ratio compares like with like
+        enable_activation_checkpointing(model)
+        enable_activation_checkpointing(bare_model)
     model = model.to(device=device, memory_format=memory_format)
     bare_model = bare_model.to(device=device, memory_format=memory_format)
     batches = [tuple(t.clone() for t in next(data.train)) for _ in range(min(iters + WARMUP_STEPS, BARE_BATCHES))]
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
-    precision, compiled = str(cfg.trainer.precision), bool(cfg.trainer.compile)
     bare_runs, tool_runs = [], []
     for _ in range(rounds):  # alternate, keep each path's best round: other load only ever adds time
         bare_runs.append(bare_loop_seconds(bare_model, batches, cfg.schedule, iters, precision, compiled))
@@ -213,6 +223,8 @@ def bench_one(
         "precision": precision,
         "channels_last": bool(cfg.trainer.channels_last),
         "compile": compiled,
+        "step": mode,
+        "activation_checkpointing": checkpointing,
         "batch_size": batch,
         "iters": iters,
         "rounds": rounds,
@@ -229,6 +241,9 @@ def bench_one(
         "train_gmacs_per_s": 3 * macs * tool_ips / 1e9,  # forward + backward ~ 3x the forward's multiply-adds
         "peak_memory_mb": peak,
         "memory_kind": kind,
+        # weights, gradients, momentum and saved activations of a step, counted by autograd on the CPU: what a
+        # GPU needs at least (plus cuDNN workspace and the CUDA context), measurable on any machine
+        "counted_memory_mb": estimate,
         "projected_64k_s": PROJECTED_ITERS * step_s,
     }
 
@@ -248,13 +263,15 @@ def print_bench(frame) -> None:
         stream=(100 * frame.stream_share).round(1).astype(str) + "%",
         gmac_s=frame.train_gmacs_per_s.round(1),
         mem_mb=frame.peak_memory_mb.round(0).astype(int),
+        need_mb=frame.counted_memory_mb.round(0).astype(int),
         run_64k=frame.projected_64k_s.map(_duration),
     )
-    columns = ["net", "device", "threads", "precision", "tool_img_s", "bare_img_s", "ratio", "ratio_cpu", "stream",
-               "gmac_s", "mem_mb", "run_64k"]  # fmt: skip
+    columns = ["net", "device", "threads", "precision", "step", "tool_img_s", "bare_img_s", "ratio", "ratio_cpu",
+               "stream", "gmac_s", "mem_mb", "need_mb", "run_64k"]  # fmt: skip
     shown = shown[columns]
     print(shown.to_string(index=False))
-    print(f"memory: {frame.memory_kind.iloc[0]}; gmac_s counts forward + backward as 3x the forward's multiply-adds")
+    print(f"mem_mb: {frame.memory_kind.iloc[0]}; need_mb: weights, gradients, momentum and saved activations of a "
+          "step, counted by autograd; gmac_s counts forward + backward as 3x the forward's multiply-adds")
 
 
 def run_bench(

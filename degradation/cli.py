@@ -101,7 +101,7 @@ def sweep(
     shortcut: Annotated[list[str], typer.Option(help="Shortcut options for residual nets: A, B, C.")] = ["A"],
     data: Annotated[str, typer.Option(help="cifar10, cifar100 or synthetic.")] = "cifar10",
     preset: Annotated[str, typer.Option(help="Schedule: paper, quick, demo or smoke.")] = "paper",
-    jobs: Annotated[int | None, typer.Option(help="Runs at a time (default: launcher.jobs).")] = None,
+    jobs: Annotated[int | None, typer.Option(help="Runs at a time (default: 1; on CUDA GPUs x runs per GPU).")] = None,
     launcher: Annotated[str, typer.Option(help="local or slurm.")] = "local",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and stop.")] = False,
     results: ResultsOpt = Path("results"),
@@ -198,12 +198,18 @@ def plot(
         typer.echo(f"wrote {path}")
 
 
-@app.command()
+@app.command(context_settings=EXTRA)
 def bench(
+    ctx: typer.Context,
     depths: Annotated[str, typer.Option(help="Comma list of depths.")] = "20,56,110",
     archs: Annotated[str, typer.Option(help="plain, resnet.")] = "resnet",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
     iters: Annotated[int, typer.Option(help="Timed iterations per network.")] = 10,
+    rounds: Annotated[int, typer.Option(help="Alternating timed rounds per path; each keeps its fastest.")] = 3,
+    share: Annotated[
+        str | None,
+        typer.Option(help="Instead: runs sharing one device at once, e.g. 1,2,4; writes bench_share.parquet."),
+    ] = None,
     results: ResultsOpt = Path("results"),
 ) -> None:
     """Time the tool's training step against a bare PyTorch loop; prints a table, writes bench.parquet.
@@ -212,18 +218,33 @@ def bench(
     Examples:
       degradation bench --depths 20,56
       degradation bench --device cuda --depths 20,56,110,1202 --iters 50
+      degradation bench --share 1,2,4 --depths 20 --iters 200   # runs per GPU for launcher.runs_per_gpu=auto
+      degradation bench --device cuda --depths 110 -- trainer.precision=bf16-mixed trainer.cuda_graphs=false
+    Hydra overrides of the benched runs go after `--`.
     """
     from degradation.bench import run_bench
     from degradation.models.depth import check_arch
 
     if not 1 <= iters <= MAX_BENCH_ITERS:
         raise UsageError(f"--iters {iters} must be between 1 and {MAX_BENCH_ITERS:,} (a few hundred time steadily)")
+    if not 1 <= rounds <= 20:
+        raise UsageError(f"--rounds {rounds} must be between 1 and 20")
+    overrides = list(ctx.args)
+    if share is not None:
+        from degradation.bench_share import parse_share, run_share
+
+        shares = parse_share(share)
+        run_share(int_list(depths, "--depths", minimum=-(10**9)), checked_list(archs, "--archs", check_arch),
+                  device, iters, results, shares, overrides=overrides)
+        return
     run_bench(
         depths=int_list(depths, "--depths", minimum=-(10**9)),
         archs=checked_list(archs, "--archs", check_arch),
         device=device,
         iters=iters,
         results_dir=results,
+        overrides=overrides,
+        rounds=rounds,
     )
 
 

@@ -27,6 +27,8 @@ NON_RESULT_KEYS = (
     "trainer.threads",
     "trainer.progress",
     "trainer.compile",
+    "trainer.cuda_graphs",
+    "trainer.activation_checkpointing",
     "trainer.cudnn_benchmark",
     "trainer.channels_last",
     "launcher",
@@ -202,6 +204,14 @@ def validate(cfg: DictConfig) -> None:
     _need(
         trainer.threads == "auto" or (isinstance(trainer.threads, int) and trainer.threads >= 1),
         f"trainer.threads={trainer.threads!r}; use auto or a whole number >= 1",
+    )
+    _need(
+        str(trainer.get("cuda_graphs", "auto")).lower() in ("auto", "true", "false", "emulate"),
+        f"trainer.cuda_graphs={trainer.get('cuda_graphs')!r}; choose auto, true, false or emulate",
+    )
+    _need(
+        isinstance(trainer.get("activation_checkpointing", False), bool),
+        f"trainer.activation_checkpointing={trainer.get('activation_checkpointing')!r}; choose true or false",
     )
     _need(
         trainer.progress in ("auto", "lines", "none"),

@@ -302,6 +302,27 @@ def test_runs_are_spread_over_the_gpus(tmp_path, monkeypatch, no_probe, fake_tra
         assert all(o["gpu"] != c["gpu"] for o in overlapping)
 
 
+@pytest.mark.parametrize(("gpus", "visible", "expected"), [(1, "7", ["7"] * 4), (2, "3,5", ["3", "3", "5", "5"])])
+def test_runs_per_gpu_share_each_gpu_evenly(tmp_path, monkeypatch, no_probe, fake_train, gpus, visible,
+                                           expected) -> None:
+    from degradation.sweep import estimate
+
+    fake_train({"plain-8": "done", "resnet-8": "done", "plain-14": "done", "resnet-14": "done"})
+    monkeypatch.setattr(estimate, "device_kind", lambda accelerator: "cuda")
+    monkeypatch.setattr(estimate, "gpu_count", lambda accelerator: gpus)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    results = tmp_path / "r"
+    # no --jobs: jobs = GPUs x runs_per_gpu
+    assert main(sweep_args(results, "--depths", "8,14", extra=("launcher.runs_per_gpu=2",))) == 0
+    children = [json.loads(p.read_text()) for p in results.glob("runs/*/child.json")]
+    assert sorted(c["gpu"] for c in children) == expected
+    for c in children:  # GPUs x 2 at a time, never more than two on one GPU
+        together = [o for o in children if o["start"] < c["end"] and c["start"] < o["end"]]
+        assert len(together) <= 2 * gpus and sum(o["gpu"] == c["gpu"] for o in together) <= 2
+    assert any(c["gpu"] == o["gpu"] and c is not o and o["start"] < c["end"] and c["start"] < o["end"]
+               for c in children for o in children)  # two runs did share a GPU
+
+
 def test_plain_lines_when_not_on_a_terminal(tmp_path, capsys) -> None:
     from degradation.sweep.progress import RunWatch, SweepView
     from degradation.sweep.report import make_console

@@ -38,11 +38,19 @@ class _EpochPlan:
 
     def __init__(self, num_images: int, seed: int, epoch: int, device: torch.device) -> None:
         gen = torch.Generator().manual_seed(_epoch_seed(seed, epoch))
-        self.order = torch.randperm(num_images, generator=gen).to(device)
+        order = torch.randperm(num_images, generator=gen)
         offsets = torch.randint(0, 2 * PAD + 1, (2, num_images), generator=gen)
-        self.row = offsets[0].to(device)
-        self.col = offsets[1].to(device)
-        self.flip = torch.randint(0, 2, (num_images,), generator=gen).bool().to(device)
+        flip = torch.randint(0, 2, (num_images,), generator=gen).bool()
+        self.order, self.row, self.col, self.flip = (
+            _to_device(t, device) for t in (order, offsets[0].contiguous(), offsets[1].contiguous(), flip)
+        )
+
+
+def _to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Onto the device without waiting for it: a copy from pageable memory would drain the GPU's queue first."""
+    if device.type != "cuda":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)  # the pinned block is held until the copy is done
 
 
 def _pack_pixels(images: torch.Tensor) -> torch.Tensor:

@@ -1,8 +1,9 @@
 """The local launcher: each run its own `python -m degradation.train` process, `jobs` at a time.
 
-Each child gets its run's overrides plus the threads it may use (the cores shared among the jobs) and, with
-several GPUs, one GPU (the least busy). Its stdout and stderr go to the run's train.log. The sweep holds the
-run's lock while the child lives and hands it down through DEGRADATION_LOCK_TOKEN.
+Each child gets its run's overrides plus the threads it may use (the cores shared among the jobs) and, on
+CUDA, one GPU: the one with the fewest of the sweep's runs, so that with launcher.runs_per_gpu=K (jobs = GPUs x K)
+every GPU carries K runs, and with one GPU every run shares it. Its stdout and stderr go to the run's
+train.log. The sweep holds the run's lock while the child lives and hands it down through DEGRADATION_LOCK_TOKEN.
 
 Ctrl-C (or SIGTERM to the sweep) stops every child (SIGTERM to its process group, a wait, then SIGKILL):
 the runs are left partial at their last checkpoint and the next sweep resumes them.
@@ -104,7 +105,7 @@ class LocalLauncher:
         self.view = view
         self.watches = watches
         self.poll_s = poll_s
-        self.gpu_ids = visible_gpus(gpus) if gpus > 1 else []
+        self.gpu_ids = visible_gpus(gpus) if gpus >= 1 else []
         self.active: list[Child] = []
         self.outcomes: list[Outcome] = []
 

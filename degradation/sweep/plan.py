@@ -5,6 +5,8 @@ Nothing here writes a file: a bad cell raises a UsageError before any run folder
 
 from __future__ import annotations
 
+import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,6 +155,7 @@ class Plan:
     estimate_source: str
     preset: str
     launcher: Any  # the composed launcher config (same for every cell)
+    runs_per_gpu: int = 1  # runs sharing one GPU at once in a local CUDA sweep (1 elsewhere)
 
     def todo(self) -> list[Cell]:
         return [c for c in self.cells if self.states[c.run_id].trains]
@@ -188,17 +191,142 @@ class Plan:
         return options[-1] if options else None
 
 
-def effective_jobs(request: SweepRequest, launcher_cfg: Any) -> int:
-    """--jobs when given, else launcher.jobs (conf/launcher/<name>.yaml or an override)."""
-    return request.jobs if request.jobs is not None else max(1, int(launcher_cfg.get("jobs", 1)))
+@dataclass
+class Sharing:
+    """How many runs share each GPU of a local CUDA sweep, what that buys, and why (for the plan's header)."""
+
+    runs: int = 1
+    speedup: dict[int, float] = field(default_factory=dict)  # measured: K runs' images/s over one run's
+    why: str = ""
+
+    def slowdown(self, per_gpu: int) -> float:
+        """How much longer each run takes with `per_gpu` runs on its GPU; unmeasured K: no gain assumed."""
+        if per_gpu <= 1:
+            return 1.0
+        return per_gpu / max(1e-9, self.speedup.get(per_gpu, 1.0))
+
+
+def _launcher_count(launcher_cfg: Any, key: str) -> int | None:
+    """launcher.<key> as a whole number >= 1, or None for auto (or absent)."""
+    value = launcher_cfg.get(key, "auto")
+    if value is None or value == "auto":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UsageError(f"launcher.{key}={value!r}; use auto or a whole number >= 1")
+    return value
+
+
+def _runs(n: int) -> str:
+    return f"{n} run{'s' * (n != 1)} per GPU"
+
+
+def gpu_sharing(request: SweepRequest, cfg: DictConfig, cells: list[Cell]) -> Sharing:
+    """launcher.runs_per_gpu, or for auto the choice `degradation bench --share` stored for this GPU, else 1."""
+    from degradation.bench_share import FILE_NAME, cuda_device_name, measured_sharing
+
+    setting = _launcher_count(cfg.launcher, "runs_per_gpu")
+    measured, reason = None, "not measured; `degradation bench --share 1,2,4` measures it"
+    if (Path(request.results_dir) / FILE_NAME).is_file():
+        name = cuda_device_name()
+        precision = str(cfg.trainer.precision)
+        networks = sorted({(c.arch, c.depth) for c in cells})
+        measured = measured_sharing(request.results_dir, name, precision, networks) if name else None
+        reason = f"{FILE_NAME} has no {precision} figure for {name or 'this GPU'}"
+    speedup = measured.speedup if measured else {}
+    if setting is not None:
+        return Sharing(setting, speedup, f"{_runs(setting)} (launcher.runs_per_gpu)")
+    if measured is None:
+        return Sharing(1, {}, f"{_runs(1)} (runs_per_gpu=auto, {reason})")
+    return Sharing(measured.runs, speedup, f"{_runs(measured.runs)} (measured by `degradation bench --share`)")
+
+
+def effective_jobs(
+    request: SweepRequest, launcher_cfg: Any, gpus: int = 0, runs_per_gpu: int = 1, cpu_jobs: int = 1
+) -> int:
+    """--jobs when given, else launcher.jobs; auto: GPUs x runs per GPU on a local CUDA sweep, else `cpu_jobs`."""
+    if request.jobs is not None:
+        return request.jobs
+    setting = _launcher_count(launcher_cfg, "jobs")
+    if setting is not None:
+        return setting
+    return gpus * runs_per_gpu if gpus > 0 else cpu_jobs
+
+
+CPU_RUN_MEMORY = 2 * 2**30  # what one CPU run may hold (data set, ResNet-110's step at batch 128, Python)
+
+
+def cpu_jobs(cfg: DictConfig, kind: str, runs: int, cores: int) -> int:
+    """Runs at once on a CPU: one per core (as many as there are runs), within memory.
+
+    Measured (`degradation bench --share 1,2`, ResNet-20, 2 cores): two 1-thread runs train 1.23-1.39x the
+    images of one 2-thread run, since these small convolutions scale poorly across threads. Elsewhere 1.
+    """
+    if kind != "cpu" or cfg.launcher.name != "local" or cfg.trainer.threads != "auto":
+        return 1
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        memory = CPU_RUN_MEMORY
+    return max(1, min(cores, runs, memory // CPU_RUN_MEMORY))
+
+
+def _shared_gpus(cfg: DictConfig, kind: str, gpus: int) -> int:
+    """The GPUs the local launcher hands runs to (one GPU per run); 0 when it does not (SLURM, DDP, CPU)."""
+    if kind != "cuda" or cfg.launcher.name != "local" or int(cfg.trainer.devices) != 1:
+        return 0
+    return gpus
 
 
 def build_plan(request: SweepRequest, *, probe: bool = True) -> Plan:
     """Compose every cell, read each run's state, size the networks and estimate the time left."""
     cells = compose_cells(request)
     first = cells[0].cfg
-    jobs = effective_jobs(request, first.launcher)
     states = {c.run_id: read_state(c.run_dir) for c in cells}
+    params = _param_counts(cells)
+
+    accelerator = str(first.trainer.accelerator)
+    kind = estimate.device_kind(accelerator)
+    gpus = estimate.gpu_count(accelerator) if kind == "cuda" else 0
+    _launcher_count(first.launcher, "runs_per_gpu")  # a bad value is refused on every machine, not only on CUDA
+    shared = _shared_gpus(first, kind, gpus)
+    sharing = gpu_sharing(request, first, cells) if shared else Sharing()
+    cores = estimate.cpu_cores()
+    trains = [c for c in cells if states[c.run_id].trains]
+    jobs = effective_jobs(request, first.launcher, shared, sharing.runs, cpu_jobs(first, kind, len(trains), cores))
+    threads = threads_per_run(first, jobs, cores)
+    device = {"cuda": f"cuda x{gpus}", "mps": "mps"}.get(kind, f"cpu, {threads} thread{'s' * (threads > 1)} per run")
+    per_gpu = math.ceil(min(jobs, max(1, len(trains))) / shared) if shared else 1
+    if shared:
+        device += f", {_sharing_text(request, first.launcher, sharing, jobs, shared)}"
+
+    stored = estimate.stored_seconds_per_image(Path(request.results_dir), kind, threads)
+    per_image, sources = _seconds_per_image(trains, stored, probe=probe, kind=kind, threads=threads)
+    if per_gpu > 1:
+        gain = sharing.speedup.get(per_gpu)
+        sources.add(f"{_runs(per_gpu)} at {gain:.2f}x one run's speed" if gain else
+                    f"{_runs(per_gpu)}, no measured gain assumed")
+    estimates = _run_estimates(cells, states, per_image, sharing.slowdown(per_gpu))
+    todo = [estimates[c.run_id] for c in trains]
+    lanes = _lanes(jobs, len(todo), kind, gpus, shared, cores)
+    return Plan(
+        results_dir=Path(request.results_dir),
+        cells=cells,
+        states=states,
+        params=params,
+        estimates=estimates,
+        total_s=None if any(s is None for s in todo) else sum(todo) / lanes,
+        device=device,
+        jobs=jobs,
+        threads=threads,
+        estimate_source=" + ".join(sorted(sources)) or "nothing left to train",
+        preset=request.preset,
+        launcher=first.launcher,
+        runs_per_gpu=per_gpu,
+    )
+
+
+def _param_counts(cells: list[Cell]) -> dict[str, int | None]:
+    """Each run's parameter count, one meta-device build per kind of network."""
     params = {}
     by_network: dict[tuple, int | None] = {}
     for cell in cells:
@@ -206,17 +334,11 @@ def build_plan(request: SweepRequest, *, probe: bool = True) -> Plan:
         if key not in by_network:
             by_network[key] = estimate.params_on_meta(cell.cfg.model)
         params[cell.run_id] = by_network[key]
+    return params
 
-    accelerator = str(first.trainer.accelerator)
-    kind = estimate.device_kind(accelerator)
-    gpus = estimate.gpu_count(accelerator) if kind == "cuda" else 0
-    cores = estimate.cpu_cores()
-    threads = threads_per_run(first, jobs, cores)
-    device = {"cuda": f"cuda x{gpus}", "mps": "mps"}.get(kind, f"cpu, {threads} thread{'s' * (threads > 1)} per run")
 
-    stored = estimate.stored_seconds_per_image(Path(request.results_dir), kind, threads)
-    trains = [c for c in cells if states[c.run_id].trains]
-    per_image, sources = _seconds_per_image(trains, stored, probe=probe, kind=kind, threads=threads)
+def _run_estimates(cells: list[Cell], states: dict[str, RunState], per_image: dict, slowdown: float):
+    """Seconds left per run: 0 when it does not train, None when unknown; slowed when runs share a GPU."""
     estimates: dict[str, float | None] = {}
     for cell in cells:
         seconds = per_image.get(estimate.network_key(cell.cfg.model))
@@ -225,29 +347,26 @@ def build_plan(request: SweepRequest, *, probe: bool = True) -> Plan:
         elif seconds is None:
             estimates[cell.run_id] = None
         else:
-            estimates[cell.run_id] = estimate.run_seconds(cell.cfg, states[cell.run_id].iteration, seconds)
+            estimates[cell.run_id] = estimate.run_seconds(cell.cfg, states[cell.run_id].iteration, seconds * slowdown)
+    return estimates
 
-    todo = [estimates[c.run_id] for c in cells if states[c.run_id].trains]
-    if any(s is None for s in todo):
-        total = None
-    else:
-        lanes = min(jobs, len(todo)) if todo else 1
-        lanes = min(lanes, max(1, gpus)) if kind == "cuda" else min(lanes, cores)
-        total = sum(todo) / max(1, lanes)
-    return Plan(
-        results_dir=Path(request.results_dir),
-        cells=cells,
-        states=states,
-        params=params,
-        estimates=estimates,
-        total_s=total,
-        device=device,
-        jobs=jobs,
-        threads=threads,
-        estimate_source=" + ".join(sorted(sources)) or "nothing left to train",
-        preset=request.preset,
-        launcher=first.launcher,
-    )
+
+def _sharing_text(request: SweepRequest, launcher_cfg: Any, sharing: Sharing, jobs: int, gpus: int) -> str:
+    """What the header says about runs per GPU: from --jobs / launcher.jobs, or the sharing's own reason."""
+    per_gpu = math.ceil(jobs / gpus)
+    if request.jobs is not None:
+        return f"{_runs(per_gpu)} (--jobs {jobs})"
+    if _launcher_count(launcher_cfg, "jobs") is not None:
+        return f"{_runs(per_gpu)} (launcher.jobs={jobs})"
+    return sharing.why
+
+
+def _lanes(jobs: int, todo: int, kind: str, gpus: int, shared: int, cores: int) -> int:
+    """Runs that train at once; runs sharing a GPU are already slowed in their own estimates."""
+    lanes = min(jobs, todo) if todo else 1
+    if kind == "cuda":
+        return lanes if shared else min(lanes, max(1, gpus))
+    return max(1, min(lanes, cores))
 
 
 def threads_per_run(cfg: DictConfig, jobs: int, cores: int) -> int:

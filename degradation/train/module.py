@@ -6,7 +6,9 @@ pulls its batch from the stream itself; the stream's position in a checkpoint is
 
 Nothing in the step reads the device: the training error and loss are summed on the device and read once
 per logging window (all-reduced under DDP), where the NaN check, the warm-up switch, evaluation and
-checkpointing happen.
+checkpointing happen. On one CUDA device the step is a replayed CUDA graph (train/graphed.py); elsewhere it
+runs eagerly through Lightning's optimizer wrapper. Either way the module ends the fit itself at `stop_at`
+(the graphed step bypasses the wrapper that counts Lightning's global_step).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from degradation.errors import RunFailed
+from degradation.train.graphed import GraphedStep
 from degradation.train.schedule import Schedule
 
 
@@ -90,6 +93,8 @@ class TrainModule(pl.LightningModule):
     stream: endless iterator of on-device batches with state_dict/load_state_dict.
     eval_sets: split -> iterable of (x, y) with len() = images.
     sched: the schedule config (lr, momentum, weight_decay, nesterov, log_every, eval_every, checkpoint_every).
+    step_mode: eager | graph (captured CUDA graph) | emulate (the graph path uncaptured, for tests on a CPU).
+    stop_at: the iteration the fit ends at (default the schedule's max_iters; the benchmark stops earlier).
     """
 
     def __init__(
@@ -101,6 +106,9 @@ class TrainModule(pl.LightningModule):
         depth: int,
         recorder: Recorder | None = None,
         compile_model: bool = False,
+        step_mode: str = "eager",
+        precision: str = "32-true",
+        stop_at: int | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -111,6 +119,11 @@ class TrainModule(pl.LightningModule):
         self.schedule = Schedule(sched, depth)
         self.recorder: Recorder = recorder or NullRecorder()
         self.max_iters = int(sched.max_iters)
+        self.stop_at = self.max_iters if stop_at is None else int(stop_at)
+        if step_mode not in ("eager", "graph", "emulate"):
+            raise ValueError(f"step_mode {step_mode!r}: eager, graph or emulate")
+        self.step_mode, self.precision = step_mode, precision
+        self._graphed: GraphedStep | None = None
         self.log_every = int(sched.log_every)
         self.eval_every = int(sched.eval_every)
         self.checkpoint_every = int(sched.checkpoint_every)
@@ -118,7 +131,7 @@ class TrainModule(pl.LightningModule):
         self.__dict__["_forward"] = torch.compile(model) if compile_model else model
         self.iteration = 0
         self.lr_now = self.schedule.lr(0)
-        self._acc: torch.Tensor | None = None  # [sum of batch losses, misclassified images] of this window
+        self._acc: torch.Tensor | None = None  # [sum of batch losses, misclassified images] of this window, in place
         self._window_steps = 0
         self._window_images = 0
         self.last: dict[str, float | None] = {"train_error": None, "train_loss": None, "test_error": None}
@@ -142,8 +155,22 @@ class TrainModule(pl.LightningModule):
 
     def training_step(self, tick: Any, tick_idx: int) -> None:
         x, y = next(self.stream)
-        opt = self.optimizers()
         self.lr_now = self.schedule.lr(self.iteration)
+        if self.step_mode == "eager":
+            self._eager_step(x, y)
+        else:
+            if self._graphed is None:  # here, not earlier: after Lightning has restored a checkpoint
+                self._graphed = GraphedStep(
+                    self.model, self._forward, self.optimizers().optimizer, self._window_sums(),
+                    precision=self.precision, capture=self.step_mode == "graph",
+                )
+            self._graphed(x, y, self.lr_now)
+        self._window_steps += 1
+        self._window_images += y.shape[0]
+        self.iteration += 1
+
+    def _eager_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        opt = self.optimizers()
         for group in opt.param_groups:
             group["lr"] = self.lr_now
         logits = self._forward(x)
@@ -152,16 +179,18 @@ class TrainModule(pl.LightningModule):
         self.manual_backward(loss)
         opt.step()
         with torch.no_grad():
-            step_sums = torch.stack((loss.detach().float(), (logits.argmax(1) != y).sum().float()))
-            self._acc = step_sums if self._acc is None else self._acc.add_(step_sums)
-        self._window_steps += 1
-        self._window_images += y.shape[0]
-        self.iteration += 1
+            self._window_sums().add_(torch.stack((loss.detach().float(), (logits.argmax(1) != y).sum().float())))
+
+    def _window_sums(self) -> torch.Tensor:
+        """The window's accumulator: one tensor for the whole fit (a captured graph holds its address)."""
+        if self._acc is None:
+            self._acc = torch.zeros(2, device=self.device)
+        return self._acc
 
     # ---- windows, evaluation, checkpoints -----------------------------------------------------------------
     def on_train_start(self) -> None:
         if self._acc is not None:  # restored before the module reached its device
-            self._acc = self._acc.to(self.device)
+            self._acc = self._acc.to(self.device, torch.float32)
         self._t0 = time.perf_counter()
         self._mark = self._t0
 
@@ -171,6 +200,8 @@ class TrainModule(pl.LightningModule):
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         it = self.iteration
         final = it >= self.max_iters
+        if it >= self.stop_at:
+            self.trainer.should_stop = True
         if it % self.log_every and not final:
             return
         train_error, train_loss = self._read_window()
@@ -192,13 +223,13 @@ class TrainModule(pl.LightningModule):
 
     def _read_window(self) -> tuple[float, float]:
         """The one device read per window: mean error and mean batch loss over all ranks."""
-        acc = self._acc if self._acc is not None else torch.zeros(2, device=self.device)
+        acc = self._window_sums()
         counts = torch.tensor([float(self._window_steps), float(self._window_images)], device=acc.device)
         sums = torch.cat((acc, counts))
         if self._trainer is not None and self.trainer.world_size > 1:
             sums = self.trainer.strategy.reduce(sums, reduce_op="sum")
         loss_sum, wrong, steps, images = sums.tolist()
-        self._acc = None
+        acc.zero_()
         self._window_steps = self._window_images = 0
         self.session["images"] += images
         return wrong / max(images, 1.0), loss_sum / max(steps, 1.0)
@@ -243,7 +274,11 @@ class TrainModule(pl.LightningModule):
             "lr_now": self.lr_now,
             "stream": self.stream.state_dict(),
             "warmup": self.schedule.warmup.state_dict(),
-            "window": {"acc": self._acc, "steps": self._window_steps, "images": self._window_images},
+            "window": {
+                "acc": None if self._acc is None else self._acc.clone(),
+                "steps": self._window_steps,
+                "images": self._window_images,
+            },
             "last": dict(self.last),
             "last_eval": {k: list(v) for k, v in self.last_eval.items()},
             "best_test": list(self.best_test) if self.best_test else None,
@@ -257,7 +292,11 @@ class TrainModule(pl.LightningModule):
         self.lr_now = float(state["lr_now"])
         self.stream.load_state_dict(state["stream"])
         self.schedule.warmup.load_state_dict(state["warmup"])
-        self._acc = state["window"]["acc"]
+        acc = state["window"]["acc"]
+        if self._acc is not None and acc is not None:  # keep the tensor a captured graph adds into
+            self._acc.copy_(acc)
+        else:
+            self._acc = acc
         self._window_steps = int(state["window"]["steps"])
         self._window_images = int(state["window"]["images"])
         self.last = dict(state["last"])

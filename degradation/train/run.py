@@ -26,6 +26,7 @@ from degradation.schema import SCHEMA_VERSION
 from degradation.train.checkpoint import UnreadableCheckpoint, checkpoint_iteration, remove_stale_temps, set_aside
 from degradation.train.curves import missing_windows, trim_parts
 from degradation.train.folder import RunFolder, check_writable, read_run_json, static_info
+from degradation.train.graphed import graph_mode
 from degradation.train.module import Ticks, TrainModule
 from degradation.train.progress import quiet_lightning
 
@@ -92,6 +93,16 @@ def build_trainer(trainer_cfg: Any, max_steps: int, root_dir: Path | str, callba
         raise UsageError(f"trainer.accelerator={trainer_cfg.accelerator} devices={devices}: {first}") from None
 
 
+def step_mode(trainer_cfg: Any, trainer) -> str:
+    """How the training step runs (train/graphed.py): graph on one CUDA device unless trainer.cuda_graphs says no."""
+    setting = trainer_cfg.get("cuda_graphs", "auto")
+    precision = {"32": "32-true"}.get(str(trainer_cfg.precision), str(trainer_cfg.precision))
+    mode, why_not = graph_mode(setting, trainer.strategy.root_device, trainer.world_size, precision)
+    if str(setting).lower() == "true" and mode != "graph":
+        raise UsageError(f"trainer.cuda_graphs=true, but {why_not}; use trainer.cuda_graphs=auto or false")
+    return mode
+
+
 def device_label(trainer, threads: int, precision: str) -> str:
     device = trainer.strategy.root_device
     if device.type == "cuda":
@@ -106,6 +117,7 @@ def build_parts(cfg: DictConfig, trainer) -> tuple[torch.nn.Module, Any, dict]:
     """Model (seeded, on device, memory format set) and data for this rank; counts measured on a copy."""
     from degradation.data import build_data
     from degradation.models import build_model, count_macs, count_params, input_shape
+    from degradation.models.recompute import enable_activation_checkpointing
 
     world, rank = trainer.world_size, trainer.global_rank
     batch = int(cfg.schedule.batch_size)
@@ -116,6 +128,8 @@ def build_parts(cfg: DictConfig, trainer) -> tuple[torch.nn.Module, Any, dict]:
     seed_everything(int(cfg.seed))
     model = build_model(cfg.model)
     counts = {"params": count_params(model), "macs": count_macs(model, input_shape(cfg.model.family))}
+    if cfg.trainer.get("activation_checkpointing", False):
+        enable_activation_checkpointing(model)  # the same training, bit for bit, in less memory
     model = model.to(device=device, memory_format=memory_format)
     data = build_data(
         cfg.data, batch_size=batch, seed=int(cfg.seed), device=device, memory_format=memory_format,
@@ -149,8 +163,9 @@ def train(cfg: DictConfig) -> dict:
         print(f"{path.name}: already done ({previous.get('iteration')}/{previous.get('total_iters')} iterations)")
         return previous
 
+    mode = step_mode(cfg.trainer, trainer)
     model, data, counts = build_parts(cfg, trainer)
-    device = device_label(trainer, threads, str(cfg.trainer.precision))
+    device = device_label(trainer, threads, str(cfg.trainer.precision)) + (", CUDA graph" if mode == "graph" else "")
     static = static_info(cfg, path, counts["params"], counts["macs"], device, data.train_size)
     folder = RunFolder(cfg, path, static, writer=writer, progress_mode=str(cfg.trainer.progress))
     with contextlib.ExitStack() as stack:
@@ -161,10 +176,10 @@ def train(cfg: DictConfig) -> dict:
             previous = read_run_json(path)
             if previous and previous.get("status") == "done":  # finished by another process meanwhile
                 return previous
-        return _fit(cfg, trainer, folder, model, data, previous)
+        return _fit(cfg, trainer, folder, model, data, previous, mode)
 
 
-def _fit(cfg: DictConfig, trainer, folder: RunFolder, model, data, previous: dict | None) -> dict:
+def _fit(cfg: DictConfig, trainer, folder: RunFolder, model, data, previous: dict | None, mode: str) -> dict:
     ckpt, start = _resume_point(folder)
     if folder.writer:
         remove_stale_temps(folder.path)  # a checkpoint cut short by a kill
@@ -181,6 +196,8 @@ def _fit(cfg: DictConfig, trainer, folder: RunFolder, model, data, previous: dic
         depth=int(cfg.model.depth),
         recorder=folder,
         compile_model=bool(cfg.trainer.compile),
+        step_mode=mode,
+        precision=str(cfg.trainer.precision),
     )
     folder.write_status(None, "running")
     what = f"resuming at iteration {start}" if ckpt else "starting"

@@ -1,0 +1,98 @@
+"""The GPU path on a real CUDA device (skipped without one; benchmarks/gpu_check.sh runs these first).
+
+The captured graph must train exactly like the same step run eagerly, resume to the uninterrupted curves, and
+run in bf16; cuDNN is made deterministic here so that two runs can be compared bit for bit.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from _train_helpers import folder_of, run_json, tiny_cfg
+
+from degradation.models import cifar_net
+from degradation.train.curves import read_curves
+from degradation.train.graphed import GraphedStep
+from degradation.train.module import TrainModule
+from degradation.train.run import train
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+GPU = ["trainer.accelerator=cuda", "schedule.max_iters=40", "schedule.milestones=[20,30]"]
+
+
+@pytest.fixture(autouse=True)
+def deterministic_cudnn():
+    saved = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    yield
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved
+
+
+def _pair(precision: str) -> tuple[dict, dict]:
+    """Weights after 6 steps: the captured graph and the same step run eagerly, from one initialisation."""
+    torch.manual_seed(0)
+    nets = [cifar_net("resnet", 20).cuda().to(memory_format=torch.channels_last) for _ in range(2)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    gen = torch.Generator(device="cuda").manual_seed(1)
+    batches = [(torch.randn(128, 3, 32, 32, device="cuda", generator=gen).contiguous(memory_format=torch.channels_last),
+                torch.randint(0, 10, (128,), device="cuda", generator=gen)) for _ in range(6)]
+    states = []
+    for net, capture in zip(nets, (True, False), strict=True):
+        opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+        acc = torch.zeros(2, device="cuda")
+        step = GraphedStep(net, net, opt, acc, precision=precision, capture=capture)
+        for i, (x, y) in enumerate(batches):
+            step(x, y, 0.1 if i < 3 else 0.01)
+        assert (step.graph is not None) == capture
+        states.append({**net.state_dict(), "acc": acc.clone()})
+    return states[0], states[1]
+
+
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
+def test_captured_graph_equals_the_eager_step(precision: str) -> None:
+    graphed, eager = _pair(precision)
+    for key in eager:
+        assert torch.allclose(graphed[key].float(), eager[key].float(), rtol=1e-4, atol=1e-5), key
+
+
+def test_graph_run_resumes_to_the_uninterrupted_curves(tmp_path, monkeypatch) -> None:
+    original = TrainModule.on_train_batch_end
+
+    def interrupt_at_26(self, *args) -> None:
+        original(self, *args)
+        if self.iteration == 26:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(TrainModule, "on_train_batch_end", interrupt_at_26)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_cfg(tmp_path / "stopped", *GPU, "trainer.cuda_graphs=true"))
+    monkeypatch.setattr(TrainModule, "on_train_batch_end", original)
+    stopped = folder_of(tmp_path / "stopped", *GPU)
+    assert train(tiny_cfg(tmp_path / "stopped", *GPU, "trainer.cuda_graphs=true"))["status"] == "done"
+    train(tiny_cfg(tmp_path / "straight", *GPU, "trainer.cuda_graphs=true"))
+    a, b = read_curves(stopped), read_curves(folder_of(tmp_path / "straight", *GPU))
+    assert a.drop(columns=["wall_s"]).equals(b.drop(columns=["wall_s"]))
+    assert "CUDA graph" in run_json(stopped)["device"]
+
+
+def test_graph_and_eager_runs_give_the_same_curves(tmp_path) -> None:
+    train(tiny_cfg(tmp_path / "graph", *GPU, "trainer.cuda_graphs=true"))
+    train(tiny_cfg(tmp_path / "eager", *GPU, "trainer.cuda_graphs=false"))
+    a, b = read_curves(folder_of(tmp_path / "graph", *GPU)), read_curves(folder_of(tmp_path / "eager", *GPU))
+    assert a.drop(columns=["value", "wall_s"]).equals(b.drop(columns=["value", "wall_s"]))
+    assert a.value.to_numpy() == pytest.approx(b.value.to_numpy(), rel=1e-3, abs=1e-4)
+
+
+def test_bf16_graph_run_finishes(tmp_path) -> None:
+    info = train(tiny_cfg(tmp_path, *GPU, "trainer.precision=bf16-mixed"))
+    assert (info["status"], info["iteration"]) == ("done", 40)
+
+
+def test_activation_checkpointing_under_a_captured_graph_changes_nothing(tmp_path) -> None:
+    plain = train(tiny_cfg(tmp_path / "plain", *GPU, "trainer.cuda_graphs=true"))
+    recomputed = train(tiny_cfg(tmp_path / "ckpt", *GPU, "trainer.cuda_graphs=true",
+                                "trainer.activation_checkpointing=true"))
+    assert (plain["status"], recomputed["status"]) == ("done", "done")
+    a, b = read_curves(folder_of(tmp_path / "plain", *GPU)), read_curves(folder_of(tmp_path / "ckpt", *GPU))
+    assert a.drop(columns=["wall_s"]).equals(b.drop(columns=["wall_s"]))
