@@ -7,7 +7,7 @@ TORCH ?= torch==2.14.1 torchvision==0.29.1
 RESULTS ?= results
 DEMO_RESULTS ?= results/demo
 DEMO_DEPTHS ?= 20,56
-DEMO_JOBS ?= 2
+DEMO_JOBS ?=
 JOBS ?=
 
 .DEFAULT_GOAL := help
@@ -29,7 +29,7 @@ install: $(VENV)/.installed ## Create .venv and install the tool with its depend
 
 demo: install ## The main job: offline synthetic-data sweep (plain vs ResNet), figures and summary on a CPU
 	$(BIN)/degradation sweep --data synthetic --preset demo --depths $(DEMO_DEPTHS) --archs plain,resnet \
-		--jobs $(DEMO_JOBS) --results $(DEMO_RESULTS)
+		$(if $(DEMO_JOBS),--jobs $(DEMO_JOBS)) --results $(DEMO_RESULTS)
 	$(BIN)/degradation plot --results $(DEMO_RESULTS)
 	@echo "Figures: $(DEMO_RESULTS)/figures   Summary: $(DEMO_RESULTS)/summary.md"
 
@@ -50,7 +50,7 @@ reproduce-figures: install ## The paper's CIFAR-10 study (plain 20-110, ResNet 2
 	$(BIN)/degradation plot --results $(RESULTS)
 
 bench: install ## Speed figures: the tool's training step against a bare PyTorch loop
-	$(BIN)/degradation bench --depths 20,56 --archs resnet
+	$(BIN)/degradation bench --depths 20,56,110 --archs resnet
 
 gpu-check: install ## On a CUDA machine: GPU correctness tests, speed, memory, bf16 check, a 64k-iteration run (~8 min)
 	benchmarks/gpu_check.sh $(RESULTS)/gpu_check
