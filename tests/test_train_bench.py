@@ -18,9 +18,20 @@ def test_bench_prints_and_writes_its_table(tmp_path, capsys) -> None:
     saved = pd.read_parquet(tmp_path / "bench.parquet")
     assert saved.equals(frame) and list(saved.arch) == ["plain"] and list(saved.depth) == [8]
     for column in ("tool_images_per_s", "bare_images_per_s", "ratio", "train_gmacs_per_s", "peak_memory_mb",
-                   "projected_64k_s", "stream_share"):  # fmt: skip
+                   "projected_64k_s", "stream_share", "counted_memory_mb"):  # fmt: skip
         assert (saved[column] > 0).all(), column
     assert saved.batch_size.iloc[0] == 8 and saved.macs_per_image.iloc[0] > 0
+    assert saved.step.iloc[0] == "eager"  # no CUDA here: the graph path is for one CUDA device
+
+
+def test_bench_times_the_graph_path_and_counts_memory_with_checkpointing(tmp_path) -> None:
+    """The bench runs whichever step the config asks for, and the memory count follows activation checkpointing."""
+    graph = run_bench([14], ["resnet"], "cpu", 2, tmp_path / "a", overrides=[*TINY, "trainer.cuda_graphs=emulate"],
+                      rounds=1)
+    recomputed = run_bench([14], ["resnet"], "cpu", 2, tmp_path / "b", rounds=1,
+                           overrides=[*TINY, "trainer.activation_checkpointing=true"])
+    assert graph.step.iloc[0] == "emulate" and bool(recomputed.activation_checkpointing.iloc[0])
+    assert recomputed.counted_memory_mb.iloc[0] < graph.counted_memory_mb.iloc[0]
 
 
 def test_bench_refuses_bad_input_before_measuring(tmp_path) -> None:
