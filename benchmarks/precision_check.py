@@ -1,7 +1,8 @@
 """Does bf16 move the curves beyond seed-to-seed noise? fp32 vs bf16 on one seed, against fp32 on another seed.
 
     .venv/bin/python benchmarks/precision_check.py [--device auto|cpu|cuda|mps] [--arch resnet|plain] [--depth 20]
-        [--iters 1000] [--results DIR] [--data synthetic] [--schedule demo] [--floor 0.5] [--slack 1.5] [-- OVERRIDE ...]
+        [--iters 1000] [--results DIR] [--data synthetic] [--schedule demo] [--floor 0.5] [--slack 1.5]
+        [-- OVERRIDE ...]
 
 Trains three short runs through the tool itself (`degradation.train.run.train`), each in its own results folder
 under --results:
