@@ -26,10 +26,10 @@ set -u
 OUT=${1:-${OUT:-results/gpu_check}}
 BUDGET_S=${BUDGET_S:-540}
 if [ "${QUICK:-0}" = 1 ]; then
-  DEVICE=${DEVICE:-cpu}; ITERS=2; ITERS_1202=1; ROUNDS=1; DEPTHS=20; SHARE_DEPTHS=20; PRECISION_ITERS=40
+  DEVICE=${DEVICE:-cpu}; ITERS=2; ITERS_1202=1; ROUNDS=1; DEPTHS=20; SHARE_DEPTHS=20; SHARE_S=1; PRECISION_ITERS=40
   SMALL=(schedule.batch_size=16); FULL=(schedule=smoke); PRECISION_ARGS=(--batch-size 16); PRECISION_DATA=()
 else
-  DEVICE=${DEVICE:-cuda}; ITERS=200; ITERS_1202=30; ROUNDS=2; DEPTHS=20,56,110; SHARE_DEPTHS=20,110
+  DEVICE=${DEVICE:-cuda}; ITERS=200; ITERS_1202=30; ROUNDS=2; DEPTHS=20,56,110; SHARE_DEPTHS=20,110; SHARE_S=3
   PRECISION_ITERS=2000; SMALL=(); FULL=(schedule=paper); PRECISION_ARGS=(); PRECISION_DATA=(data.test_size=10000)
 fi
 WORK=${WORK:-$(mktemp -d "${TMPDIR:-/tmp}/gpu_check.XXXXXX")}  # run folders; the tables are copied to OUT
@@ -80,8 +80,8 @@ stage 90 "ResNet-1202: bf16; fp32 with activation checkpointing" bash -c "
     -- trainer.precision=bf16-mixed ${SMALL[*]} &&
   $TOOL bench --device $DEVICE --rounds 1 --iters $ITERS_1202 --depths 1202 --results '$WORK/r1202_ckpt' \
     -- trainer.precision=32-true trainer.activation_checkpointing=true ${SMALL[*]}"
-stage 90 "runs sharing the GPU" $TOOL bench --device "$DEVICE" --share 1,2,4 --depths "$SHARE_DEPTHS" \
-  --iters "$ITERS" --results "$WORK" -- trainer.precision=bf16-mixed "${SMALL[@]}"
+stage 120 "runs sharing the GPU" $TOOL bench --device "$DEVICE" --share 1,2,4 --depths "$SHARE_DEPTHS" \
+  --seconds "$SHARE_S" --results "$WORK" -- trainer.precision=bf16-mixed "${SMALL[@]}"
 
 stage 75 "bf16 vs fp32 (ResNet-20, 2000 iterations, same seed; seed 1 for the noise)" \
   $PY benchmarks/precision_check.py --device "$DEVICE" --arch resnet --depth 20 --iters "$PRECISION_ITERS" \

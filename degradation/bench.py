@@ -66,11 +66,15 @@ def _bench_cfg(arch: str, depth: int, accelerator: str, iters: int, results_dir:
 
 
 class _StepClock:
-    """Lightning callback: wall time at the end of every step; syncs the device only at the two timed edges."""
+    """Lightning callback: wall time at the end of every step; syncs the device only at the two timed edges.
 
-    def __init__(self, first: int, last: int) -> None:
-        self.first, self.last = first, last
-        self.edges: dict[int, float] = {}
+    With `budget_s`, the window ends at the first step `budget_s` after its start (or at `last`) and stops the fit:
+    runs timed together for the same wall time overlap, whatever their speed.
+    """
+
+    def __init__(self, first: int, last: int, budget_s: float | None = None) -> None:
+        self.first, self.last, self.budget_s = first, last, budget_s
+        self.edges: dict[int, tuple[float, float]] = {}
 
     def as_callback(self):
         import pytorch_lightning as pl
@@ -80,6 +84,11 @@ class _StepClock:
         class Clock(pl.Callback):
             def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
                 step = pl_module.iteration
+                over = (clock.budget_s is not None and clock.first in clock.edges and step > clock.first
+                        and time.perf_counter() - clock.edges[clock.first][0] >= clock.budget_s)
+                if over:
+                    clock.last = step
+                    trainer.should_stop = True
                 if step in (clock.first, clock.last):
                     _sync(pl_module.device)
                     clock.edges[step] = (time.perf_counter(), time.process_time())
@@ -139,19 +148,30 @@ def bare_loop_seconds(model, batches, sched, iters: int, precision: str, compile
 
 def tool_seconds(cfg, model, data, iters: int) -> tuple[float, float]:
     """(wall, process CPU) seconds for `iters` steps of the real training path (Trainer.fit, TrainModule, stream)."""
+    clock = _StepClock(WARMUP_STEPS, WARMUP_STEPS + iters)
+    _fit_timed(cfg, model, data, clock)
+    return clock.seconds
+
+
+def tool_window(cfg, model, data, seconds: float, max_iters: int) -> tuple[float, int]:
+    """(wall seconds, steps) of the real training path run for about `seconds` (at most `max_iters` steps)."""
+    clock = _StepClock(WARMUP_STEPS, WARMUP_STEPS + max_iters, budget_s=seconds)
+    _fit_timed(cfg, model, data, clock)
+    return clock.seconds[0], clock.last - clock.first
+
+
+def _fit_timed(cfg, model, data, clock: _StepClock) -> None:
     from degradation.train.module import Ticks, TrainModule
     from degradation.train.run import build_trainer, step_mode
 
-    clock = _StepClock(WARMUP_STEPS, WARMUP_STEPS + iters)
     with tempfile.TemporaryDirectory() as root:
-        trainer = build_trainer(cfg.trainer, WARMUP_STEPS + iters, root, callbacks=[clock.as_callback()])
+        trainer = build_trainer(cfg.trainer, clock.last, root, callbacks=[clock.as_callback()])
         module = TrainModule(
             model, data.train, {}, cfg.schedule, int(cfg.model.depth), compile_model=bool(cfg.trainer.compile),
             step_mode=step_mode(cfg.trainer, trainer), precision=str(cfg.trainer.precision),
-            stop_at=WARMUP_STEPS + iters,
+            stop_at=clock.last,
         )
         trainer.fit(module, train_dataloaders=Ticks())
-    return clock.seconds
 
 
 def stream_seconds(stream, device: torch.device, batches: int) -> float:

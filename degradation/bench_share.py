@@ -89,6 +89,7 @@ def _worker_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--depth", type=int, required=True)
     parser.add_argument("--accelerator", required=True)
     parser.add_argument("--iters", type=int, required=True)
+    parser.add_argument("--seconds", type=float, default=None)
     parser.add_argument("--threads", type=int, required=True)
     parser.add_argument("--results", required=True)
     parser.add_argument("--folder", required=True)
@@ -136,8 +137,8 @@ def cuda_device_name() -> str | None:
 
 
 def run_worker(argv: Sequence[str]) -> int:
-    """Build, warm up, say ready, wait for the go byte on stdin, time `iters` steps, write the result."""
-    from degradation.bench import tool_seconds  # first: imports degradation.train before torch
+    """Build, warm up, say ready, wait for the go byte on stdin, time `iters` steps (or `seconds`), write the result."""
+    from degradation.bench import tool_seconds, tool_window  # first: imports degradation.train before torch
     from degradation.io import write_json_atomic
 
     args = _worker_args(argv)
@@ -148,13 +149,18 @@ def run_worker(argv: Sequence[str]) -> int:
     if sys.stdin.buffer.read(1) != b"g":  # the parent went away or gave up: nothing to time
         return 1
     start = time.monotonic()  # CLOCK_MONOTONIC: comparable between processes on one machine
-    wall, cpu = tool_seconds(cfg, model, data, args.iters)
+    if args.seconds is None:
+        steps = args.iters
+        wall, cpu = tool_seconds(cfg, model, data, steps)
+    else:  # all workers train for the same wall time, so their windows overlap whatever their speed
+        wall, steps = tool_window(cfg, model, data, args.seconds, args.iters)
+        cpu = float("nan")
     end = time.monotonic()
     batch = int(cfg.schedule.batch_size)
     write_json_atomic(folder / f"{MARK}-{args.index}.json", {
         "device": device_name(device), "precision": str(cfg.trainer.precision), "batch_size": batch,
         "threads": args.threads, "wall_s": wall, "cpu_s": cpu, "start": start, "end": end,
-        "images_per_s": args.iters * batch / wall,
+        "steps": steps, "images_per_s": steps * batch / wall,
     })
     return 0
 
@@ -162,12 +168,14 @@ def run_worker(argv: Sequence[str]) -> int:
 # ---- K workers at once -----------------------------------------------------------------------------------
 
 def _worker_command(arch: str, depth: int, accelerator: str, iters: int, threads: int, results_dir: Path,
-                    folder: Path, index: int, overrides: Sequence[str]) -> list[str]:
+                    folder: Path, index: int, overrides: Sequence[str], seconds: float | None = None) -> list[str]:
     command = [sys.executable, "-m", "degradation.bench_share", "--worker", "--arch", arch, "--depth", str(depth),
                "--accelerator", accelerator, "--iters", str(iters), "--threads", str(threads),
                "--results", str(results_dir), "--folder", str(folder), "--index", str(index)]
     for item in overrides:
         command += ["--override", item]
+    if seconds is not None:
+        command += ["--seconds", str(seconds)]
     return command
 
 
@@ -215,8 +223,11 @@ def _stop(procs: list[subprocess.Popen]) -> None:
 
 
 def measure(arch: str, depth: int, accelerator: str, runs: int, iters: int, results_dir: Path,
-            overrides: Sequence[str] = (), cores: int | None = None) -> list[dict]:
-    """One result per worker of `runs` workers training one network together after a common start."""
+            overrides: Sequence[str] = (), cores: int | None = None, seconds: float | None = None) -> list[dict]:
+    """One result per worker of `runs` workers training one network together after a common start.
+
+    seconds: each worker trains for this long (at most `iters` steps); None: exactly `iters` steps each.
+    """
     from degradation.sweep.estimate import cpu_cores
 
     threads = threads_for(cores or cpu_cores(), runs)
@@ -226,7 +237,8 @@ def measure(arch: str, depth: int, accelerator: str, runs: int, iters: int, resu
         procs: list[subprocess.Popen] = []
         try:
             for i in range(runs):
-                command = _worker_command(arch, depth, accelerator, iters, threads, results_dir, folder, i, overrides)
+                command = _worker_command(arch, depth, accelerator, iters, threads, results_dir, folder, i, overrides,
+                                          seconds)
                 with open(folder / f"{MARK}-{i}.log", "wb") as log:
                     procs.append(subprocess.Popen(command, stdin=subprocess.PIPE, stdout=log,
                                                   stderr=subprocess.STDOUT, env=env))
@@ -242,7 +254,7 @@ def measure(arch: str, depth: int, accelerator: str, runs: int, iters: int, resu
 
 # ---- the table -------------------------------------------------------------------------------------------
 
-def share_rows(arch: str, depth: int, per_k: Mapping[int, list[dict]], iters: int) -> list[dict]:
+def share_rows(arch: str, depth: int, per_k: Mapping[int, list[dict]]) -> list[dict]:
     """One row per K: per-run and aggregate images/s, speed-up over one run, and the chosen K (same on all)."""
     aggregate = {k: sum(w["images_per_s"] for w in workers) for k, workers in per_k.items()}
     chosen = choose_runs(aggregate)
@@ -252,7 +264,8 @@ def share_rows(arch: str, depth: int, per_k: Mapping[int, list[dict]], iters: in
         workers = per_k[k]
         rows.append({
             "device": workers[0]["device"], "arch": arch, "depth": depth, "precision": workers[0]["precision"],
-            "batch_size": workers[0]["batch_size"], "threads": workers[0]["threads"], "iters": iters, "runs": k,
+            "batch_size": workers[0]["batch_size"], "threads": workers[0]["threads"],
+            "iters": min(w.get("steps", 0) for w in workers), "runs": k,
             "per_run_images_per_s": aggregate[k] / k, "aggregate_images_per_s": aggregate[k],
             "speedup": aggregate[k] / base, "overlap": overlap([(w["start"], w["end"]) for w in workers]),
             "window_s": max(w["wall_s"] for w in workers), "runs_per_device": chosen,
@@ -279,7 +292,7 @@ def print_share(frame: Any) -> None:
         print(f"{arch}-{depth} on {device}: runs_per_device = {chosen} ({why})")
     if (frame.window_s < SHORT_WINDOW_S).any():
         print(f"note: timed windows under {SHORT_WINDOW_S:.0f} s are dominated by the workers' start skew; "
-              "use more --iters for steadier figures")
+              "use more --seconds for steadier figures")
     print("overlap: share of the workers' joint span during which all of them were training at once")
 
 
@@ -301,8 +314,12 @@ def _merged(results_dir: Path, frame: Any) -> Any:
 
 
 def run_share(depths: Sequence[int], archs: Sequence[str], device: str, iters: int, results_dir: str | Path,
-              shares: Sequence[int], overrides: Sequence[str] = (), cores: int | None = None) -> Any:
-    """Measure each (arch, depth) at each K; print the table and the choice; write bench_share.parquet."""
+              shares: Sequence[int], overrides: Sequence[str] = (), cores: int | None = None,
+              seconds: float | None = None) -> Any:
+    """Measure each (arch, depth) at each K; print the table and the choice; write bench_share.parquet.
+
+    seconds: each worker's timed window in wall time (at most `iters` steps); None: `iters` steps each.
+    """
     import pandas as pd
 
     from degradation.bench import _bench_cfg
@@ -313,6 +330,8 @@ def run_share(depths: Sequence[int], archs: Sequence[str], device: str, iters: i
 
     if iters < 1:
         raise UsageError(f"--iters {iters} must be >= 1")
+    if seconds is not None and not 0 < seconds <= 600:
+        raise UsageError(f"--seconds {seconds} must be in (0, 600]")
     for depth in depths:
         cifar_blocks_per_stage(depth)
     if device not in ("auto", "cpu", "cuda", "gpu", "mps"):
@@ -329,8 +348,8 @@ def run_share(depths: Sequence[int], archs: Sequence[str], device: str, iters: i
     rows = []
     for arch in archs:
         for depth in depths:
-            per_k = {k: measure(arch, depth, accelerator, k, iters, results_dir, overrides, cores) for k in ks}
-            rows += share_rows(arch, depth, per_k, iters)
+            per_k = {k: measure(arch, depth, accelerator, k, iters, results_dir, overrides, cores, seconds) for k in ks}
+            rows += share_rows(arch, depth, per_k)
     frame = pd.DataFrame(rows)
     print_share(frame)
     results_dir.mkdir(parents=True, exist_ok=True)

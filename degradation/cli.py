@@ -204,7 +204,12 @@ def bench(
     depths: Annotated[str, typer.Option(help="Comma list of depths.")] = "20,56,110",
     archs: Annotated[str, typer.Option(help="plain, resnet.")] = "resnet",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
-    iters: Annotated[int, typer.Option(help="Timed iterations per network.")] = 10,
+    iters: Annotated[int | None, typer.Option(help="Timed iterations per network (default 10; --share: a cap).")] = (
+        None
+    ),
+    seconds: Annotated[
+        float | None, typer.Option(help="--share: each run's timed window in seconds (default 5).")
+    ] = None,
     rounds: Annotated[int, typer.Option(help="Alternating timed rounds per path; each keeps its fastest.")] = 3,
     share: Annotated[
         str | None,
@@ -218,13 +223,16 @@ def bench(
     Examples:
       degradation bench --depths 20,56
       degradation bench --device cuda --depths 20,56,110,1202 --iters 50
-      degradation bench --share 1,2,4 --depths 20 --iters 200   # runs per GPU for launcher.runs_per_gpu=auto
+      degradation bench --share 1,2,4 --depths 20 --seconds 5   # runs per GPU for launcher.runs_per_gpu=auto
       degradation bench --device cuda --depths 110 -- trainer.precision=bf16-mixed trainer.cuda_graphs=false
     Hydra overrides of the benched runs go after `--`.
     """
     from degradation.bench import run_bench
     from degradation.models.depth import check_arch
 
+    if share is not None and iters is None and seconds is None:
+        seconds = 5.0  # runs timed for the same wall time overlap whatever their speed
+    iters = (MAX_BENCH_ITERS if share is not None and seconds is not None else 10) if iters is None else iters
     if not 1 <= iters <= MAX_BENCH_ITERS:
         raise UsageError(f"--iters {iters} must be between 1 and {MAX_BENCH_ITERS:,} (a few hundred time steadily)")
     if not 1 <= rounds <= 20:
@@ -235,7 +243,7 @@ def bench(
 
         shares = parse_share(share)
         run_share(int_list(depths, "--depths", minimum=-(10**9)), checked_list(archs, "--archs", check_arch),
-                  device, iters, results, shares, overrides=overrides)
+                  device, iters, results, shares, overrides=overrides, seconds=seconds)
         return
     run_bench(
         depths=int_list(depths, "--depths", minimum=-(10**9)),

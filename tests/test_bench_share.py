@@ -90,6 +90,14 @@ def test_share_measures_workers_together_and_writes_its_table(tmp_path, capsys) 
     assert sorted(set(stored.device)) == [GPU, "cpu"] and len(stored) == 4
 
 
+def test_share_by_wall_time_trains_each_run_for_the_window(tmp_path, capsys) -> None:
+    """--seconds: every worker trains for the same wall time, however many steps that takes it."""
+    frame = run_share([8], ["resnet"], "cpu", 100_000, tmp_path, [2], overrides=SMALL, cores=2, seconds=0.5)
+    assert list(frame.runs) == [1, 2]
+    assert (frame.window_s >= 0.5).all() and (frame.window_s < 30).all()
+    assert (frame.iters >= 1).all() and (frame.iters < 100_000).all()
+
+
 def test_bad_overrides_and_failing_workers_are_one_line(tmp_path, monkeypatch) -> None:
     with pytest.raises(UsageError, match="model.width=-1"):  # checked before any worker starts
         run_share([8], ["resnet"], "cpu", 1, tmp_path, [2], overrides=["model.width=-1"])
