@@ -153,3 +153,27 @@ def test_bf16_graph_path_runs_and_stays_near_fp32(tmp_path) -> None:
     b = read_curves(folder_of(tmp_path / "eager", *bf16))
     assert a.drop(columns=["value", "wall_s"]).equals(b.drop(columns=["value", "wall_s"]))
     assert a.value.to_numpy() == pytest.approx(b.value.to_numpy(), rel=2e-2, abs=2e-2)
+
+
+def test_a_graph_that_cannot_be_captured_falls_back_to_the_eager_step(tmp_path, monkeypatch) -> None:
+    """cuda_graphs=auto: a failed capture (here: no CUDA at all) leaves a warning and exactly the eager run."""
+    import degradation.train.run as run_mod
+
+    monkeypatch.setattr(run_mod, "graph_mode", lambda *args: ("graph", None))
+    info = train(tiny_cfg(tmp_path / "fallback"))
+    monkeypatch.undo()
+    train(tiny_cfg(tmp_path / "eager", "trainer.cuda_graphs=false"))
+    folder = folder_of(tmp_path / "fallback")
+    assert info["status"] == "done" and "CUDA graph" not in run_json(folder)["device"]
+    assert "warning: the CUDA graph could not be prepared" in (folder / "train.log").read_text()
+    a, b = read_curves(folder), read_curves(folder_of(tmp_path / "eager"))
+    assert a.drop(columns=["wall_s"]).equals(b.drop(columns=["wall_s"]))
+
+
+def test_cuda_graphs_true_does_not_fall_back(tmp_path, monkeypatch) -> None:
+    import degradation.train.run as run_mod
+
+    monkeypatch.setattr(run_mod, "graph_mode", lambda *args: ("graph", None))
+    with pytest.raises(Exception, match="(?i)cuda|torch"):
+        train(tiny_cfg(tmp_path, "trainer.cuda_graphs=true"))
+    assert run_json(folder_of(tmp_path))["status"] == "failed"

@@ -93,22 +93,35 @@ class GraphedStep:
         return torch.autocast(self.device.type, dtype=self.autocast_dtype, cache_enabled=False)
 
     # ---- once: buffers, optimizer, warm-up, capture, restore ---------------------------------------------
+    @property
+    def ready(self) -> bool:
+        """Prepared (and captured, on CUDA): from here on a failure cannot be undone."""
+        return self.static_x is not None
+
     def _prepare(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        self.static_x = torch.empty_like(x)
-        self.static_y = torch.empty_like(y)
-        self.static_x.copy_(x)
-        self.static_y.copy_(y)
+        """Warm up and capture; if that fails, the model and optimizer are left as they were, and it raises."""
+        lrs = [float(group["lr"]) for group in self.optimizer.param_groups]
         self._adopt_optimizer()
         saved = self._state_tensors()
         copies = [t.detach().clone() for t in saved]
-        if self.capture:
-            self._capture()
-        else:
-            for _ in range(WARMUP_ITERS):
-                self._eager_step()
-        with torch.no_grad():
-            for tensor, copy in zip(saved, copies, strict=True):
-                tensor.copy_(copy)
+        static_x, static_y = torch.empty_like(x).copy_(x), torch.empty_like(y).copy_(y)
+        self.static_x, self.static_y = static_x, static_y  # the body reads them during warm-up and capture
+        try:
+            if self.capture:
+                self._capture()
+            else:
+                for _ in range(WARMUP_ITERS):
+                    self._eager_step()
+        except BaseException:
+            self.graph, self.static_x, self.static_y = None, None, None
+            self.optimizer.zero_grad(set_to_none=True)
+            for group, lr in zip(self.optimizer.param_groups, lrs, strict=True):
+                group.update(lr=lr, fused=False, foreach=None)  # the optimizer as the eager step uses it
+            raise
+        finally:  # a captured graph keeps its gradients: they live in its memory pool
+            with torch.no_grad():
+                for tensor, copy in zip(saved, copies, strict=True):
+                    tensor.copy_(copy)
 
     def _adopt_optimizer(self) -> None:
         """Fused SGD reading its lr from a device tensor; momentum buffers made now (zero = SGD's first step).

@@ -94,6 +94,7 @@ class TrainModule(pl.LightningModule):
     eval_sets: split -> iterable of (x, y) with len() = images.
     sched: the schedule config (lr, momentum, weight_decay, nesterov, log_every, eval_every, checkpoint_every).
     step_mode: eager | graph (captured CUDA graph) | emulate (the graph path uncaptured, for tests on a CPU).
+    graph_fallback: when preparing the graph fails (trainer.cuda_graphs=auto), train on with the eager step.
     stop_at: the iteration the fit ends at (default the schedule's max_iters; the benchmark stops earlier).
     """
 
@@ -109,6 +110,7 @@ class TrainModule(pl.LightningModule):
         step_mode: str = "eager",
         precision: str = "32-true",
         stop_at: int | None = None,
+        graph_fallback: bool = False,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -122,7 +124,7 @@ class TrainModule(pl.LightningModule):
         self.stop_at = self.max_iters if stop_at is None else int(stop_at)
         if step_mode not in ("eager", "graph", "emulate"):
             raise ValueError(f"step_mode {step_mode!r}: eager, graph or emulate")
-        self.step_mode, self.precision = step_mode, precision
+        self.step_mode, self.precision, self.graph_fallback = step_mode, precision, graph_fallback
         self._graphed: GraphedStep | None = None
         self.log_every = int(sched.log_every)
         self.eval_every = int(sched.eval_every)
@@ -164,7 +166,13 @@ class TrainModule(pl.LightningModule):
                     self.model, self._forward, self.optimizers().optimizer, self._window_sums(),
                     precision=self.precision, capture=self.step_mode == "graph",
                 )
-            self._graphed(x, y, self.lr_now)
+            try:
+                self._graphed(x, y, self.lr_now)
+            except Exception as exc:
+                if not self.graph_fallback or self._graphed.ready:
+                    raise
+                self._fall_back_to_eager(exc)
+                self._eager_step(x, y)
         self._window_steps += 1
         self._window_images += y.shape[0]
         self.iteration += 1
@@ -180,6 +188,22 @@ class TrainModule(pl.LightningModule):
         opt.step()
         with torch.no_grad():
             self._window_sums().add_(torch.stack((loss.detach().float(), (logits.argmax(1) != y).sum().float())))
+
+    def _fall_back_to_eager(self, exc: Exception) -> None:
+        """A graph that cannot be captured here (an op or torch build without capture support) must not cost the
+        run: the model and optimizer are as they were, so the eager step takes over from this iteration."""
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        message = (f"warning: the CUDA graph could not be prepared ({type(exc).__name__}: {first}); training on "
+                   "with the eager step (trainer.cuda_graphs=false skips the attempt)")
+        self.step_mode, self._graphed = "eager", None
+        log = getattr(self.recorder, "log", None)
+        static = getattr(self.recorder, "static", None)
+        if isinstance(static, dict) and "device" in static:
+            static["device"] = static["device"].replace(", CUDA graph", "")
+        if callable(log):
+            log(message)
+        else:
+            print(message, flush=True)
 
     def _window_sums(self) -> torch.Tensor:
         """The window's accumulator: one tensor for the whole fit (a captured graph holds its address)."""

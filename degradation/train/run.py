@@ -198,6 +198,7 @@ def _fit(cfg: DictConfig, trainer, folder: RunFolder, model, data, previous: dic
         compile_model=bool(cfg.trainer.compile),
         step_mode=mode,
         precision=str(cfg.trainer.precision),
+        graph_fallback=str(cfg.trainer.get("cuda_graphs", "auto")).lower() == "auto",
     )
     folder.write_status(None, "running")
     what = f"resuming at iteration {start}" if ckpt else "starting"
