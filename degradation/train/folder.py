@@ -25,6 +25,7 @@ from degradation.train.checkpoint import save_checkpoint
 from degradation.train.curves import CurveWriter
 from degradation.train.progress import Progress
 
+GRAPH_TAG = ", CUDA graph"  # appended to run.json's device while the step is a replayed CUDA graph
 STATUS_EVERY_S = 5.0  # run.json between checkpoints: often enough for `degradation status`, cheap on a GPU
 EMPTY_SUMMARY = {
     "final_train_error": None,
@@ -181,6 +182,11 @@ class RunFolder:
     def log(self, message: str) -> None:
         if self.writer:
             self.progress.log(message)
+
+    def graph_abandoned(self, message: str) -> None:
+        """run.json's device stops saying "CUDA graph" (written with the next status); train.log says why."""
+        self.static["device"] = self.static["device"].replace(GRAPH_TAG, "")
+        self.log(message)
 
     def close(self) -> None:
         if self.writer:

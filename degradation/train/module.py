@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -49,6 +50,10 @@ class Recorder(Protocol):
     def checkpoint(self, module: TrainModule, iteration: int) -> None:
         ...
 
+    def graph_abandoned(self, message: str) -> None:
+        """The step left the CUDA graph for the eager path: say so, and stop calling the run graphed."""
+        ...
+
 
 class NullRecorder:
     def window(self, module: TrainModule, iteration: int, rows: list[tuple[str, str, float]], evaluated: bool) -> None:
@@ -56,6 +61,9 @@ class NullRecorder:
 
     def checkpoint(self, module: TrainModule, iteration: int) -> None:
         pass
+
+    def graph_abandoned(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
 
 
 def _rng_state() -> dict:
@@ -196,14 +204,7 @@ class TrainModule(pl.LightningModule):
         message = (f"warning: the CUDA graph could not be prepared ({type(exc).__name__}: {first}); training on "
                    "with the eager step (trainer.cuda_graphs=false skips the attempt)")
         self.step_mode, self._graphed = "eager", None
-        log = getattr(self.recorder, "log", None)
-        static = getattr(self.recorder, "static", None)
-        if isinstance(static, dict) and "device" in static:
-            static["device"] = static["device"].replace(", CUDA graph", "")
-        if callable(log):
-            log(message)
-        else:
-            print(message, flush=True)
+        self.recorder.graph_abandoned(message)
 
     def _window_sums(self) -> torch.Tensor:
         """The window's accumulator: one tensor for the whole fit (a captured graph holds its address)."""

@@ -25,7 +25,7 @@ from degradation.lock import run_lock
 from degradation.schema import SCHEMA_VERSION
 from degradation.train.checkpoint import UnreadableCheckpoint, checkpoint_iteration, remove_stale_temps, set_aside
 from degradation.train.curves import missing_windows, trim_parts
-from degradation.train.folder import RunFolder, check_writable, read_run_json, static_info
+from degradation.train.folder import GRAPH_TAG, RunFolder, check_writable, read_run_json, static_info
 from degradation.train.graphed import graph_mode
 from degradation.train.module import Ticks, TrainModule
 from degradation.train.progress import quiet_lightning
@@ -165,7 +165,7 @@ def train(cfg: DictConfig) -> dict:
 
     mode = step_mode(cfg.trainer, trainer)
     model, data, counts = build_parts(cfg, trainer)
-    device = device_label(trainer, threads, str(cfg.trainer.precision)) + (", CUDA graph" if mode == "graph" else "")
+    device = device_label(trainer, threads, str(cfg.trainer.precision)) + (GRAPH_TAG if mode == "graph" else "")
     static = static_info(cfg, path, counts["params"], counts["macs"], device, data.train_size)
     folder = RunFolder(cfg, path, static, writer=writer, progress_mode=str(cfg.trainer.progress))
     with contextlib.ExitStack() as stack:
