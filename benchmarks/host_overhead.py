@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from degradation.bench import _bench_cfg
+from degradation.bench import _bench_cfg, tool_seconds
 from degradation.data import build_data
 
 
@@ -52,42 +52,22 @@ def bare_us(model: nn.Module, stream, iters: int) -> float:
     return 1e6 * (time.perf_counter() - start) / iters
 
 
-def tool_us(cfg, model: nn.Module, stream, iters: int, mode: str) -> float:
-    from degradation.train.module import Ticks, TrainModule
-    from degradation.train.run import build_trainer
-
-    warm = 20
-    marks: dict[str, float] = {}
-    import pytorch_lightning as pl
-
-    class Clock(pl.Callback):
-        def on_train_batch_end(self, trainer, module, *args) -> None:
-            if module.iteration == warm:
-                marks["start"] = time.perf_counter()
-            elif module.iteration == warm + iters:
-                marks["end"] = time.perf_counter()
-
-    with tempfile.TemporaryDirectory() as root:
-        trainer = build_trainer(cfg.trainer, warm + iters, root, callbacks=[Clock()])
-        module = TrainModule(model, stream, {}, cfg.schedule, 20, step_mode=mode, stop_at=warm + iters)
-        trainer.fit(module, train_dataloaders=Ticks())
-    return 1e6 * (marks["end"] - marks["start"]) / iters
-
-
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iters", type=int, default=2000)
     parser.add_argument("--mode", choices=["emulate", "eager"], default="emulate")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    cfg = _bench_cfg("resnet", 20, "cpu", args.iters, Path(tempfile.gettempdir()), ["trainer.threads=1"])
+    graphs = {"emulate": "emulate", "eager": "false"}[args.mode]
+    overrides = ["trainer.threads=1", f"trainer.cuda_graphs={graphs}"]
+    cfg = _bench_cfg("resnet", 20, "cpu", args.iters, Path(tempfile.gettempdir()), overrides)
     data = build_data(cfg.data, batch_size=128, seed=0, device="cpu", memory_format=torch.channels_last)
     stream_start = time.perf_counter()
     for _ in range(args.iters):
         next(data.train)
     stream = 1e6 * (time.perf_counter() - stream_start) / args.iters
     bare = min(bare_us(Tiny(), data.train, args.iters) for _ in range(2))
-    tool = min(tool_us(cfg, Tiny(), data.train, args.iters, args.mode) for _ in range(2))
+    tool = min(1e6 * tool_seconds(cfg, Tiny(), data, args.iters)[0] / args.iters for _ in range(2))
     print(f"per step, host only ({args.mode} step, 1 thread): batch stream {stream:.0f} us; bare loop {bare:.0f} us; "
           f"tool {tool:.0f} us; the tool's own overhead {tool - bare:.0f} us")
     return 0

@@ -21,6 +21,8 @@ import degradation.train  # noqa: F401  (before torch: its OpenMP wait policy, s
 import torch
 import torch.nn.functional as F
 
+from degradation.precision import autocast_dtype
+
 WARMUP_STEPS = 3
 PROJECTED_ITERS = 64_000
 BARE_BATCHES = 16  # distinct in-memory batches the bare loop cycles through
@@ -102,11 +104,8 @@ class _StepClock:
 
 
 def _autocast(device: torch.device, precision: str):
-    if "bf16" in precision:
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    if precision.startswith("16"):
-        return torch.autocast(device_type=device.type, dtype=torch.float16)
-    return contextlib.nullcontext()
+    dtype = autocast_dtype(precision)
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def bare_loop_seconds(model, batches, sched, iters: int, precision: str, compile_model: bool) -> tuple[float, float]:
@@ -194,32 +193,26 @@ def _peak_memory_mb(device: torch.device) -> tuple[float, str]:
 def bench_one(
     arch: str, depth: int, accelerator: str, iters: int, results_dir: Path, overrides: Sequence[str], rounds: int
 ) -> dict:
-    from degradation.data import build_data
-    from degradation.models import build_model, count_macs, input_shape
+    from degradation.models import build_model
     from degradation.models.memory import training_memory
     from degradation.models.recompute import enable_activation_checkpointing
-    from degradation.train.run import build_trainer, configure_runtime, seed_everything, step_mode
+    from degradation.train.run import build_parts, build_trainer, configure_runtime, step_mode
 
     cfg = _bench_cfg(arch, depth, accelerator, iters, results_dir, overrides)
     threads = configure_runtime(cfg.trainer)
     probe = build_trainer(cfg.trainer, 1, tempfile.gettempdir())
     device, mode = probe.strategy.root_device, step_mode(cfg.trainer, probe)
+    model, data, counts = build_parts(cfg, probe)  # as a run builds them: seeded, checkpointed if asked, on device
     memory_format = torch.channels_last if cfg.trainer.channels_last else torch.contiguous_format
-    batch = int(cfg.schedule.batch_size)
-    data = build_data(cfg.data, batch_size=batch, seed=int(cfg.seed), device=device, memory_format=memory_format)
-    seed_everything(int(cfg.seed))
-    model = build_model(cfg.model)
-    macs = count_macs(model, input_shape(cfg.model.family))
+    batch, macs = int(cfg.schedule.batch_size), counts["macs"]
     precision, compiled = str(cfg.trainer.precision), bool(cfg.trainer.compile)
     checkpointing = bool(cfg.trainer.get("activation_checkpointing", False))
-    estimate = training_memory(model, batch, precision, checkpointing)["total"] / 2**20  # before it leaves the CPU
+    estimate = training_memory(model, batch, precision, checkpointing)["total"] / 2**20
     bare_model = build_model(cfg.model)
-    bare_model.load_state_dict(model.state_dict())
     if checkpointing:  # both paths: the ratio compares like with like
-        enable_activation_checkpointing(model)
         enable_activation_checkpointing(bare_model)
-    model = model.to(device=device, memory_format=memory_format)
     bare_model = bare_model.to(device=device, memory_format=memory_format)
+    bare_model.load_state_dict(model.state_dict())
     batches = [tuple(t.clone() for t in next(data.train)) for _ in range(min(iters + WARMUP_STEPS, BARE_BATCHES))]
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)

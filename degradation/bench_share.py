@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from degradation.errors import UsageError
+from degradation.precision import precision_name
 
 MIN_GAIN = 0.05          # a larger K must beat the chosen smaller one by this fraction of images/s
 MAX_SHARE = 32           # more runs than this on one device is a typo, not a plan
@@ -100,23 +101,15 @@ def _worker_args(argv: Sequence[str]) -> argparse.Namespace:
 
 def _build_step(args: argparse.Namespace):
     """The bench's training step for one network: (cfg, model, data, device), threads set before tensor work."""
-    import torch  # after degradation.bench (run_worker): degradation.train sets the OpenMP wait policy first
-
-    from degradation.bench import _bench_cfg
-    from degradation.data import build_data
-    from degradation.models import build_model
-    from degradation.train.run import build_trainer, configure_runtime, seed_everything
+    from degradation.bench import _bench_cfg  # first: degradation.train sets the OpenMP wait policy before torch
+    from degradation.train.run import build_parts, build_trainer, configure_runtime
 
     overrides = [*args.override, f"trainer.threads={args.threads}"]  # last: the share measurement sets threads
     cfg = _bench_cfg(args.arch, args.depth, args.accelerator, args.iters, Path(args.results), overrides)
     configure_runtime(cfg.trainer)
-    device = build_trainer(cfg.trainer, 1, tempfile.gettempdir()).strategy.root_device
-    memory_format = torch.channels_last if cfg.trainer.channels_last else torch.contiguous_format
-    batch = int(cfg.schedule.batch_size)
-    data = build_data(cfg.data, batch_size=batch, seed=int(cfg.seed), device=device, memory_format=memory_format)
-    seed_everything(int(cfg.seed))
-    model = build_model(cfg.model).to(device=device, memory_format=memory_format)
-    return cfg, model, data, device
+    trainer = build_trainer(cfg.trainer, 1, tempfile.gettempdir())
+    model, data, _ = build_parts(cfg, trainer)  # as a run builds them
+    return cfg, model, data, trainer.strategy.root_device
 
 
 def device_name(device: Any) -> str:
@@ -360,10 +353,6 @@ def run_share(depths: Sequence[int], archs: Sequence[str], device: str, iters: i
 
 # ---- reading the choice back (the sweep's launcher.runs_per_gpu=auto) -----------------------------------
 
-def _precision(text: str) -> str:
-    return {"32": "32-true"}.get(str(text), str(text))
-
-
 @dataclass
 class Measured:
     """What bench_share.parquet says about one device: the runs to share it and the speed-up at each K."""
@@ -392,7 +381,7 @@ def measured_sharing(results_dir: str | Path, device: str, precision: str,
     needed = {"device", "arch", "depth", "precision", "runs", "speedup", "runs_per_device"}
     if not needed <= set(frame.columns):
         return None
-    same = frame.precision.astype(str).map(_precision) == _precision(precision)
+    same = frame.precision.astype(str).map(precision_name) == precision_name(precision)
     frame = frame[(frame.device.astype(str) == device) & same]
     wanted = {(str(a), int(d)) for a, d in networks}
     own = frame[[(str(a), int(d)) in wanted for a, d in zip(frame.arch, frame.depth, strict=True)]]

@@ -101,7 +101,9 @@ def sweep(
     shortcut: Annotated[list[str], typer.Option(help="Shortcut options for residual nets: A, B, C.")] = ["A"],
     data: Annotated[str, typer.Option(help="cifar10, cifar100 or synthetic.")] = "cifar10",
     preset: Annotated[str, typer.Option(help="Schedule: paper, quick, demo or smoke.")] = "paper",
-    jobs: Annotated[int | None, typer.Option(help="Runs at a time (default: 1; on CUDA GPUs x runs per GPU).")] = None,
+    jobs: Annotated[
+        int | None, typer.Option(help="Runs at once (default: one per core; CUDA: GPUs x runs per GPU).")
+    ] = None,
     launcher: Annotated[str, typer.Option(help="local or slurm.")] = "local",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and stop.")] = False,
     results: ResultsOpt = Path("results"),

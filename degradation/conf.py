@@ -14,6 +14,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from degradation.errors import UsageError
+from degradation.precision import AUTOCAST, precision_name
 
 CONF_DIR = Path(os.environ.get("DEGRADATION_CONF", Path(__file__).resolve().parent.parent / "conf"))
 
@@ -198,7 +199,7 @@ def validate(cfg: DictConfig) -> None:
     )
     _whole(trainer.devices, "trainer.devices", 1)
     _need(
-        str(trainer.precision) in ("32-true", "32", "bf16-mixed", "16-mixed"),
+        precision_name(trainer.precision) in AUTOCAST,
         f"trainer.precision={trainer.precision!r}; choose 32-true or bf16-mixed",
     )
     _need(

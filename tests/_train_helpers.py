@@ -37,3 +37,23 @@ def folder_of(results: Path, *extra: str) -> Path:
 
 def run_json(folder: Path) -> dict:
     return json.loads((folder / "run.json").read_text())
+
+
+def train_interrupted(cfg, monkeypatch, at: int) -> None:
+    """train(cfg) stopped by a Ctrl-C right after iteration `at` (its checkpoint, if any, already written)."""
+    import pytest
+
+    from degradation.train.module import TrainModule
+    from degradation.train.run import train
+
+    original = TrainModule.on_train_batch_end
+
+    def interrupt(self, *args) -> None:
+        original(self, *args)
+        if self.iteration == at:
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(TrainModule, "on_train_batch_end", interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg)

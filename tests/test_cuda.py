@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from _train_helpers import folder_of, run_json, tiny_cfg
+from _train_helpers import folder_of, run_json, tiny_cfg, train_interrupted
 
 from degradation.models import cifar_net
 from degradation.train.curves import read_curves
 from degradation.train.graphed import GraphedStep
-from degradation.train.module import TrainModule
 from degradation.train.run import train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -57,17 +56,7 @@ def test_captured_graph_equals_the_eager_step(precision: str) -> None:
 
 
 def test_graph_run_resumes_to_the_uninterrupted_curves(tmp_path, monkeypatch) -> None:
-    original = TrainModule.on_train_batch_end
-
-    def interrupt_at_26(self, *args) -> None:
-        original(self, *args)
-        if self.iteration == 26:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(TrainModule, "on_train_batch_end", interrupt_at_26)
-    with pytest.raises(KeyboardInterrupt):
-        train(tiny_cfg(tmp_path / "stopped", *GPU, "trainer.cuda_graphs=true"))
-    monkeypatch.setattr(TrainModule, "on_train_batch_end", original)
+    train_interrupted(tiny_cfg(tmp_path / "stopped", *GPU, "trainer.cuda_graphs=true"), monkeypatch, at=26)
     stopped = folder_of(tmp_path / "stopped", *GPU)
     assert train(tiny_cfg(tmp_path / "stopped", *GPU, "trainer.cuda_graphs=true"))["status"] == "done"
     train(tiny_cfg(tmp_path / "straight", *GPU, "trainer.cuda_graphs=true"))

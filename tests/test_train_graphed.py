@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from _train_helpers import folder_of, run_json, tiny_cfg
+from _train_helpers import folder_of, run_json, tiny_cfg, train_interrupted
 
 from degradation.errors import UsageError
 from degradation.models import cifar_net
 from degradation.train.curves import read_curves
 from degradation.train.graphed import GraphedStep, graph_mode
-from degradation.train.module import TrainModule
 from degradation.train.run import train
 
 LONGER = ["schedule.max_iters=40", "schedule.milestones=[20,30]"]
@@ -86,19 +85,9 @@ def test_emulated_graph_run_matches_the_eager_run(tmp_path) -> None:
 def test_emulated_graph_run_resumes_to_the_uninterrupted_curves(tmp_path, monkeypatch) -> None:
     """Interrupted after a checkpoint and resumed (warm-up and capture again), the graph path gives identical curves."""
     graph = ["trainer.cuda_graphs=emulate", *LONGER]
-    original = TrainModule.on_train_batch_end
-
-    def interrupt_at_26(self, *args) -> None:
-        original(self, *args)
-        if self.iteration == 26:  # past the checkpoint at 24: the resume recomputes 25..26
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(TrainModule, "on_train_batch_end", interrupt_at_26)
-    with pytest.raises(KeyboardInterrupt):
-        train(tiny_cfg(tmp_path / "stopped", *graph))
+    train_interrupted(tiny_cfg(tmp_path / "stopped", *graph), monkeypatch, at=26)  # past the checkpoint at 24
     stopped = folder_of(tmp_path / "stopped", *graph)
     assert run_json(stopped)["status"] == "partial"
-    monkeypatch.setattr(TrainModule, "on_train_batch_end", original)
     assert train(tiny_cfg(tmp_path / "stopped", *graph))["status"] == "done"
     assert "resuming at iteration 24" in (stopped / "train.log").read_text()
     train(tiny_cfg(tmp_path / "straight", *graph))

@@ -33,8 +33,8 @@ from degradation.models.recompute import (
     segments_of,
     stages,
 )
+from degradation.precision import autocast_dtype
 
-AUTOCAST = {"32-true": None, "32": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
 MEASURE_BATCHES = (1, 2)  # two points fix the affine size; 1 and 2 keep the measuring forwards tiny
 
 
@@ -63,12 +63,6 @@ class _Ledger:
             if self.owner[address] is not None:
                 totals[self.owner[address]] = totals.get(self.owner[address], 0) + size
         return totals
-
-
-def _check_precision(precision: str) -> torch.dtype | None:
-    if str(precision) not in AUTOCAST:
-        raise ValueError(f"unknown precision {precision!r}; choose from {', '.join(AUTOCAST)}")
-    return AUTOCAST[str(precision)]
 
 
 def _device(model: nn.Module) -> torch.device:
@@ -101,7 +95,7 @@ def _measure(model: nn.Module, batch_size: int, precision: str, input_size: int,
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    dtype = _check_precision(precision)
+    dtype = autocast_dtype(precision)
     device = _device(model)
     exclude = {t.untyped_storage().data_ptr() for t in (*model.parameters(), *model.buffers())}
     ledger = _Ledger(exclude)
@@ -178,7 +172,7 @@ def training_memory(
     checkpointing None: as the model is configured; True/False: measured so, the model left as it was.
     Measured at batches 1 and 2 and extrapolated to `batch_size` (exact: the sizes are affine in the batch).
     """
-    _check_precision(precision)
+    autocast_dtype(precision)  # refuses an unknown precision before any forward
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     enabled = activation_checkpointing(model) if checkpointing is None else bool(checkpointing)

@@ -84,7 +84,7 @@ class SweepRequest:
     shortcuts: list[str]
     data: str = "cifar10"
     preset: str = "paper"
-    jobs: int | None = None  # None: launcher.jobs (auto: GPUs x launcher.runs_per_gpu on CUDA, else 1)
+    jobs: int | None = None  # None: launcher.jobs (auto: one run per core on a CPU, GPUs x runs_per_gpu on CUDA)
     launcher: str = "local"
     dry_run: bool = False
     results_dir: Path = Path("results")

@@ -27,8 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from degradation.precision import autocast_dtype, precision_name
+
 WARMUP_ITERS = 3  # side-stream iterations before capture (PyTorch's whole-network capture recipe uses a few)
-GRAPH_PRECISIONS = {"32-true": None, "32": None, "bf16-mixed": torch.bfloat16}
+GRAPH_PRECISIONS = ("32-true", "bf16-mixed")  # 16-mixed needs a grad scaler, which reads the device
 
 
 class GraphedStep:
@@ -44,10 +46,10 @@ class GraphedStep:
         precision: str,
         capture: bool,
     ) -> None:
-        if precision not in GRAPH_PRECISIONS:
-            raise ValueError(f"precision {precision!r} cannot be graphed; use one of {sorted(GRAPH_PRECISIONS)}")
+        if precision_name(precision) not in GRAPH_PRECISIONS:
+            raise ValueError(f"precision {precision!r} cannot be graphed; use one of {', '.join(GRAPH_PRECISIONS)}")
         self.model, self.forward, self.optimizer, self.acc = model, forward, optimizer, acc
-        self.autocast_dtype = GRAPH_PRECISIONS[precision]
+        self.autocast_dtype = autocast_dtype(precision)
         self.capture = capture
         self.device = acc.device
         self.lr = torch.zeros((), dtype=torch.float32, device=self.device)  # the fused CUDA kernel reads a float
@@ -104,8 +106,8 @@ class GraphedStep:
         self._adopt_optimizer()
         saved = self._state_tensors()
         copies = [t.detach().clone() for t in saved]
-        static_x, static_y = torch.empty_like(x).copy_(x), torch.empty_like(y).copy_(y)
-        self.static_x, self.static_y = static_x, static_y  # the body reads them during warm-up and capture
+        self.static_x = torch.empty_like(x).copy_(x)  # the body reads them during warm-up and capture
+        self.static_y = torch.empty_like(y).copy_(y)
         try:
             if self.capture:
                 self._capture()
@@ -178,7 +180,7 @@ def graph_mode(setting: object, device: torch.device, world_size: int, precision
         reasons.append(f"the device is {device.type}, not cuda")
     if world_size != 1:
         reasons.append(f"{world_size} devices (graphs are for one)")
-    if precision not in GRAPH_PRECISIONS:
+    if precision_name(precision) not in GRAPH_PRECISIONS:
         reasons.append(f"precision {precision} (graphable: 32-true, bf16-mixed)")
     if reasons:
         return "eager", "; ".join(reasons)

@@ -141,7 +141,7 @@ class TrainModule(pl.LightningModule):
         self.__dict__["_forward"] = torch.compile(model) if compile_model else model
         self.iteration = 0
         self.lr_now = self.schedule.lr(0)
-        self._acc: torch.Tensor | None = None  # [sum of batch losses, misclassified images] of this window, in place
+        self._acc: torch.Tensor | None = None  # [sum of batch losses, misclassified images] of this window
         self._window_steps = 0
         self._window_images = 0
         self.last: dict[str, float | None] = {"train_error": None, "train_loss": None, "test_error": None}
@@ -299,11 +299,7 @@ class TrainModule(pl.LightningModule):
             "lr_now": self.lr_now,
             "stream": self.stream.state_dict(),
             "warmup": self.schedule.warmup.state_dict(),
-            "window": {
-                "acc": None if self._acc is None else self._acc.clone(),
-                "steps": self._window_steps,
-                "images": self._window_images,
-            },
+            "window": {"acc": self._acc, "steps": self._window_steps, "images": self._window_images},
             "last": dict(self.last),
             "last_eval": {k: list(v) for k, v in self.last_eval.items()},
             "best_test": list(self.best_test) if self.best_test else None,
@@ -317,11 +313,7 @@ class TrainModule(pl.LightningModule):
         self.lr_now = float(state["lr_now"])
         self.stream.load_state_dict(state["stream"])
         self.schedule.warmup.load_state_dict(state["warmup"])
-        acc = state["window"]["acc"]
-        if self._acc is not None and acc is not None:  # keep the tensor a captured graph adds into
-            self._acc.copy_(acc)
-        else:
-            self._acc = acc
+        self._acc = state["window"]["acc"]  # restored before the first step, so before any graph holds _acc
         self._window_steps = int(state["window"]["steps"])
         self._window_images = int(state["window"]["images"])
         self.last = dict(state["last"])

@@ -22,6 +22,7 @@ from degradation.conf import run_dir, validate
 from degradation.errors import RunFailed, UsageError
 from degradation.io import remove_stale_temps as remove_stale_io_temps
 from degradation.lock import run_lock
+from degradation.precision import precision_name
 from degradation.schema import SCHEMA_VERSION
 from degradation.train.checkpoint import UnreadableCheckpoint, checkpoint_iteration, remove_stale_temps, set_aside
 from degradation.train.curves import missing_windows, trim_parts
@@ -68,7 +69,7 @@ def build_trainer(trainer_cfg: Any, max_steps: int, root_dir: Path | str, callba
 
     accelerator = {"cuda": "gpu"}.get(str(trainer_cfg.accelerator), str(trainer_cfg.accelerator))
     devices = int(trainer_cfg.devices)
-    precision = {"32": "32-true"}.get(str(trainer_cfg.precision), str(trainer_cfg.precision))
+    precision = precision_name(trainer_cfg.precision)
     try:
         return pl.Trainer(
             accelerator=accelerator,
@@ -96,7 +97,7 @@ def build_trainer(trainer_cfg: Any, max_steps: int, root_dir: Path | str, callba
 def step_mode(trainer_cfg: Any, trainer) -> str:
     """How the training step runs (train/graphed.py): graph on one CUDA device unless trainer.cuda_graphs says no."""
     setting = trainer_cfg.get("cuda_graphs", "auto")
-    precision = {"32": "32-true"}.get(str(trainer_cfg.precision), str(trainer_cfg.precision))
+    precision = precision_name(trainer_cfg.precision)
     mode, why_not = graph_mode(setting, trainer.strategy.root_device, trainer.world_size, precision)
     if str(setting).lower() == "true" and mode != "graph":
         raise UsageError(f"trainer.cuda_graphs=true, but {why_not}; use trainer.cuda_graphs=auto or false")
