@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from degradation.lock import live_owner
+from degradation.lock import live_owner, pid_alive
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -104,16 +104,8 @@ def kill_tree(proc: subprocess.Popen) -> None:
             os.kill(pid, signal.SIGKILL)
     proc.communicate()
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(_alive(p) for p in descendants(proc.pid)[1:]):
+    while time.monotonic() < deadline and any(pid_alive(p) for p in descendants(proc.pid)[1:]):
         time.sleep(0.05)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def wait_for(test: Callable[[], bool], proc: subprocess.Popen, timeout: float = 120, poll: float = 0.002) -> bool:

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from degradation.bench import _bench_cfg, tool_seconds
+from degradation.bench import bench_cfg, tool_seconds
 from degradation.data import build_data
 
 
@@ -60,7 +60,7 @@ def main(argv: list[str]) -> int:
     torch.set_num_threads(1)
     graphs = {"emulate": "emulate", "eager": "false"}[args.mode]
     overrides = ["trainer.threads=1", f"trainer.cuda_graphs={graphs}"]
-    cfg = _bench_cfg("resnet", 20, "cpu", args.iters, Path(tempfile.gettempdir()), overrides)
+    cfg = bench_cfg("resnet", 20, "cpu", args.iters, Path(tempfile.gettempdir()), overrides)
     data = build_data(cfg.data, batch_size=128, seed=0, device="cpu", memory_format=torch.channels_last)
     stream_start = time.perf_counter()
     for _ in range(args.iters):

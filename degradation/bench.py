@@ -21,21 +21,23 @@ import degradation.train  # noqa: F401  (before torch: its OpenMP wait policy, s
 import torch
 import torch.nn.functional as F
 
+from degradation.conf import compose, validate
+from degradation.errors import UsageError
+from degradation.io import write_atomic
+from degradation.machine import device_kind, device_name
+from degradation.models import build_model
+from degradation.models.depth import cifar_blocks_per_stage
+from degradation.models.memory import training_memory
+from degradation.models.recompute import enable_activation_checkpointing
 from degradation.precision import autocast_dtype
+from degradation.runs import check_writable
+from degradation.train.module import Ticks, TrainModule
+from degradation.train.progress import quiet_lightning
+from degradation.train.run import build_parts, build_trainer, configure_runtime, step_mode
 
 WARMUP_STEPS = 3
 PROJECTED_ITERS = 64_000
 BARE_BATCHES = 16  # distinct in-memory batches the bare loop cycles through
-
-
-def _accelerator(device: str) -> str:
-    if device != "auto":
-        return device
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
 
 
 def _sync(device: torch.device) -> None:
@@ -45,9 +47,7 @@ def _sync(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
-def _bench_cfg(arch: str, depth: int, accelerator: str, iters: int, results_dir: Path, overrides: Sequence[str]):
-    from degradation.conf import compose, validate
-
+def bench_cfg(arch: str, depth: int, accelerator: str, iters: int, results_dir: Path, overrides: Sequence[str]):
     cfg = compose(
         [
             f"model={arch}",
@@ -160,9 +160,6 @@ def tool_window(cfg, model, data, seconds: float, max_iters: int) -> tuple[float
 
 
 def _fit_timed(cfg, model, data, clock: _StepClock) -> None:
-    from degradation.train.module import Ticks, TrainModule
-    from degradation.train.run import build_trainer, step_mode
-
     with tempfile.TemporaryDirectory() as root:
         trainer = build_trainer(cfg.trainer, clock.last, root, callbacks=[clock.as_callback()])
         module = TrainModule(
@@ -193,12 +190,7 @@ def _peak_memory_mb(device: torch.device) -> tuple[float, str]:
 def bench_one(
     arch: str, depth: int, accelerator: str, iters: int, results_dir: Path, overrides: Sequence[str], rounds: int
 ) -> dict:
-    from degradation.models import build_model
-    from degradation.models.memory import training_memory
-    from degradation.models.recompute import enable_activation_checkpointing
-    from degradation.train.run import build_parts, build_trainer, configure_runtime, step_mode
-
-    cfg = _bench_cfg(arch, depth, accelerator, iters, results_dir, overrides)
+    cfg = bench_cfg(arch, depth, accelerator, iters, results_dir, overrides)
     threads = configure_runtime(cfg.trainer)
     probe = build_trainer(cfg.trainer, 1, tempfile.gettempdir())
     device, mode = probe.strategy.root_device, step_mode(cfg.trainer, probe)
@@ -231,7 +223,7 @@ def bench_one(
     return {
         "arch": arch,
         "depth": depth,
-        "device": device.type if device.type != "cuda" else torch.cuda.get_device_name(device),
+        "device": device_name(device),
         "threads": threads,
         "precision": precision,
         "channels_last": bool(cfg.trainer.channels_last),
@@ -297,19 +289,13 @@ def run_bench(
     rounds: int = 3,
 ) -> Any:
     """Time each (arch, depth) at batch 128; print a table; write <results_dir>/bench.parquet atomically."""
-    import pandas as pd
-
-    from degradation.errors import UsageError
-    from degradation.io import write_atomic
-    from degradation.models.depth import cifar_blocks_per_stage
-    from degradation.train.folder import check_writable
-    from degradation.train.progress import quiet_lightning
+    import pandas as pd  # deferred: the bench's rows only become a table at the end
 
     if iters < 1:
         raise UsageError(f"--iters {iters} must be >= 1")
     for depth in depths:
         cifar_blocks_per_stage(depth)
-    accelerator = _accelerator(device)
+    accelerator = device_kind("auto") if device == "auto" else device
     if accelerator not in ("cpu", "cuda", "gpu", "mps"):
         raise UsageError(f"--device {device}; choose auto, cpu, cuda or mps")
     results_dir = Path(results_dir)

@@ -25,19 +25,25 @@ import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from degradation.bench import bench_cfg, tool_seconds, tool_window  # first: degradation.train before torch
+from degradation.cliargs import int_list
 from degradation.errors import UsageError
-from degradation.precision import precision_name
+from degradation.io import write_atomic, write_json_atomic
+from degradation.machine import cpu_cores, device_kind, device_name
+from degradation.models.depth import cifar_blocks_per_stage
+from degradation.runs import check_writable
+from degradation.sweep.estimate import SHARE_FILE
+from degradation.sweep.launch import last_log_line
+from degradation.train.run import build_parts, build_trainer, configure_runtime
 
 MIN_GAIN = 0.05          # a larger K must beat the chosen smaller one by this fraction of images/s
 MAX_SHARE = 32           # more runs than this on one device is a typo, not a plan
 READY_TIMEOUT_S = 1800   # a worker's start-up and warm-up (a deep net's torch.compile can take minutes)
 POLL_S = 0.02
 SHORT_WINDOW_S = 1.0     # timed windows shorter than this are dominated by the workers' start skew
-FILE_NAME = "bench_share.parquet"
 MARK = "bench-share"     # worker files: <folder>/<MARK>-<i>.{ready,json,log}
 
 
@@ -45,8 +51,6 @@ MARK = "bench-share"     # worker files: <folder>/<MARK>-<i>.{ready,json,log}
 
 def parse_share(text: str | Sequence[str]) -> list[int]:
     """--share '1,2,4' -> [1, 2, 4] (sorted, duplicates dropped); 1 is always measured: it is the baseline."""
-    from degradation.cliargs import int_list
-
     counts = int_list(text, "--share", minimum=1)
     too_many = [k for k in counts if k > MAX_SHARE]
     if too_many:
@@ -101,39 +105,16 @@ def _worker_args(argv: Sequence[str]) -> argparse.Namespace:
 
 def _build_step(args: argparse.Namespace):
     """The bench's training step for one network: (cfg, model, data, device), threads set before tensor work."""
-    from degradation.bench import _bench_cfg  # first: degradation.train sets the OpenMP wait policy before torch
-    from degradation.train.run import build_parts, build_trainer, configure_runtime
-
     overrides = [*args.override, f"trainer.threads={args.threads}"]  # last: the share measurement sets threads
-    cfg = _bench_cfg(args.arch, args.depth, args.accelerator, args.iters, Path(args.results), overrides)
+    cfg = bench_cfg(args.arch, args.depth, args.accelerator, args.iters, Path(args.results), overrides)
     configure_runtime(cfg.trainer)
     trainer = build_trainer(cfg.trainer, 1, tempfile.gettempdir())
     model, data, _ = build_parts(cfg, trainer)  # as a run builds them
     return cfg, model, data, trainer.strategy.root_device
 
 
-def device_name(device: Any) -> str:
-    """'cpu', 'mps' or the GPU's model name (what bench.parquet and bench_share.parquet call the device)."""
-    import torch
-
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
-
-
-def cuda_device_name() -> str | None:
-    """This machine's (first visible) GPU model, as the bench names it; None without one."""
-    try:
-        import torch
-
-        return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    except Exception:
-        return None
-
-
 def run_worker(argv: Sequence[str]) -> int:
     """Build, warm up, say ready, wait for the go byte on stdin, time `iters` steps (or `seconds`), write the result."""
-    from degradation.bench import tool_seconds, tool_window  # first: imports degradation.train before torch
-    from degradation.io import write_json_atomic
-
     args = _worker_args(argv)
     folder = Path(args.folder)
     cfg, model, data, device = _build_step(args)
@@ -175,8 +156,6 @@ def _worker_command(arch: str, depth: int, accelerator: str, iters: int, threads
 def _failure(folder: Path, index: int, runs: int, code: int | None) -> Exception:
     """A worker's end as one line from its log: a UsageError for its `error:` line (exit 2), else a RuntimeError
     (whose out-of-memory text the CLI still turns into one line)."""
-    from degradation.sweep.launch import last_log_line
-
     line = last_log_line(folder / f"{MARK}-{index}.log") or "no output"
     what = "did not get ready in time" if code is None else f"exit code {code}"
     text = f"bench --share: worker {index + 1} of {runs} failed ({what}): {line}"
@@ -221,8 +200,6 @@ def measure(arch: str, depth: int, accelerator: str, runs: int, iters: int, resu
 
     seconds: each worker trains for this long (at most `iters` steps); None: exactly `iters` steps each.
     """
-    from degradation.sweep.estimate import cpu_cores
-
     threads = threads_for(cores or cpu_cores(), runs)
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS=str(threads))  # CUDA_VISIBLE_DEVICES as it is
     with tempfile.TemporaryDirectory(prefix="bench-share-") as tmp:
@@ -293,7 +270,7 @@ def _merged(results_dir: Path, frame: Any) -> Any:
     """New rows replace the stored ones of the same device, network and precision; other devices' stay."""
     import pandas as pd
 
-    path = results_dir / FILE_NAME
+    path = results_dir / SHARE_FILE
     try:
         old = pd.read_parquet(path) if path.is_file() else None
     except Exception:  # unreadable: overwritten by the new figures
@@ -313,13 +290,7 @@ def run_share(depths: Sequence[int], archs: Sequence[str], device: str, iters: i
 
     seconds: each worker's timed window in wall time (at most `iters` steps); None: `iters` steps each.
     """
-    import pandas as pd
-
-    from degradation.bench import _bench_cfg
-    from degradation.io import write_atomic
-    from degradation.models.depth import cifar_blocks_per_stage
-    from degradation.sweep.estimate import device_kind
-    from degradation.train.folder import check_writable
+    import pandas as pd  # deferred: the workers never build tables
 
     if iters < 1:
         raise UsageError(f"--iters {iters} must be >= 1")
@@ -336,7 +307,7 @@ def run_share(depths: Sequence[int], archs: Sequence[str], device: str, iters: i
     check_writable(results_dir)
     for arch in archs:  # a bad override is one line here, not K workers' tracebacks
         for depth in depths:
-            _bench_cfg(arch, depth, accelerator, iters, results_dir, overrides)
+            bench_cfg(arch, depth, accelerator, iters, results_dir, overrides)
     ks = sorted({1, *shares})
     rows = []
     for arch in archs:
@@ -347,50 +318,8 @@ def run_share(depths: Sequence[int], archs: Sequence[str], device: str, iters: i
     print_share(frame)
     results_dir.mkdir(parents=True, exist_ok=True)
     stored = _merged(results_dir, frame)
-    write_atomic(results_dir / FILE_NAME, lambda tmp: stored.to_parquet(tmp, index=False))
+    write_atomic(results_dir / SHARE_FILE, lambda tmp: stored.to_parquet(tmp, index=False))
     return frame
-
-
-# ---- reading the choice back (the sweep's launcher.runs_per_gpu=auto) -----------------------------------
-
-@dataclass
-class Measured:
-    """What bench_share.parquet says about one device: the runs to share it and the speed-up at each K."""
-
-    runs: int
-    speedup: dict[int, float]
-    networks: list[str]
-
-
-def measured_sharing(results_dir: str | Path, device: str, precision: str,
-                     networks: Sequence[tuple[str, int]] = ()) -> Measured | None:
-    """The stored choice for `device` at `precision`, or None when there is none.
-
-    Of several measured networks, the sweep's own are used when measured; the smallest choice and, per K, the
-    smallest speed-up win: one setting serves every run of a sweep, and oversharing costs more than undersharing.
-    """
-    import pandas as pd
-
-    path = Path(results_dir) / FILE_NAME
-    if not path.is_file():
-        return None
-    try:
-        frame = pd.read_parquet(path)
-    except Exception:
-        return None
-    needed = {"device", "arch", "depth", "precision", "runs", "speedup", "runs_per_device"}
-    if not needed <= set(frame.columns):
-        return None
-    same = frame.precision.astype(str).map(precision_name) == precision_name(precision)
-    frame = frame[(frame.device.astype(str) == device) & same]
-    wanted = {(str(a), int(d)) for a, d in networks}
-    own = frame[[(str(a), int(d)) in wanted for a, d in zip(frame.arch, frame.depth, strict=True)]]
-    frame = own if len(own) else frame
-    if frame.empty:
-        return None
-    speedup = {int(k): float(v) for k, v in frame.groupby("runs").speedup.min().items()}
-    names = sorted({f"{a}-{d}" for a, d in zip(frame.arch, frame.depth, strict=True)})
-    return Measured(int(frame.runs_per_device.min()), speedup, names)
 
 
 def _worker_main(argv: Sequence[str]) -> int:

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from typer.exceptions import Abort, TyperException
 
+# deferred imports: each command imports what it needs inside its function, so `--help` stays instant
 from degradation.cliargs import checked_list, int_list
 from degradation.errors import UsageError, out_of_memory
 
@@ -160,7 +161,7 @@ def status(results: ResultsOpt = Path("results")) -> None:
       degradation status
       degradation status --results results/demo
     """
-    from degradation.results import print_status
+    from degradation.sweep.report import print_status
 
     print_status(results)
 

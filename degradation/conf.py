@@ -13,7 +13,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from degradation.errors import UsageError
+from degradation.errors import UsageError, first_line
 from degradation.precision import AUTOCAST, precision_name
 
 CONF_DIR = Path(os.environ.get("DEGRADATION_CONF", Path(__file__).resolve().parent.parent / "conf"))
@@ -55,18 +55,13 @@ def compose(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
     try:
         OmegaConf.resolve(cfg)
     except Exception as exc:
-        raise UsageError(f"config cannot be resolved: {_first_line(exc)}") from None
+        raise UsageError(f"config cannot be resolved: {first_line(exc)}") from None
     return cfg
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0].strip()
 
 
 def _one_line_hydra_error(exc: BaseException, overrides: list[str] | tuple[str, ...]) -> str:
     """Hydra's message, first line only, plus what a user would do about it."""
-    line = _first_line(exc)
+    line = first_line(exc)
     cause = exc.__cause__ or exc.__context__
     if "not in struct" in line or (cause and "not in struct" in str(cause)):
         key = line.split("'")[1] if "'" in line else "?"
@@ -136,6 +131,7 @@ def _whole(value: object, key: str, minimum: int) -> int:
 
 def validate(cfg: DictConfig) -> None:
     """Check every value a run depends on before anything is built or written."""
+    # deferred: degradation.models loads torch; composing a config does not need it
     from degradation.models.depth import (
         check_arch,
         check_family,

@@ -1,5 +1,9 @@
 """Errors a user can fix: the CLI prints them as one line and exits 2, with no traceback."""
 
+from __future__ import annotations
+
+import os
+
 
 class UsageError(Exception):
     """Bad input (argument, override, missing data, unwritable folder): says what is wrong and what is right."""
@@ -24,3 +28,16 @@ def out_of_memory(exc: BaseException) -> str | None:
     size = re.search(r"[Tt]ried to allocate ([0-9.]+ ?[A-Za-z]+)", text)
     detail = f" (tried to allocate {size.group(1)})" if size else ""
     return f"out of memory{detail}; choose a smaller depth, batch size, data set or number of classes"
+
+
+def first_line(exc: BaseException, limit: int | None = None) -> str:
+    """An exception's first line (its type's name when it says nothing): what a one-line message can quote."""
+    text = str(exc).strip() or type(exc).__name__
+    line = text.splitlines()[0].strip()
+    return line[:limit] if limit else line
+
+
+def unwritable(target: str | os.PathLike, exc: OSError) -> UsageError:
+    """The one-line error for a write the disk refused (full, read-only, folder removed), naming the file."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return UsageError(f"cannot write {target}: {reason}; free some space or use a writable results folder")

@@ -12,16 +12,11 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from degradation.errors import UsageError
+from degradation.errors import unwritable
+from degradation.lock import pid_alive
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
-
-
-def unwritable(target: str | os.PathLike, exc: OSError) -> UsageError:
-    """The one-line error for a write the disk refused (full, read-only, folder removed), naming the file."""
-    reason = exc.strerror or str(exc) or type(exc).__name__
-    return UsageError(f"cannot write {target}: {reason}; free some space or use a writable results folder")
 
 
 @contextmanager
@@ -76,8 +71,6 @@ def remove_stale_temps(folder: str | os.PathLike, name: str = "*") -> list[Path]
 
     Safe beside live writers: a temp file names its host and pid, and only this host's dead writers' files go.
     """
-    from degradation.lock import pid_alive
-
     removed = []
     host = socket.gethostname()
     pattern = "*" if name == "*" else glob.escape(name)

@@ -27,10 +27,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from degradation.errors import UsageError
-from degradation.io import unwritable
-from degradation.schema import LOCK_FILE
+from degradation.errors import UsageError, unwritable
 
+LOCK_FILE = ".lock"  # in the run folder, held by the process training the run
 TOKEN_ENV = "DEGRADATION_LOCK_TOKEN"
 TAKEOVER_SUFFIX = ".takeover"
 UNREADABLE_GRACE_S = 60.0  # an empty or half-written lock younger than this is being created, not stale

@@ -1,175 +1,36 @@
-"""Reading run folders and merging them into results/curves.parquet and results/runs.parquet.
+"""Merging run folders into results/curves.parquet and results/runs.parquet, and loading those tables.
 
-The run folders are the source of truth; the two tables are a cache of them that `collect` rebuilds from all
-folders (so runs of earlier sweeps stay, and a partial run shows with its status). A corrupt part or run.json
-is skipped with a warning naming it: one bad file never hides the other runs.
+The run folders are the source of truth (degradation/runs.py reads them); the two tables are a cache of them
+that `collect` rebuilds from all folders (so runs of earlier sweeps stay, and a partial run shows with its
+status). A corrupt part or run.json is skipped with a warning naming it: one bad file never hides the others.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from degradation.errors import UsageError
-from degradation.io import remove_stale_temps, write_atomic, write_json_atomic
-from degradation.schema import (
-    CURVE_COLUMNS,
-    CURVES_DIR,
-    CURVES_TABLE,
+from degradation.errors import UsageError, first_line
+from degradation.io import remove_stale_temps, write_atomic
+from degradation.runs import (
     LOG_FILE,
-    RUN_FILE,
-    RUN_IDENTITY,
-    RUNS_TABLE,
-    SCHEMA_VERSION,
+    CorruptFile,
+    effective_status,
+    is_foreign,
+    read_failure,
+    read_parts,
+    read_run_json,
+    run_folders,
+    runs_root,
+    warn,
 )
+from degradation.schema import CURVE_COLUMNS, CURVES_SCHEMA, CURVES_TABLE, RUN_COLUMNS, RUNS_SCHEMA, RUNS_TABLE
 
-FAILURE_FILE = "failure.json"  # written by the sweep when a training process dies without recording why
-
-_ARROW = {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64()}
-CURVES_SCHEMA = pa.schema(
-    [pa.field(name, _ARROW[kind]) for name, kind in CURVE_COLUMNS.items()],
-    metadata={b"schema_version": str(SCHEMA_VERSION).encode()},
-)
 CURVE_KEY = ["run_id", "step", "split", "metric"]
-
-# runs.parquet: one row per run (the contract's columns, plus where its log is and when it last wrote).
-RUN_COLUMNS: dict[str, str] = {
-    **RUN_IDENTITY,
-    "status": "string",
-    "reason": "string",
-    "iteration": "int64",
-    "total_iters": "int64",
-    "params": "int64",
-    "macs": "int64",
-    "final_train_error": "float64",
-    "final_test_error": "float64",
-    "final_val_error": "float64",
-    "best_test_error": "float64",
-    "best_test_step": "int64",
-    "wall_s": "float64",
-    "images_per_s": "float64",
-    "device": "string",
-    "git_revision": "string",
-    "run_dir": "string",
-    "log_path": "string",
-    "updated_at": "string",
-}
-RUNS_SCHEMA = pa.schema(
-    [pa.field(name, _ARROW[kind]) for name, kind in RUN_COLUMNS.items()],
-    metadata={b"schema_version": str(SCHEMA_VERSION).encode()},
-)
-
-
-def warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)
-
-
-def runs_root(results_dir: str | os.PathLike) -> Path:
-    return Path(results_dir) / "runs"
-
-
-def run_folders(results_dir: str | os.PathLike) -> list[Path]:
-    root = runs_root(results_dir)
-    if not root.is_dir():
-        return []
-    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
-class CorruptFile(Exception):
-    """A file of a run folder that cannot be read; the message says which and why."""
-
-
-class ForeignSchema(CorruptFile):
-    """A run folder written under another schema_version: left as it is (never collected nor trained over)."""
-
-    def __init__(self, message: str, version: object) -> None:
-        super().__init__(message)
-        self.version = version
-
-
-def check_schema(info: dict, path: Path) -> None:
-    """ForeignSchema when run.json names a schema_version other than ours (none named: ours, as written by hand)."""
-    version = info.get("schema_version", SCHEMA_VERSION)
-    if version != SCHEMA_VERSION:
-        raise ForeignSchema(
-            f"{path}: schema_version {version}, this tool reads {SCHEMA_VERSION}; left as it is "
-            f"(move the folder away, or use the version of the tool that wrote it)",
-            version,
-        )
-
-
-def read_run_json(run_dir: str | os.PathLike) -> dict | None:
-    """A run's run.json; None when it has none yet; CorruptFile when it cannot be parsed."""
-    path = Path(run_dir) / RUN_FILE
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise CorruptFile(f"{path}: {exc.strerror}") from None
-    try:
-        info = json.loads(text)
-    except ValueError as exc:
-        raise CorruptFile(f"{path}: not JSON ({exc})") from None
-    if not isinstance(info, dict) or "status" not in info:
-        raise CorruptFile(f"{path}: no status field")
-    check_schema(info, path)
-    return info
-
-
-def read_failure(run_dir: str | os.PathLike) -> dict | None:
-    """What the sweep recorded about a training process that ended without saying why (failure.json)."""
-    path = Path(run_dir) / FAILURE_FILE
-    try:
-        info = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(info, dict):
-        return None
-    info["mtime"] = path.stat().st_mtime
-    return info
-
-
-def record_failure(run_dir: str | os.PathLike, ids: dict, reason: str) -> None:
-    """Note, beside run.json, that the run's process died without recording its end (a crash, a kill, OOM).
-
-    run.json belongs to the training process; this sidecar is the sweep's. A newer run.json supersedes it.
-    """
-    run_dir = Path(run_dir)
-    write_json_atomic(
-        run_dir / FAILURE_FILE,
-        {**ids, "status": "failed", "reason": reason, "log_path": str(run_dir / LOG_FILE), "run_dir": str(run_dir)},
-    )
-
-
-def effective_status(info: dict, run_dir: str | os.PathLike) -> tuple[str, str | None]:
-    """(status, reason) as it stands now: a run.json left at "running" by a process that is gone is partial,
-    or failed when the sweep saw that process die (failure.json newer than run.json)."""
-    from degradation.lock import owner_alive, pid_alive, read_lock
-
-    status, reason = str(info.get("status")), info.get("reason")
-    if status != "running":
-        return status, reason
-    owner = read_lock(run_dir)
-    if owner is not None:
-        alive = owner_alive(owner)
-    else:
-        pid = info.get("pid")
-        alive = isinstance(pid, int) and pid_alive(pid)
-    if alive:
-        return "running", reason
-    failure = read_failure(run_dir)
-    run_json = Path(run_dir) / RUN_FILE
-    if failure and (not run_json.exists() or failure["mtime"] >= run_json.stat().st_mtime):
-        return "failed", failure.get("reason")
-    iteration = info.get("iteration", 0)
-    return "partial", f"stopped at iteration {iteration} (its process is gone); the next sweep resumes it"
 
 
 def run_row(info: dict, run_dir: Path) -> dict:
@@ -194,16 +55,6 @@ def _typed(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
     return frame[list(columns)]
 
 
-def _foreign(folder: Path) -> bool:
-    try:
-        read_run_json(folder)
-    except ForeignSchema:
-        return True
-    except CorruptFile:
-        pass
-    return False
-
-
 def read_runs(results_dir: str | os.PathLike, *, quiet: bool = False) -> pd.DataFrame:
     """One row per run folder that has a readable run.json, read now (no parquet needed)."""
     rows = []
@@ -220,29 +71,6 @@ def read_runs(results_dir: str | os.PathLike, *, quiet: bool = False) -> pd.Data
             rows.append(run_row(info, folder))
     frame = _typed(pd.DataFrame(rows, columns=list(RUN_COLUMNS)), RUN_COLUMNS)
     return frame.sort_values(["arch", "depth", "shortcut", "seed", "run_id"], kind="stable").reset_index(drop=True)
-
-
-def _part_key(path: Path) -> tuple[int, str]:
-    stem = path.stem.rsplit("-", 1)[-1]
-    return (int(stem), path.name) if stem.isdigit() else (-1, path.name)
-
-
-def read_parts(run_dir: Path) -> list[pa.Table]:
-    """A run's curve parts in step order, each cast to the curves schema; unreadable ones skipped, named."""
-    folder = run_dir / CURVES_DIR
-    if not folder.is_dir():
-        return []
-    tables = []
-    for path in sorted(folder.glob("part-*.parquet"), key=_part_key):
-        try:
-            table = pq.read_table(path)
-            table = table.select(list(CURVE_COLUMNS)).cast(CURVES_SCHEMA)
-        except Exception as exc:  # pyarrow raises several types for a truncated or foreign file
-            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            warn(f"skipping {path}: {text}")
-            continue
-        tables.append(table)
-    return tables
 
 
 def merge_curves(tables: list[pa.Table]) -> pd.DataFrame:
@@ -270,7 +98,7 @@ def collect(results_dir: str | os.PathLike) -> tuple[Path, Path]:
     for folder in [results_dir, *folders]:  # what writers killed mid-write (a collect, a run) left behind
         remove_stale_temps(folder)
     runs = read_runs(results_dir)
-    tables = [table for folder in folders if not _foreign(folder) for table in read_parts(folder)]
+    tables = [table for folder in folders if not is_foreign(folder) for table in read_parts(folder)]
     curves = merge_curves(tables)
     curves_path, runs_path = results_dir / CURVES_TABLE, results_dir / RUNS_TABLE
     _write_table(curves_path, curves, CURVES_SCHEMA)
@@ -284,8 +112,7 @@ def _load(path: Path, what: str) -> pd.DataFrame:
     try:
         return pq.read_table(path).to_pandas()
     except Exception as exc:
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        message = f"{path} is not a readable {what} table ({text}); rebuild it with `degradation collect`"
+        message = f"{path} is not a readable {what} table ({first_line(exc)}); rebuild it with `degradation collect`"
         raise UsageError(message) from None
 
 
@@ -297,47 +124,3 @@ def load_curves(results_dir: str | os.PathLike) -> pd.DataFrame:
 def load_runs(results_dir: str | os.PathLike) -> pd.DataFrame:
     """results/runs.parquet (one row per run)."""
     return _load(Path(results_dir) / RUNS_TABLE, "runs")
-
-
-def _pct(value: object) -> str:
-    return "-" if value is None or pd.isna(value) else f"{100 * float(value):.2f}%"
-
-
-def _num(value: object, fmt: str = "{:,.0f}") -> str:
-    return "-" if value is None or pd.isna(value) else fmt.format(value)
-
-
-def print_status(results_dir: str | os.PathLike) -> None:
-    """The runs table, read from the run folders now: status, iteration, errors, time, throughput."""
-    from rich.table import Table
-
-    from degradation.sweep.report import format_duration, make_console
-
-    results_dir = Path(results_dir)
-    if not results_dir.is_dir():
-        raise UsageError(f"results folder {results_dir} does not exist; start runs with `degradation sweep`")
-    runs = read_runs(results_dir)
-    console = make_console()
-    if runs.empty:
-        console.print(f"no runs under {runs_root(results_dir)} yet")
-        return
-    table = Table(title=f"runs in {results_dir}", title_justify="left")
-    for name in ("run id", "status", "iteration", "train err", "test err", "best test", "wall", "img/s"):
-        table.add_column(name, justify="left" if name in ("run id", "status") else "right")
-    for row in runs.itertuples(index=False):
-        status = row.status
-        if row.status in ("failed", "partial") and isinstance(row.reason, str):
-            status = f"{row.status}: {row.reason}"
-        table.add_row(
-            row.run_id,
-            status,
-            f"{_num(row.iteration)}/{_num(row.total_iters)}",
-            _pct(row.final_train_error),
-            _pct(row.final_test_error),
-            _pct(row.best_test_error),
-            "-" if pd.isna(row.wall_s) else format_duration(float(row.wall_s)),
-            _num(row.images_per_s),
-        )
-    console.print(table)
-    counts = runs["status"].value_counts()
-    console.print(", ".join(f"{counts[s]} {s}" for s in ("done", "running", "partial", "failed") if s in counts))

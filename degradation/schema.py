@@ -1,19 +1,14 @@
-"""File contracts shared by training, sweeps, collection and figures: names, columns, statuses.
+"""The tables' contracts shared by training, sweeps, collection and figures: names, columns, statuses.
 
-Errors are stored as fractions in [0, 1] (metric "error"); figures and tables show percent.
+Errors are stored as fractions in [0, 1] (metric "error"); figures and tables show percent. What a run folder
+holds is degradation/runs.py's; this module is the columns every table and curve part is written with.
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+import pyarrow as pa
 
-# A run folder: results/runs/<run_id>/
-RUN_FILE = "run.json"          # status, progress, final numbers, provenance (written atomically)
-CONFIG_FILE = "config.yaml"    # the resolved config of the run
-CURVES_DIR = "curves"          # part-<last step, 9 digits>.parquet, each written atomically
-CHECKPOINT = "checkpoints/last.ckpt"
-LOG_FILE = "train.log"
-LOCK_FILE = ".lock"            # held by the process training the run (pid inside)
+SCHEMA_VERSION = 1
 
 # Collected tables: results/curves.parquet, results/runs.parquet, results/responses.parquet
 CURVES_TABLE = "curves.parquet"
@@ -52,3 +47,40 @@ RESPONSE_COLUMNS: dict[str, str] = {
     "layer": "string",       # module name of the BN after that 3x3 conv
     "std": "float64",
 }
+
+# runs.parquet: one row per run (the contract's columns, plus where its log is and when it last wrote).
+RUN_COLUMNS: dict[str, str] = {
+    **RUN_IDENTITY,
+    "status": "string",
+    "reason": "string",
+    "iteration": "int64",
+    "total_iters": "int64",
+    "params": "int64",
+    "macs": "int64",
+    "final_train_error": "float64",
+    "final_test_error": "float64",
+    "final_val_error": "float64",
+    "best_test_error": "float64",
+    "best_test_step": "int64",
+    "wall_s": "float64",
+    "images_per_s": "float64",
+    "device": "string",
+    "git_revision": "string",
+    "run_dir": "string",
+    "log_path": "string",
+    "updated_at": "string",
+}
+
+_ARROW = {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64()}
+
+
+def arrow_schema(columns: dict[str, str]) -> pa.Schema:
+    """The parquet schema of a table, stamped with SCHEMA_VERSION (readers check it)."""
+    return pa.schema(
+        [pa.field(name, _ARROW[kind]) for name, kind in columns.items()],
+        metadata={b"schema_version": str(SCHEMA_VERSION).encode()},
+    )
+
+
+CURVES_SCHEMA = arrow_schema(CURVE_COLUMNS)   # curves.parquet and every run's curve parts
+RUNS_SCHEMA = arrow_schema(RUN_COLUMNS)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -12,7 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from degradation.results import CURVES_SCHEMA
+from degradation.schema import CURVES_SCHEMA
 
 # Extra overrides that make a real run take about a second: 64 synthetic images, batch 16, 12 iterations.
 TINY = ["data.train_size=64", "data.test_size=32", "trainer.threads=1", "trainer.accelerator=cpu"]
@@ -89,14 +88,6 @@ def wait_for(predicate, timeout: float = 60.0, every: float = 0.05) -> bool:
             return True
         time.sleep(every)
     return False
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 # A stand-in for `python -m degradation.train`: writes run.json like the real one, per a behaviour.

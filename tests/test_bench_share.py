@@ -9,12 +9,11 @@ import pandas as pd
 import pytest
 from _sweep_helpers import TINY
 
-from degradation import bench_share
+from degradation import bench_share, machine
 from degradation.bench_share import choose_runs, overlap, parse_share, run_share, threads_for
 from degradation.cli import main
 from degradation.errors import UsageError
 from degradation.sweep import estimate
-from degradation.sweep import plan as plan_mod
 from degradation.sweep.api import SweepRequest
 from degradation.sweep.estimate import run_seconds
 from degradation.sweep.plan import build_plan
@@ -103,7 +102,7 @@ def test_bad_overrides_and_failing_workers_are_one_line(tmp_path, monkeypatch) -
         run_share([8], ["resnet"], "cpu", 1, tmp_path, [2], overrides=["model.width=-1"])
     crash = [sys.executable, "-c", "import sys; print('RuntimeError: CUDA out of memory'); sys.exit(3)"]
     monkeypatch.setattr(bench_share, "_worker_command", lambda *args: crash)
-    with pytest.raises(RuntimeError, match=r"worker 1 of 2 failed \(exit code 3\): RuntimeError: CUDA out of memory"):
+    with pytest.raises(RuntimeError, match=r"worker [12] of 2 failed \(exit code 3\): RuntimeError: CUDA out of memory"):
         bench_share.measure("resnet", 8, "cpu", 2, 1, tmp_path, cores=2)
     refused = [sys.executable, "-c", "import sys; print('error: no CIFAR-10 here', file=sys.stderr); sys.exit(2)"]
     monkeypatch.setattr(bench_share, "_worker_command", lambda *args: refused)
@@ -123,11 +122,11 @@ def cuda_request(results, jobs=None, extra=()) -> SweepRequest:
 @pytest.fixture
 def two_gpus(monkeypatch):
     """A CUDA machine with two GPUs named GPU, 16 cores and a fixed lone-run speed (no probe, no GPU)."""
-    monkeypatch.setattr(estimate, "device_kind", lambda accelerator: "cuda")
-    monkeypatch.setattr(estimate, "gpu_count", lambda accelerator: 2)
-    monkeypatch.setattr(estimate, "cpu_cores", lambda: 16)
-    monkeypatch.setattr(bench_share, "cuda_device_name", lambda: GPU)
-    monkeypatch.setattr(plan_mod, "_probe", lambda cfg, kind, threads: 1e-3)
+    monkeypatch.setattr(machine, "device_kind", lambda accelerator: "cuda")
+    monkeypatch.setattr(machine, "gpu_count", lambda accelerator: 2)
+    monkeypatch.setattr(machine, "cpu_cores", lambda: 16)
+    monkeypatch.setattr(machine, "cuda_device_name", lambda: GPU)
+    monkeypatch.setattr(estimate, "probe_run", lambda cfg, kind, threads: 1e-3)
 
 
 def write_share(results, device=GPU, chosen=3, precision="32-true") -> None:
@@ -182,11 +181,11 @@ def test_runs_per_gpu_of_the_sweeps_own_networks_and_the_smallest_choice(tmp_pat
         "depth": [20, 20, 110, 110, 20, 20],
         "runs": [1, 4, 1, 4, 1, 4], "speedup": [1.0, 2.5, 1.0, 1.1, 1.0, 2.0], "runs_per_device": [4, 4, 1, 1, 4, 4],
     }).to_parquet(results / "bench_share.parquet")
-    assert bench_share.measured_sharing(results, GPU, "32-true", [("resnet", 20)]).runs == 4
-    both = bench_share.measured_sharing(results, GPU, "32", [("resnet", 20), ("resnet", 110)])
+    assert estimate.measured_sharing(results, GPU, "32-true", [("resnet", 20)]).runs == 4
+    both = estimate.measured_sharing(results, GPU, "32", [("resnet", 20), ("resnet", 110)])
     assert both.runs == 1 and both.speedup == {1: 1.0, 4: 1.1}
-    assert bench_share.measured_sharing(results, GPU, "32-true", [("plain", 56)]).runs == 1  # none own: all rows
-    assert bench_share.measured_sharing(results, "Tesla T4", "32-true") is None
+    assert estimate.measured_sharing(results, GPU, "32-true", [("plain", 56)]).runs == 1  # none own: all rows
+    assert estimate.measured_sharing(results, "Tesla T4", "32-true") is None
 
 
 @pytest.mark.parametrize("value", ["0", "many", "true"])
@@ -204,7 +203,7 @@ def test_bad_runs_per_gpu_is_refused_even_on_a_cpu(tmp_path, capsys, value) -> N
     (4, ["launcher.jobs=2"], 2, 2),
 ])
 def test_cpu_sweeps_run_one_run_per_core(tmp_path, monkeypatch, cores, extra, jobs, threads) -> None:
-    monkeypatch.setattr(estimate, "cpu_cores", lambda: cores)
-    monkeypatch.setattr(plan_mod, "_probe", lambda cfg, kind, threads: 1e-3)
+    monkeypatch.setattr(machine, "cpu_cores", lambda: cores)
+    monkeypatch.setattr(estimate, "probe_run", lambda cfg, kind, threads: 1e-3)
     plan = build_plan(cuda_request(tmp_path, extra=["trainer.accelerator=cpu", *extra]))
     assert (plan.jobs, plan.threads) == (jobs, threads)

@@ -11,7 +11,7 @@ import torch
 from _train_helpers import folder_of, run_json, tiny_cfg, train_interrupted
 
 from degradation.models import cifar_net
-from degradation.train.curves import read_curves
+from degradation.runs import read_curves
 from degradation.train.graphed import GraphedStep
 from degradation.train.run import train
 

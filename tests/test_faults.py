@@ -22,8 +22,8 @@ from _train_helpers import ROOT, folder_of, run_json, tiny, tiny_cfg
 
 from degradation.cli import main
 from degradation.results import collect
+from degradation.runs import read_curves
 from degradation.train.app import run_from_args
-from degradation.train.curves import read_curves
 from degradation.train.run import train
 
 _spec = importlib.util.spec_from_file_location("faults", ROOT / "benchmarks" / "faults.py")

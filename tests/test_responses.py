@@ -14,7 +14,8 @@ from degradation.analysis import responses as resp
 from degradation.conf import compose, run_id
 from degradation.errors import UsageError
 from degradation.models import build_model
-from degradation.schema import CHECKPOINT, CONFIG_FILE, RESPONSE_COLUMNS, RUN_FILE
+from degradation.runs import CHECKPOINT, CONFIG_FILE, RUN_FILE
+from degradation.schema import RESPONSE_COLUMNS
 
 TINY = ["model.depth=8", "data=synthetic", "data.train_size=64", "data.test_size=40", "schedule=smoke"]
 # The BN after every 3x3 conv of a depth-8 CIFAR net (n = 1), written out by hand, in network order.

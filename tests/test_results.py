@@ -11,17 +11,10 @@ from _sweep_helpers import dead_pid, write_part, write_run_json
 
 from degradation.cli import main
 from degradation.errors import UsageError
-from degradation.results import (
-    RUN_COLUMNS,
-    collect,
-    effective_status,
-    load_curves,
-    load_runs,
-    print_status,
-    read_runs,
-    record_failure,
-)
-from degradation.schema import CURVE_COLUMNS, SCHEMA_VERSION
+from degradation.results import collect, load_curves, load_runs, read_runs
+from degradation.runs import effective_status, record_failure
+from degradation.schema import CURVE_COLUMNS, RUN_COLUMNS, SCHEMA_VERSION
+from degradation.sweep.report import print_status
 
 
 def two_runs(results):

@@ -17,17 +17,19 @@ from _sweep_helpers import (
     TINY,
     dead_pid,
     fake_child_command,
-    pid_alive,
     sweep_args,
     wait_for,
     write_part,
     write_run_json,
 )
 
+from degradation import machine
 from degradation.cli import main
 from degradation.conf import compose, run_id
 from degradation.errors import UsageError
+from degradation.lock import pid_alive
 from degradation.models import cifar_net, count_params
+from degradation.sweep import estimate
 from degradation.sweep import plan as plan_mod
 from degradation.sweep.api import SweepRequest
 from degradation.sweep.estimate import run_seconds
@@ -48,7 +50,7 @@ def request(results: Path, **changes) -> SweepRequest:
 @pytest.fixture
 def no_probe(monkeypatch):
     """Skip the throughput probe (real training steps): 0.1 ms per image."""
-    monkeypatch.setattr(plan_mod, "_probe", lambda cfg, kind, threads: 1e-4)
+    monkeypatch.setattr(estimate, "probe_run", lambda cfg, kind, threads: 1e-4)
 
 
 @pytest.fixture
@@ -170,7 +172,7 @@ def test_plan_reads_each_runs_state(tmp_path, no_probe) -> None:
 
 def test_one_probe_per_kind_of_net_scaled_by_depth(tmp_path, monkeypatch) -> None:
     probed = []
-    monkeypatch.setattr(plan_mod, "_probe", lambda cfg, kind, threads: probed.append(cfg.model.depth) or 1e-3)
+    monkeypatch.setattr(estimate, "probe_run", lambda cfg, kind, threads: probed.append(cfg.model.depth) or 1e-3)
     plan = build_plan(request(tmp_path, depths=["8,14,26"]))
     assert sorted(probed) == [8, 8]  # the shallowest plain and the shallowest residual net
     seconds = {(c.arch, c.depth): plan.estimates[c.run_id] for c in plan.cells}
@@ -287,11 +289,10 @@ def test_ctrl_c_stops_children_and_the_next_sweep_resumes(tmp_path, capsys, no_p
 
 
 def test_runs_are_spread_over_the_gpus(tmp_path, monkeypatch, no_probe, fake_train) -> None:
-    from degradation.sweep import estimate
 
     fake_train({"plain-8": "done", "resnet-8": "done", "plain-14": "done", "resnet-14": "done"})
-    monkeypatch.setattr(estimate, "device_kind", lambda accelerator: "cuda")
-    monkeypatch.setattr(estimate, "gpu_count", lambda accelerator: 2)
+    monkeypatch.setattr(machine, "device_kind", lambda accelerator: "cuda")
+    monkeypatch.setattr(machine, "gpu_count", lambda accelerator: 2)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
     results = tmp_path / "r"
     assert main(sweep_args(results, "--depths", "8,14", "--jobs", "2")) == 0
@@ -305,11 +306,10 @@ def test_runs_are_spread_over_the_gpus(tmp_path, monkeypatch, no_probe, fake_tra
 @pytest.mark.parametrize(("gpus", "visible", "expected"), [(1, "7", ["7"] * 4), (2, "3,5", ["3", "3", "5", "5"])])
 def test_runs_per_gpu_share_each_gpu_evenly(tmp_path, monkeypatch, no_probe, fake_train, gpus, visible,
                                            expected) -> None:
-    from degradation.sweep import estimate
 
     fake_train({"plain-8": "done", "resnet-8": "done", "plain-14": "done", "resnet-14": "done"})
-    monkeypatch.setattr(estimate, "device_kind", lambda accelerator: "cuda")
-    monkeypatch.setattr(estimate, "gpu_count", lambda accelerator: gpus)
+    monkeypatch.setattr(machine, "device_kind", lambda accelerator: "cuda")
+    monkeypatch.setattr(machine, "gpu_count", lambda accelerator: gpus)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
     results = tmp_path / "r"
     # no --jobs: jobs = GPUs x runs_per_gpu

@@ -12,8 +12,8 @@ import time
 import pytest
 from _train_helpers import ROOT, folder_of, run_json, tiny, tiny_cfg
 
+from degradation.runs import read_curves
 from degradation.train.app import run_from_args
-from degradation.train.curves import read_curves
 from degradation.train.run import train
 
 LONGER = ["schedule.max_iters=40", "schedule.milestones=[20,30]"]  # long enough to be killed mid-run

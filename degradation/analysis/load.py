@@ -11,16 +11,12 @@ from pathlib import Path
 import pandas as pd
 
 from degradation.errors import UsageError
-from degradation.schema import CURVE_COLUMNS, CURVES_TABLE, RESPONSE_COLUMNS, RESPONSES_TABLE, RUN_FILE, RUNS_TABLE
+from degradation.results import collect, load_curves, load_runs
+from degradation.runs import run_folders
+from degradation.schema import CURVE_COLUMNS, CURVES_TABLE, RESPONSE_COLUMNS, RESPONSES_TABLE, RUNS_TABLE
 
 # What the figures need from runs.parquet (the rest is carried along when present).
 RUN_NEEDS = ("run_id", "arch", "depth", "shortcut", "dataset", "preset", "seed", "status")
-
-
-def run_folders(results_dir: Path) -> list[Path]:
-    """Run folders under <results>/runs that have a run.json."""
-    runs = Path(results_dir) / "runs"
-    return sorted(p for p in runs.glob("*") if (p / RUN_FILE).is_file()) if runs.is_dir() else []
 
 
 def _read(path: Path, what: str, fix: str) -> pd.DataFrame:
@@ -43,13 +39,11 @@ def _collect_if_needed(results_dir: Path) -> None:
     """curves.parquet missing but run folders present: collect them (the sweep normally does this)."""
     if (results_dir / CURVES_TABLE).is_file() and (results_dir / RUNS_TABLE).is_file():
         return
-    if not run_folders(results_dir):
+    if not run_folders(results_dir, with_run_json=True):
         raise UsageError(
             f"no results in {results_dir}: no {CURVES_TABLE} and no run folders; "
             "run `degradation sweep` first (or pass --results)"
         )
-    from degradation.results import collect
-
     collect(results_dir)
 
 
@@ -61,8 +55,6 @@ def load_results(results_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
             f"results folder {results_dir} does not exist; run `degradation sweep` first (or pass --results)"
         )
     _collect_if_needed(results_dir)
-    from degradation.results import load_curves, load_runs
-
     curves, runs = load_curves(results_dir), load_runs(results_dir)
     curves = _check(curves, list(CURVE_COLUMNS), results_dir / CURVES_TABLE)
     runs = _check(runs, RUN_NEEDS, results_dir / RUNS_TABLE)

@@ -15,17 +15,21 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
+from omegaconf import OmegaConf
 from torch import nn
 
 from degradation.analysis.load import load_responses
-from degradation.errors import UsageError
+from degradation.data import build_data
+from degradation.errors import UsageError, first_line
 from degradation.io import write_atomic
-from degradation.schema import CHECKPOINT, CONFIG_FILE, RESPONSE_COLUMNS, RESPONSES_TABLE, SCHEMA_VERSION
+from degradation.machine import device_kind
+from degradation.models import ResponseRecorder, build_model
+from degradation.results import read_runs
+from degradation.runs import CHECKPOINT, CONFIG_FILE
+from degradation.schema import RESPONSE_COLUMNS, RESPONSES_TABLE, RUN_IDENTITY, arrow_schema
 
-_ARROW = {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64()}
-SCHEMA = pa.schema([pa.field(n, _ARROW[k]) for n, k in RESPONSE_COLUMNS.items()],
-                   metadata={b"schema_version": str(SCHEMA_VERSION).encode()})
-IDS = ("run_id", "arch", "depth", "shortcut", "dataset", "preset", "seed")
+SCHEMA = arrow_schema(RESPONSE_COLUMNS)
+IDS = tuple(RUN_IDENTITY)
 
 
 def strip_prefix(state: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
@@ -49,10 +53,6 @@ def strip_prefix(state: dict[str, torch.Tensor], model: nn.Module) -> dict[str, 
 
 def load_network(run_dir: Path) -> tuple[nn.Module, object]:
     """(network with the run's final weights in eval mode, the run's config)."""
-    from omegaconf import OmegaConf
-
-    from degradation.models import build_model
-
     cfg = OmegaConf.load(run_dir / CONFIG_FILE)
     model = build_model(cfg.model)
     checkpoint = torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=True)
@@ -62,14 +62,12 @@ def load_network(run_dir: Path) -> tuple[nn.Module, object]:
 
 
 def _device(device: str) -> str:
-    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    return device_kind("auto") if device == "auto" else device
 
 
 @torch.no_grad()
 def layer_stds(model: nn.Module, batches, device: str = "cpu") -> list[tuple[str, float]]:
     """(layer name, std) in network order over every batch of `batches` (iterable of (x, y))."""
-    from degradation.models import ResponseRecorder
-
     model = model.to(device).eval()
     with ResponseRecorder(model) as recorder:
         for x, _ in batches:
@@ -79,8 +77,6 @@ def layer_stds(model: nn.Module, batches, device: str = "cpu") -> list[tuple[str
 
 def run_responses(run_dir: Path, ids: dict, device: str = "cpu") -> pd.DataFrame:
     """Rows of responses.parquet for one finished run: its test set through its final checkpoint."""
-    from degradation.data import build_data
-
     model, cfg = load_network(run_dir)
     bundle = build_data(cfg.data, batch_size=int(cfg.schedule.batch_size), seed=int(cfg.seed), device=device)
     stds = layer_stds(model, bundle.eval_sets["test"], device)
@@ -90,8 +86,6 @@ def run_responses(run_dir: Path, ids: dict, device: str = "cpu") -> pd.DataFrame
 
 def finished_runs(results_dir: Path) -> pd.DataFrame:
     """Run folders whose run.json says done (read now, so this works before any collect)."""
-    from degradation.results import read_runs
-
     runs = read_runs(results_dir, quiet=True)
     return runs[runs["status"] == "done"].reset_index(drop=True)
 
@@ -137,7 +131,7 @@ def compute_responses(results_dir: str | Path, *, device: str = "auto", recomput
         try:
             frames.append(run_responses(Path(run["run_dir"]), ids, device))
         except (UsageError, OSError, KeyError, RuntimeError, ValueError) as exc:
-            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            text = first_line(exc)
             failures.append(f"{ids['run_id']}: {text}")
             print(f"warning: no responses for {ids['run_id']}: {text}", file=sys.stderr)
     if not frames:

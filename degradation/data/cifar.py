@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from degradation.errors import UsageError
+from degradation.errors import UsageError, first_line
 
 IMAGE_SHAPE = (3, 32, 32)
 
@@ -134,8 +134,7 @@ def _download_verified(spec: CifarSpec, root: Path) -> None:
         _download(spec.url, root, partial, spec.archive_md5)
     except Exception as exc:
         (root / partial).unlink(missing_ok=True)
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(f"{spec.title} is not under {root}/ and downloading it failed ({reason}); "
+        raise UsageError(f"{spec.title} is not under {root}/ and downloading it failed ({first_line(exc)}); "
                          f"{_where_to_put(spec, root)}") from None
     (root / partial).replace(root / spec.archive)
 

@@ -20,10 +20,11 @@ from degradation.analysis.summary import write_summary
 from degradation.errors import UsageError
 from degradation.figures import fig1, fig6, fig7
 from degradation.figures.experiment import build_experiment
+from degradation.figures.style import save
 from degradation.figures.table6 import write_table6
 from degradation.io import write_json_atomic
 
-FIGURES = (fig1, fig6, fig7)
+FIGURES = {"fig1": fig1.draw, "fig6": fig6.draw, "fig7": fig7.draw}  # file stem -> draw(experiment)
 
 
 def _responses(results_dir: Path, finals: pd.DataFrame) -> pd.DataFrame | None:
@@ -31,7 +32,7 @@ def _responses(results_dir: Path, finals: pd.DataFrame) -> pd.DataFrame | None:
     done = set(finals.loc[finals["finished"], "run_id"])
     current = _read_responses(results_dir)
     if done and (current is None or not done <= set(current["run_id"])):
-        from degradation.analysis.responses import compute_responses
+        from degradation.analysis.responses import compute_responses  # deferred: torch loads only when needed
 
         try:
             compute_responses(results_dir)
@@ -71,8 +72,10 @@ def render_all(results_dir: str | Path, out_dir: str | Path | None = None) -> li
     for dataset, preset in pairs:
         suffix = "" if len(pairs) == 1 else f"-{dataset}-{preset}"
         exp = build_experiment(dataset, preset, finals, curves, responses, suffix)
-        for module in FIGURES:
-            paths, entry = module.render(exp, out)
+        for stem, draw in FIGURES.items():
+            fig, entry = draw(exp)
+            paths = save(fig, out, f"{stem}{exp.stem_suffix}")
+            entry["files"] = [p.name for p in paths]
             entry.update(dataset=dataset, preset=preset)
             manifest["figures"].append(entry)
             written += paths

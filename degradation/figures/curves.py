@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from degradation.figures.style import BAND_ALPHA, TEST_STYLE, TRAIN_STYLE, depth_color
+from degradation.figures.style import BAND_ALPHA, TEST_STYLE, TRAIN_STYLE, depth_color, error_bottom, error_top
 
 OUTLIER = 3  # a panel whose curves need a y range this many times another's gets its own
 LATE = 0.6  # the y range is set by each curve past this fraction of its steps (after the first lr drop)
@@ -83,8 +83,6 @@ def set_limits(axes: list, panels: list[dict], x_max: float) -> None:
     Panels share one range, so they compare by eye, except a panel whose curves sit far higher than another's
     (plain-110 at 60% beside ResNets at 7%): it gets its own.
     """
-    from degradation.figures.style import error_bottom, error_top
-
     tops = [error_top([line["late_max_pct"] for line in p["lines"] if line["late_max_pct"] is not None])
             if p["lines"] else None for p in panels]
     drawn = [t for t in tops if t is not None]

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from matplotlib.figure import Figure
 
 from degradation.figures.curves import draw_cell, panel_entry, seeds_note, set_limits, x_extent
 from degradation.figures.experiment import Experiment
-from degradation.figures.style import add_note, depth_handle, empty_panel, new_figure, save, x_scale
+from degradation.figures.style import add_note, depth_handle, empty_panel, new_figure, x_scale
 
 EXPECTED = ["plain-20", "plain-56"]
 SOLID = {"linestyle": "-", "linewidth": 1.8}  # one split per panel, so both are solid, as in the paper
@@ -48,9 +46,3 @@ def draw(exp: Experiment) -> tuple[Figure, dict]:
     return fig, {"figure": "fig1", "title": title, "panels": panels, "missing": missing,
                  "notes": notes, "x_unit": x_div}
 
-
-def render(exp: Experiment, out_dir: Path) -> tuple[list[Path], dict]:
-    fig, entry = draw(exp)
-    paths = save(fig, out_dir, f"fig1{exp.stem_suffix}")
-    entry["files"] = [p.name for p in paths]
-    return paths, entry

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from matplotlib.figure import Figure
 
 from degradation.figures.curves import draw_cell, panel_entry, seeds_note, set_limits, x_extent
@@ -14,7 +12,6 @@ from degradation.figures.style import (
     empty_panel,
     legend_below,
     new_figure,
-    save,
     style_handles,
     x_scale,
 )
@@ -58,9 +55,3 @@ def draw(exp: Experiment) -> tuple[Figure, dict]:
     return fig, {"figure": "fig6", "title": title, "panels": panels, "missing": missing,
                  "notes": notes, "x_unit": x_div}
 
-
-def render(exp: Experiment, out_dir: Path) -> tuple[list[Path], dict]:
-    fig, entry = draw(exp)
-    paths = save(fig, out_dir, f"fig6{exp.stem_suffix}")
-    entry["files"] = [p.name for p in paths]
-    return paths, entry

@@ -6,15 +6,13 @@ test set, from each finished run's final checkpoint in eval mode.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
 from degradation.figures.experiment import Experiment
-from degradation.figures.style import BAND_ALPHA, add_note, depth_color, empty_panel, new_figure, save
+from degradation.figures.style import BAND_ALPHA, add_note, depth_color, empty_panel, new_figure
 
 NETWORKS = [("plain", 20), ("plain", 56), ("resnet", 20), ("resnet", 56), ("resnet", 110)]
 WIDE = 10  # max/min std beyond which the y axis is logarithmic
@@ -119,9 +117,3 @@ def draw(exp: Experiment) -> tuple[Figure, dict]:
     return fig, {"figure": "fig7", "title": title, "panels": panels, "missing": missing,
                  "no_responses": no_responses, "notes": notes}
 
-
-def render(exp: Experiment, out_dir: Path) -> tuple[list[Path], dict]:
-    fig, entry = draw(exp)
-    paths = save(fig, out_dir, f"fig7{exp.stem_suffix}")
-    entry["files"] = [p.name for p in paths]
-    return paths, entry

@@ -1,48 +1,33 @@
-"""How big each run's network is and how long each run takes on this machine.
+"""How big each run's network is and how long each run, and the sweep, take on this machine.
 
+The plan decides what runs and where (jobs, threads, runs per GPU); this module owns every number of time.
 Time comes from stored figures (<results>/bench.parquet from `degradation bench`, when it has the network and
 device) or else from a short probe: a few real training steps of the network at the run's thread count.
-Both give seconds per training image; a run's time is its remaining images plus its evaluations.
+Both give seconds per training image; a run's time is its remaining images plus its evaluations, slowed by
+the measured cost of sharing a GPU (<results>/bench_share.parquet from `degradation bench --share`).
 """
 
 from __future__ import annotations
 
-import os
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from omegaconf import OmegaConf
+
+from degradation.conf import CONF_DIR
+from degradation.precision import precision_name
+
+SHARE_FILE = "bench_share.parquet"  # written by `degradation bench --share`, read back here
+LONG_S = 12 * 3600       # beyond this, the plan says plainly how long it takes and names a quicker preset
 
 PROBE_BUDGET_S = 0.5     # timed steps stop after this much time (at least one step)
 PROBE_MAX_STEPS = 3
 CPU_PROBE_BATCH = 32     # per-image cost hardly changes above this on a CPU; keeps deep nets' probes short
 EVAL_COST = 1 / 3        # a forward pass costs about a third of a training step
 STARTUP_S = 10.0         # process start, imports, data set loading: paid once per run
-
-
-def cpu_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
-def gpu_count(accelerator: str) -> int:
-    if accelerator not in ("auto", "cuda", "gpu"):
-        return 0
-    import torch
-
-    return torch.cuda.device_count()
-
-
-def device_kind(accelerator: str) -> str:
-    """Where runs will compute: cuda, mps or cpu (trainer.accelerator=auto picks the best present)."""
-    import torch
-
-    if accelerator in ("auto", "cuda", "gpu") and torch.cuda.is_available():
-        return "cuda"
-    if accelerator in ("auto", "mps") and getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
 
 
 def network_key(model_cfg: Any) -> tuple:
@@ -57,6 +42,7 @@ def params_on_meta(model_cfg: Any) -> int | None:
     try:
         import torch
 
+        # deferred: torch loads only when a network is sized or probed
         from degradation.models import build_model, count_params
 
         with torch.device("meta"):
@@ -70,6 +56,7 @@ def probe_seconds_per_image(model_cfg: Any, *, batch: int, device: str, threads:
     import torch
     import torch.nn.functional as F
 
+    # deferred: torch loads only when a network is sized or probed
     from degradation.models import build_model, input_shape
 
     previous = torch.get_num_threads()
@@ -157,3 +144,179 @@ def run_seconds(cfg: Any, done_iters: int, seconds_per_image: float) -> float:
     train = left * int(sched.batch_size) * seconds_per_image
     evals = (left // int(sched.eval_every) + 1) * eval_images(cfg.data) * seconds_per_image * EVAL_COST
     return train + evals + STARTUP_S
+
+
+# ---- runs sharing a GPU: the measurement `degradation bench --share` stored ---------------------------------
+@dataclass
+class Measured:
+    """What bench_share.parquet says about one device: the runs to share it and the speed-up at each K."""
+
+    runs: int
+    speedup: dict[int, float]
+    networks: list[str]
+
+
+def measured_sharing(results_dir: str | Path, device: str, precision: str,
+                     networks: Sequence[tuple[str, int]] = ()) -> Measured | None:
+    """The stored choice for `device` (named as degradation.machine names it) at `precision`, or None.
+
+    Of several measured networks, the sweep's own are used when measured; the smallest choice and, per K, the
+    smallest speed-up win: one setting serves every run of a sweep, and oversharing costs more than undersharing.
+    """
+    import pandas as pd  # deferred: only sweeps on CUDA with a stored measurement read it
+
+    path = Path(results_dir) / SHARE_FILE
+    if not path.is_file():
+        return None
+    try:
+        frame = pd.read_parquet(path)
+    except Exception:
+        return None
+    needed = {"device", "arch", "depth", "precision", "runs", "speedup", "runs_per_device"}
+    if not needed <= set(frame.columns):
+        return None
+    same = frame.precision.astype(str).map(precision_name) == precision_name(precision)
+    frame = frame[(frame.device.astype(str) == device) & same]
+    wanted = {(str(a), int(d)) for a, d in networks}
+    own = frame[[(str(a), int(d)) in wanted for a, d in zip(frame.arch, frame.depth, strict=True)]]
+    frame = own if len(own) else frame
+    if frame.empty:
+        return None
+    speedup = {int(k): float(v) for k, v in frame.groupby("runs").speedup.min().items()}
+    names = sorted({f"{a}-{d}" for a, d in zip(frame.arch, frame.depth, strict=True)})
+    return Measured(int(frame.runs_per_device.min()), speedup, names)
+
+
+@dataclass
+class Sharing:
+    """How many runs share each GPU of a local CUDA sweep, what that buys, and why (for the plan's header)."""
+
+    runs: int = 1
+    speedup: dict[int, float] = field(default_factory=dict)  # measured: K runs' images/s over one run's
+    why: str = ""
+
+    def slowdown(self, per_gpu: int) -> float:
+        """How much longer each run takes with `per_gpu` runs on its GPU; unmeasured K: no gain assumed."""
+        if per_gpu <= 1:
+            return 1.0
+        return per_gpu / max(1e-9, self.speedup.get(per_gpu, 1.0))
+
+
+# ---- the sweep's estimate ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Todo:
+    """A run to time: its id, composed config and the iterations it has already done."""
+
+    run_id: str
+    cfg: Any
+    done_iters: int = 0
+
+
+@dataclass
+class Estimate:
+    """Seconds left per run (None: unknown), the sweep's wall time, and what the figures rest on."""
+
+    seconds: dict[str, float | None]
+    total_s: float | None
+    source: str
+
+
+def estimate_sweep(todo: Sequence[Todo], results_dir: Path, *, kind: str, threads: int, lanes: int,
+                   per_gpu: int = 1, sharing: Sharing | None = None, probe: bool = True) -> Estimate:
+    """Time every run that trains and the whole sweep with `lanes` runs training at once.
+
+    Runs sharing a GPU (`per_gpu` > 1) are each slowed by the measured sharing speed-up; the sweep's time is
+    the summed run time over the lanes.
+    """
+    sharing = sharing or Sharing()
+    stored = stored_seconds_per_image(Path(results_dir), kind, threads)
+    per_image, sources = seconds_per_image([t.cfg for t in todo], stored, probe=probe, kind=kind, threads=threads)
+    if per_gpu > 1:
+        gain = sharing.speedup.get(per_gpu)
+        runs = f"{per_gpu} run{'s' * (per_gpu != 1)} per GPU"
+        sources.add(f"{runs} at {gain:.2f}x one run's speed" if gain else f"{runs}, no measured gain assumed")
+    slowdown = sharing.slowdown(per_gpu)
+    seconds: dict[str, float | None] = {}
+    for item in todo:
+        each = per_image.get(network_key(item.cfg.model))
+        seconds[item.run_id] = None if each is None else run_seconds(item.cfg, item.done_iters, each * slowdown)
+    known = list(seconds.values())
+    total = None if any(s is None for s in known) else sum(known) / max(1, lanes)
+    return Estimate(seconds, total, " + ".join(sorted(sources)) or "nothing left to train")
+
+
+def quicker_preset(total_s: float | None, preset: str) -> tuple[str, float] | None:
+    """The slowest preset (of fewer training images than `preset`'s) that takes under LONG_S, and its time."""
+    if not total_s:
+        return None
+    images = {}
+    for path in sorted((CONF_DIR / "schedule").glob("*.yaml")):
+        if path.stem == "smoke":  # for tests only
+            continue
+        sched = OmegaConf.load(path)
+        images[path.stem] = int(sched.max_iters) * int(sched.batch_size)
+    mine = images.get(preset)
+    if not mine:
+        return None
+    options = sorted(((n, total_s * i / mine) for n, i in images.items() if i < mine), key=lambda t: -t[1])
+    for name, seconds in options:
+        if seconds < LONG_S:
+            return name, seconds
+    return options[-1] if options else None
+
+
+def param_counts(cfgs: dict[str, Any]) -> dict[str, int | None]:
+    """Each run's parameter count (keyed as given), one meta-device build per kind of network."""
+    by_network: dict[tuple, int | None] = {}
+    out = {}
+    for key, cfg in cfgs.items():
+        net = network_key(cfg.model)
+        if net not in by_network:
+            by_network[net] = params_on_meta(cfg.model)
+        out[key] = by_network[net]
+    return out
+
+
+def seconds_per_image(cfgs: Sequence[Any], stored: dict, *, probe: bool, kind: str, threads: int):
+    """Seconds per training image for each network of `cfgs`: stored figures, else a probe.
+
+    A CIFAR net's cost per image is close to proportional to its depth (every stage costs the same per block;
+    ResNet-110 / ResNet-20 measured 5.2x here for 5.5x the depth), so of the depths of one kind of net only the
+    shallowest is probed and the others scaled: a deep net's probe alone can take a minute on a busy CPU.
+    """
+    out: dict[tuple, float | None] = {}
+    sources: set[str] = set()
+    groups: dict[tuple, dict[tuple, Any]] = {}
+    for cfg in cfgs:
+        key = network_key(cfg.model)
+        stored_key = (key[0], key[2], key[3])  # arch, depth, shortcut
+        if stored_key in stored:
+            out[key] = stored[stored_key]
+            sources.add("bench.parquet")
+        elif probe:
+            group = key[:2] + key[3:] if key[1] == "cifar" else key  # everything but the depth
+            groups.setdefault(group, {})[key] = cfg
+        else:
+            out[key] = None
+    for members in groups.values():
+        base = min(members, key=lambda k: k[2])
+        seconds = probe_run(members[base], kind, threads)
+        sources.add("measured probe")
+        for key in members:
+            out[key] = None if seconds is None else seconds * key[2] / base[2]
+            if key != base:
+                sources.add("scaled by depth")
+    return out, sources
+
+
+def probe_run(cfg: Any, kind: str, threads: int) -> float | None:
+    """A run's seconds per image from a few steps of its network at its batch (capped on a CPU); None on failure."""
+    batch = int(cfg.schedule.batch_size)
+    if kind == "cpu":
+        batch = min(batch, CPU_PROBE_BATCH)
+    try:
+        return probe_seconds_per_image(
+            cfg.model, batch=batch, device=kind, threads=threads, channels_last=bool(cfg.trainer.channels_last)
+        )
+    except Exception:
+        return None

@@ -24,8 +24,7 @@ from pathlib import Path
 
 from degradation.errors import UsageError
 from degradation.lock import TOKEN_ENV, Lock, describe_owner, try_acquire
-from degradation.results import FAILURE_FILE, CorruptFile, read_run_json, record_failure
-from degradation.schema import LOG_FILE
+from degradation.runs import LOG_FILE, CorruptFile, clear_failure, read_run_json, record_failure
 from degradation.sweep.plan import Cell, Plan
 from degradation.sweep.progress import RunWatch, SweepView
 
@@ -50,16 +49,6 @@ class Child:
     log: object
     gpu: str | None
     watch: RunWatch
-
-
-def cell_ids(cell: Cell) -> dict:
-    """The run.json fields that name a run, from its config (for a run that never wrote run.json)."""
-    cfg = cell.cfg
-    return {
-        "run_id": cell.run_id, "arch": cell.arch, "depth": cell.depth, "shortcut": cell.shortcut,
-        "dataset": str(cfg.data.name), "preset": str(cfg.schedule.name), "seed": cell.seed,
-        "iteration": 0, "total_iters": int(cfg.schedule.max_iters),
-    }
 
 
 def child_command(cell: Cell, threads: int) -> list[str]:
@@ -147,7 +136,7 @@ class LocalLauncher:
                          f"skip {cell.run_id}: already done")
             return
         log_path = cell.run_dir / LOG_FILE
-        (cell.run_dir / FAILURE_FILE).unlink(missing_ok=True)  # this attempt writes its own story
+        clear_failure(cell.run_dir)  # this attempt writes its own story
         command = child_command(cell, self.plan.threads)
         env = dict(os.environ, PYTHONUNBUFFERED="1", **{TOKEN_ENV: got.token})
         env.setdefault("OMP_NUM_THREADS", str(self.plan.threads))
@@ -220,7 +209,7 @@ class LocalLauncher:
         reason = f"{what}: {line}" if line else what
         if status not in ("done", "partial", "failed"):  # it died without recording its end
             try:
-                record_failure(cell.run_dir, cell_ids(cell), reason)
+                record_failure(cell.run_dir, cell.ids(), reason)
             except UsageError as exc:  # the run folder is gone or the disk refuses: say so, go on with the others
                 reason = f"{reason}; {exc}"
         return Outcome(cell.run_id, "failed", reason, log_path)

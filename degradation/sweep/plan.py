@@ -1,4 +1,5 @@
-"""A sweep's plan: the grid expanded into cells, every cell composed and validated, each run's state read.
+"""A sweep's plan: what runs (the grid expanded into cells, each composed, validated and its state read) and
+where (runs at once, threads per run, runs per GPU). How long it takes is degradation/sweep/estimate.py's.
 
 Nothing here writes a file: a bad cell raises a UsageError before any run folder exists.
 """
@@ -10,18 +11,18 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from degradation.conf import CONF_DIR, compose, run_id, validate
+from degradation import machine
+from degradation.conf import compose, run_id, validate
 from degradation.errors import UsageError
 from degradation.lock import describe_owner, live_owner
-from degradation.results import CorruptFile, ForeignSchema, effective_status, read_run_json
+from degradation.runs import CorruptFile, ForeignSchema, effective_status, read_run_json, runs_root
 from degradation.sweep import estimate
-
-if TYPE_CHECKING:
-    from degradation.sweep.api import SweepRequest
+from degradation.sweep.estimate import Sharing
+from degradation.sweep.request import SweepRequest
 
 _PLAIN_VALUE = re.compile(r"^[A-Za-z0-9_./:@+-]+$")
 
@@ -45,6 +46,15 @@ class Cell:
     cfg: DictConfig = field(repr=False)
     run_id: str = ""
     run_dir: Path = field(default_factory=Path)
+
+    def ids(self) -> dict:
+        """The run.json fields that name the run, from its config (for a run that never wrote run.json)."""
+        cfg = self.cfg
+        return {
+            "run_id": self.run_id, "arch": self.arch, "depth": self.depth, "shortcut": self.shortcut,
+            "dataset": str(cfg.data.name), "preset": str(cfg.schedule.name), "seed": self.seed,
+            "iteration": 0, "total_iters": int(cfg.schedule.max_iters),
+        }
 
 
 @dataclass
@@ -134,7 +144,7 @@ def compose_cells(request: SweepRequest) -> list[Cell]:
             what = f"{arch}-{depth}" + ("" if arch == "plain" else f"-{shortcut}") + f" seed {seed}"
             raise UsageError(f"{what}: {exc}") from None
         rid = run_id(cfg)
-        run_dir = Path(request.results_dir) / "runs" / rid
+        run_dir = runs_root(request.results_dir) / rid
         cells.setdefault(rid, Cell(arch, depth, shortcut, seed, tuple(overrides), cfg, rid, run_dir))
     return list(cells.values())
 
@@ -169,42 +179,6 @@ class Plan:
             out[name] = out.get(name, 0) + 1
         return out
 
-    def quicker_preset(self) -> tuple[str, float] | None:
-        """The slowest preset (of fewer training images than this one's) that takes under half a day."""
-        from degradation.sweep.report import LONG_S
-
-        if not self.total_s:
-            return None
-        images = {}
-        for path in sorted((CONF_DIR / "schedule").glob("*.yaml")):
-            if path.stem == "smoke":  # for tests only
-                continue
-            sched = OmegaConf.load(path)
-            images[path.stem] = int(sched.max_iters) * int(sched.batch_size)
-        mine = images.get(self.preset)
-        if not mine:
-            return None
-        options = sorted(((n, self.total_s * i / mine) for n, i in images.items() if i < mine), key=lambda t: -t[1])
-        for name, seconds in options:
-            if seconds < LONG_S:
-                return name, seconds
-        return options[-1] if options else None
-
-
-@dataclass
-class Sharing:
-    """How many runs share each GPU of a local CUDA sweep, what that buys, and why (for the plan's header)."""
-
-    runs: int = 1
-    speedup: dict[int, float] = field(default_factory=dict)  # measured: K runs' images/s over one run's
-    why: str = ""
-
-    def slowdown(self, per_gpu: int) -> float:
-        """How much longer each run takes with `per_gpu` runs on its GPU; unmeasured K: no gain assumed."""
-        if per_gpu <= 1:
-            return 1.0
-        return per_gpu / max(1e-9, self.speedup.get(per_gpu, 1.0))
-
 
 def _launcher_count(launcher_cfg: Any, key: str) -> int | None:
     """launcher.<key> as a whole number >= 1, or None for auto (or absent)."""
@@ -222,16 +196,14 @@ def _runs(n: int) -> str:
 
 def gpu_sharing(request: SweepRequest, cfg: DictConfig, cells: list[Cell]) -> Sharing:
     """launcher.runs_per_gpu, or for auto the choice `degradation bench --share` stored for this GPU, else 1."""
-    from degradation.bench_share import FILE_NAME, cuda_device_name, measured_sharing
-
     setting = _launcher_count(cfg.launcher, "runs_per_gpu")
     measured, reason = None, "not measured; `degradation bench --share 1,2,4` measures it"
-    if (Path(request.results_dir) / FILE_NAME).is_file():
-        name = cuda_device_name()
+    if (Path(request.results_dir) / estimate.SHARE_FILE).is_file():
+        name = machine.cuda_device_name()
         precision = str(cfg.trainer.precision)
         networks = sorted({(c.arch, c.depth) for c in cells})
-        measured = measured_sharing(request.results_dir, name, precision, networks) if name else None
-        reason = f"{FILE_NAME} has no {precision} figure for {name or 'this GPU'}"
+        measured = estimate.measured_sharing(request.results_dir, name, precision, networks) if name else None
+        reason = f"{estimate.SHARE_FILE} has no {precision} figure for {name or 'this GPU'}"
     speedup = measured.speedup if measured else {}
     if setting is not None:
         return Sharing(setting, speedup, f"{_runs(setting)} (launcher.runs_per_gpu)")
@@ -278,19 +250,18 @@ def _shared_gpus(cfg: DictConfig, kind: str, gpus: int) -> int:
 
 
 def build_plan(request: SweepRequest, *, probe: bool = True) -> Plan:
-    """Compose every cell, read each run's state, size the networks and estimate the time left."""
+    """Compose every cell, read each run's state, decide where runs go, and ask for the time estimate."""
     cells = compose_cells(request)
     first = cells[0].cfg
     states = {c.run_id: read_state(c.run_dir) for c in cells}
-    params = _param_counts(cells)
 
     accelerator = str(first.trainer.accelerator)
-    kind = estimate.device_kind(accelerator)
-    gpus = estimate.gpu_count(accelerator) if kind == "cuda" else 0
+    kind = machine.device_kind(accelerator)
+    gpus = machine.gpu_count(accelerator) if kind == "cuda" else 0
     _launcher_count(first.launcher, "runs_per_gpu")  # a bad value is refused on every machine, not only on CUDA
     shared = _shared_gpus(first, kind, gpus)
     sharing = gpu_sharing(request, first, cells) if shared else Sharing()
-    cores = estimate.cpu_cores()
+    cores = machine.cpu_cores()
     trains = [c for c in cells if states[c.run_id].trains]
     jobs = effective_jobs(request, first.launcher, shared, sharing.runs, cpu_jobs(first, kind, len(trains), cores))
     threads = threads_per_run(first, jobs, cores)
@@ -299,56 +270,25 @@ def build_plan(request: SweepRequest, *, probe: bool = True) -> Plan:
     if shared:
         device += f", {_sharing_text(request, first.launcher, sharing, jobs, shared)}"
 
-    stored = estimate.stored_seconds_per_image(Path(request.results_dir), kind, threads)
-    per_image, sources = _seconds_per_image(trains, stored, probe=probe, kind=kind, threads=threads)
-    if per_gpu > 1:
-        gain = sharing.speedup.get(per_gpu)
-        sources.add(f"{_runs(per_gpu)} at {gain:.2f}x one run's speed" if gain else
-                    f"{_runs(per_gpu)}, no measured gain assumed")
-    estimates = _run_estimates(cells, states, per_image, sharing.slowdown(per_gpu))
-    todo = [estimates[c.run_id] for c in trains]
+    todo = [estimate.Todo(c.run_id, c.cfg, states[c.run_id].iteration) for c in trains]
     lanes = _lanes(jobs, len(todo), kind, gpus, shared, cores)
+    timing = estimate.estimate_sweep(todo, Path(request.results_dir), kind=kind, threads=threads, lanes=lanes,
+                                     per_gpu=per_gpu, sharing=sharing, probe=probe)
     return Plan(
         results_dir=Path(request.results_dir),
         cells=cells,
         states=states,
-        params=params,
-        estimates=estimates,
-        total_s=None if any(s is None for s in todo) else sum(todo) / lanes,
+        params=estimate.param_counts({c.run_id: c.cfg for c in cells}),
+        estimates={c.run_id: timing.seconds.get(c.run_id, 0.0) for c in cells},
+        total_s=timing.total_s,
         device=device,
         jobs=jobs,
         threads=threads,
-        estimate_source=" + ".join(sorted(sources)) or "nothing left to train",
+        estimate_source=timing.source,
         preset=request.preset,
         launcher=first.launcher,
         runs_per_gpu=per_gpu,
     )
-
-
-def _param_counts(cells: list[Cell]) -> dict[str, int | None]:
-    """Each run's parameter count, one meta-device build per kind of network."""
-    params = {}
-    by_network: dict[tuple, int | None] = {}
-    for cell in cells:
-        key = estimate.network_key(cell.cfg.model)
-        if key not in by_network:
-            by_network[key] = estimate.params_on_meta(cell.cfg.model)
-        params[cell.run_id] = by_network[key]
-    return params
-
-
-def _run_estimates(cells: list[Cell], states: dict[str, RunState], per_image: dict, slowdown: float):
-    """Seconds left per run: 0 when it does not train, None when unknown; slowed when runs share a GPU."""
-    estimates: dict[str, float | None] = {}
-    for cell in cells:
-        seconds = per_image.get(estimate.network_key(cell.cfg.model))
-        if not states[cell.run_id].trains:
-            estimates[cell.run_id] = 0.0
-        elif seconds is None:
-            estimates[cell.run_id] = None
-        else:
-            estimates[cell.run_id] = estimate.run_seconds(cell.cfg, states[cell.run_id].iteration, seconds * slowdown)
-    return estimates
 
 
 def _sharing_text(request: SweepRequest, launcher_cfg: Any, sharing: Sharing, jobs: int, gpus: int) -> str:
@@ -376,47 +316,3 @@ def threads_per_run(cfg: DictConfig, jobs: int, cores: int) -> int:
     if cfg.launcher.name == "slurm":
         return max(1, int(cfg.launcher.cpus_per_task))
     return max(1, cores // max(1, jobs))
-
-
-def _seconds_per_image(cells: list[Cell], stored: dict, *, probe: bool, kind: str, threads: int):
-    """Seconds per training image for each network the cells train: stored figures, else a probe.
-
-    A CIFAR net's cost per image is close to proportional to its depth (every stage costs the same per block;
-    ResNet-110 / ResNet-20 measured 5.2x here for 5.5x the depth), so of the depths of one kind of net only the
-    shallowest is probed and the others scaled: a deep net's probe alone can take a minute on a busy CPU.
-    """
-    out: dict[tuple, float | None] = {}
-    sources: set[str] = set()
-    groups: dict[tuple, dict[tuple, Cell]] = {}
-    for cell in cells:
-        key = estimate.network_key(cell.cfg.model)
-        stored_key = (cell.arch, cell.depth, cell.shortcut)
-        if stored_key in stored:
-            out[key] = stored[stored_key]
-            sources.add("bench.parquet")
-        elif probe:
-            group = key[:2] + key[3:] if key[1] == "cifar" else key  # everything but the depth
-            groups.setdefault(group, {})[key] = cell
-        else:
-            out[key] = None
-    for members in groups.values():
-        base = min(members, key=lambda k: k[2])
-        seconds = _probe(members[base].cfg, kind, threads)
-        sources.add("measured probe")
-        for key in members:
-            out[key] = None if seconds is None else seconds * key[2] / base[2]
-            if key != base:
-                sources.add("scaled by depth")
-    return out, sources
-
-
-def _probe(cfg: DictConfig, kind: str, threads: int) -> float | None:
-    batch = int(cfg.schedule.batch_size)
-    if kind == "cpu":
-        batch = min(batch, estimate.CPU_PROBE_BATCH)
-    try:
-        return estimate.probe_seconds_per_image(
-            cfg.model, batch=batch, device=kind, threads=threads, channels_last=bool(cfg.trainer.channels_last)
-        )
-    except Exception:
-        return None

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from degradation.results import CorruptFile, read_run_json
-from degradation.schema import CURVES_DIR
+from degradation.runs import CorruptFile, part_paths, read_run_json
 from degradation.sweep.report import format_duration
 
 RATE_WINDOW_S = 120.0  # it/s is measured over the iterations seen in this window
@@ -66,10 +65,7 @@ class RunWatch:
             self._samples.popleft()
 
     def _read_new_parts(self) -> None:
-        folder = self.run_dir / CURVES_DIR
-        if not folder.is_dir():
-            return
-        for path in sorted(folder.glob("part-*.parquet")):
+        for path in part_paths(self.run_dir):
             if path.name in self._parts:
                 continue
             try:

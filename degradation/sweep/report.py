@@ -1,16 +1,24 @@
-"""How a sweep talks: durations, sizes, the plan table, the closing summary."""
+"""How a sweep talks: durations, sizes, the plan table, the closing summary, and `degradation status`."""
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from degradation.errors import UsageError
+from degradation.results import read_runs
+from degradation.runs import runs_root
+from degradation.sweep.estimate import LONG_S, quicker_preset
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from degradation.sweep.plan import Plan
 
-LONG_S = 12 * 3600  # beyond this, the plan says plainly how long it takes and names a quicker preset
 
 
 def make_console(stderr: bool = False) -> Console:
@@ -81,7 +89,7 @@ def long_sweep_note(plan: Plan) -> str | None:
         f"note: this sweep needs about {format_duration(plan.total_s)} on this machine ({plan.device}). "
         f"It resumes where it stops, so it can be interrupted with Ctrl-C and restarted."
     )
-    quicker = plan.quicker_preset()
+    quicker = quicker_preset(plan.total_s, plan.preset)
     if quicker is not None:
         name, seconds = quicker
         text += f" For a quicker look use --preset {name} (about {format_duration(seconds)})."
@@ -105,3 +113,45 @@ def print_outcomes(outcomes: list, console: Console) -> None:
         console.print(f"{len(failed)} failed run(s):")
         for outcome in failed:
             console.print(f"  {outcome.run_id}: {outcome.reason} (log: {outcome.log_path})")
+
+
+def _pct(value: object) -> str:
+    return "-" if value is None or pd.isna(value) else f"{100 * float(value):.2f}%"
+
+
+def _num(value: object, fmt: str = "{:,.0f}") -> str:
+    return "-" if value is None or pd.isna(value) else fmt.format(value)
+
+
+def print_status(results_dir: str | os.PathLike) -> None:
+    """The runs table, read from the run folders now: status, iteration, errors, time, throughput."""
+    from rich.table import Table
+
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise UsageError(f"results folder {results_dir} does not exist; start runs with `degradation sweep`")
+    runs = read_runs(results_dir)
+    console = make_console()
+    if runs.empty:
+        console.print(f"no runs under {runs_root(results_dir)} yet")
+        return
+    table = Table(title=f"runs in {results_dir}", title_justify="left")
+    for name in ("run id", "status", "iteration", "train err", "test err", "best test", "wall", "img/s"):
+        table.add_column(name, justify="left" if name in ("run id", "status") else "right")
+    for row in runs.itertuples(index=False):
+        status = row.status
+        if row.status in ("failed", "partial") and isinstance(row.reason, str):
+            status = f"{row.status}: {row.reason}"
+        table.add_row(
+            row.run_id,
+            status,
+            f"{_num(row.iteration)}/{_num(row.total_iters)}",
+            _pct(row.final_train_error),
+            _pct(row.final_test_error),
+            _pct(row.best_test_error),
+            "-" if pd.isna(row.wall_s) else format_duration(float(row.wall_s)),
+            _num(row.images_per_s),
+        )
+    console.print(table)
+    counts = runs["status"].value_counts()
+    console.print(", ".join(f"{counts[s]} {s}" for s in ("done", "running", "partial", "failed") if s in counts))

@@ -23,8 +23,8 @@ from submitit.helpers import Checkpointable
 
 from degradation.errors import UsageError
 from degradation.lock import TOKEN_ENV, RunLocked, run_lock
-from degradation.schema import LOG_FILE
-from degradation.sweep.launch import Outcome, last_log_line
+from degradation.runs import LOG_FILE, CorruptFile, read_run_json, record_failure
+from degradation.sweep.launch import Outcome, child_command, last_log_line
 
 CLUSTERS = ("slurm", "local")
 
@@ -81,7 +81,7 @@ class TrainJob(Checkpointable):
         return super().checkpoint(*args, **kwargs)
 
     def __call__(self) -> dict:
-        from degradation.train.app import run_from_args
+        from degradation.train.app import run_from_args  # deferred: torch and Lightning load in the job only
 
         run_dir = Path(self.run_dir)
         try:
@@ -143,8 +143,6 @@ def make_executor(launcher: Any, folder: Path, jobs: int):
 
 def submit(plan, cells: list, threads: int) -> list:
     """Submit the cells as one job array; returns the submitit jobs in the cells' order."""
-    from degradation.sweep.launch import child_command
-
     launcher = plan.launcher
     folder = Path(launcher.get("folder") or plan.results_dir / "slurm")
     executor = make_executor(launcher, folder, plan.jobs)
@@ -180,9 +178,6 @@ def wait(jobs: list, cells: list, view, watches: dict, *, poll_s: float = 2.0) -
 
 
 def _job_outcome(job, cell) -> Outcome:
-    from degradation.results import CorruptFile, read_run_json, record_failure
-    from degradation.sweep.launch import cell_ids
-
     log_path = cell.run_dir / LOG_FILE
     try:
         result = job.result()
@@ -197,7 +192,7 @@ def _job_outcome(job, cell) -> Outcome:
         if info.get("status") == "failed" and info.get("reason"):
             reason = str(info["reason"])
         elif info.get("status") not in ("done", "partial"):
-            record_failure(cell.run_dir, cell_ids(cell), reason)
+            record_failure(cell.run_dir, cell.ids(), reason)
         return Outcome(cell.run_id, "failed", reason, log_path)
     if isinstance(result, dict) and result.get("status") == "locked":
         return Outcome(cell.run_id, "locked", result.get("reason"), log_path)

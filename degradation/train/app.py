@@ -33,6 +33,7 @@ def run_from_args(args: list[str]) -> int:
     show_cfg = "--cfg" in args
     overrides = [a for a in args if a != "--cfg"]
     try:
+        # deferred: `--help` and a bad override answer before torch and Hydra load
         from degradation.conf import compose, validate
 
         cfg = compose(overrides)
@@ -42,6 +43,7 @@ def run_from_args(args: list[str]) -> int:
             print(OmegaConf.to_yaml(cfg), end="")
             return 0
         validate(cfg)
+        # deferred: `--help` and a bad override answer before torch and Hydra load
         from degradation.train.run import train
 
         info = train(cfg)

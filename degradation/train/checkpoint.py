@@ -14,9 +14,8 @@ from pathlib import Path
 
 import torch
 
-from degradation.errors import UsageError
-from degradation.io import unwritable
-from degradation.schema import CHECKPOINT
+from degradation.errors import UsageError, unwritable
+from degradation.runs import CHECKPOINT
 
 
 def save_checkpoint(trainer, path: Path) -> None:

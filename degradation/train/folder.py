@@ -20,7 +20,8 @@ from omegaconf import DictConfig, OmegaConf
 from degradation.conf import resolved_dict, run_id
 from degradation.errors import UsageError
 from degradation.io import write_json_atomic, write_text_atomic
-from degradation.schema import CHECKPOINT, CONFIG_FILE, LOG_FILE, RUN_FILE, SCHEMA_VERSION
+from degradation.runs import CHECKPOINT, CONFIG_FILE, CURVES_DIR, LOG_FILE, RUN_FILE
+from degradation.schema import SCHEMA_VERSION
 from degradation.train.checkpoint import save_checkpoint
 from degradation.train.curves import CurveWriter
 from degradation.train.progress import Progress
@@ -37,33 +38,6 @@ EMPTY_SUMMARY = {
     "wall_s": 0.0,
     "images_per_s": None,
 }
-
-
-def check_writable(results_dir: str | os.PathLike) -> None:
-    """Fail before anything is created when the results folder cannot be made or written (works as root too)."""
-    target = Path(results_dir).expanduser().absolute()
-    probe = target
-    while not probe.exists():
-        if probe.parent == probe:
-            break
-        probe = probe.parent
-    if not probe.is_dir():
-        raise UsageError(f"results folder {target} cannot be created ({probe} is not a folder); choose another")
-    test_file = probe / f".degradation-write-test-{os.getpid()}"
-    try:
-        os.close(os.open(test_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-        os.unlink(test_file)
-    except OSError as exc:
-        raise UsageError(f"results folder {target} is not writable ({exc.strerror}); choose another") from None
-
-
-def read_run_json(run_dir: Path) -> dict | None:
-    import json
-
-    try:
-        return json.loads((Path(run_dir) / RUN_FILE).read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def git_revision() -> str | None:
@@ -134,7 +108,7 @@ class RunFolder:
     def create(self) -> None:
         """Make the folder and write config.yaml (rank zero, after every check has passed)."""
         (self.path / CHECKPOINT).parent.mkdir(parents=True, exist_ok=True)
-        (self.path / "curves").mkdir(exist_ok=True)
+        (self.path / CURVES_DIR).mkdir(exist_ok=True)
         write_text_atomic(self.path / CONFIG_FILE, OmegaConf.to_yaml(self.cfg, resolve=True))
 
     # ---- Recorder protocol (called by TrainModule) --------------------------------------------------------

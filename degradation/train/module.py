@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from degradation.errors import RunFailed
+from degradation.errors import RunFailed, first_line
 from degradation.train.graphed import GraphedStep
 from degradation.train.schedule import Schedule
 
@@ -200,7 +200,7 @@ class TrainModule(pl.LightningModule):
     def _fall_back_to_eager(self, exc: Exception) -> None:
         """A graph that cannot be captured here (an op or torch build without capture support) must not cost the
         run: the model and optimizer are as they were, so the eager step takes over from this iteration."""
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        first = first_line(exc, 200) if str(exc).strip() else ""
         message = (f"warning: the CUDA graph could not be prepared ({type(exc).__name__}: {first}); training on "
                    "with the eager step (trainer.cuda_graphs=false skips the attempt)")
         self.step_mode, self._graphed = "eager", None

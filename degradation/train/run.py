@@ -7,7 +7,6 @@ data and the model (either may refuse with a UsageError), and only then create t
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 import signal
 import threading
@@ -19,14 +18,18 @@ import torch
 from omegaconf import DictConfig
 
 from degradation.conf import run_dir, validate
-from degradation.errors import RunFailed, UsageError
+from degradation.data import build_data
+from degradation.errors import RunFailed, UsageError, first_line
 from degradation.io import remove_stale_temps as remove_stale_io_temps
 from degradation.lock import run_lock
+from degradation.machine import cpu_cores, device_name
+from degradation.models import build_model, count_macs, count_params, input_shape
+from degradation.models.recompute import enable_activation_checkpointing
 from degradation.precision import precision_name
+from degradation.runs import CorruptFile, ForeignSchema, check_writable, missing_windows, read_run_json, trim_parts
 from degradation.schema import SCHEMA_VERSION
 from degradation.train.checkpoint import UnreadableCheckpoint, checkpoint_iteration, remove_stale_temps, set_aside
-from degradation.train.curves import missing_windows, trim_parts
-from degradation.train.folder import GRAPH_TAG, RunFolder, check_writable, read_run_json, static_info
+from degradation.train.folder import GRAPH_TAG, RunFolder, static_info
 from degradation.train.graphed import graph_mode
 from degradation.train.module import Ticks, TrainModule
 from degradation.train.progress import quiet_lightning
@@ -34,12 +37,7 @@ from degradation.train.progress import quiet_lightning
 
 def cpu_threads(setting: Any) -> int:
     """trainer.threads: auto = every core this process may use."""
-    if setting == "auto":
-        try:
-            return len(os.sched_getaffinity(0))
-        except AttributeError:
-            return os.cpu_count() or 1
-    return int(setting)
+    return cpu_cores() if setting == "auto" else int(setting)
 
 
 def configure_runtime(trainer_cfg: Any) -> int:
@@ -90,8 +88,8 @@ def build_trainer(trainer_cfg: Any, max_steps: int, root_dir: Path | str, callba
             callbacks=callbacks or [],
         )
     except Exception as exc:  # Lightning's MisconfigurationException: no such device, too many devices
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(f"trainer.accelerator={trainer_cfg.accelerator} devices={devices}: {first}") from None
+        what = f"trainer.accelerator={trainer_cfg.accelerator} devices={devices}"
+        raise UsageError(f"{what}: {first_line(exc)}") from None
 
 
 def step_mode(trainer_cfg: Any, trainer) -> str:
@@ -107,8 +105,7 @@ def step_mode(trainer_cfg: Any, trainer) -> str:
 def device_label(trainer, threads: int, precision: str) -> str:
     device = trainer.strategy.root_device
     if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-        return f"{trainer.world_size}x cuda {name} {precision}"
+        return f"{trainer.world_size}x cuda {device_name(device)} {precision}"
     if device.type == "mps":
         return f"mps {precision}"
     return f"cpu {threads} threads {precision}"
@@ -116,10 +113,6 @@ def device_label(trainer, threads: int, precision: str) -> str:
 
 def build_parts(cfg: DictConfig, trainer) -> tuple[torch.nn.Module, Any, dict]:
     """Model (seeded, on device, memory format set) and data for this rank; counts measured on a copy."""
-    from degradation.data import build_data
-    from degradation.models import build_model, count_macs, count_params, input_shape
-    from degradation.models.recompute import enable_activation_checkpointing
-
     world, rank = trainer.world_size, trainer.global_rank
     batch = int(cfg.schedule.batch_size)
     if batch % world:
@@ -154,12 +147,7 @@ def train(cfg: DictConfig) -> dict:
     trainer = build_trainer(cfg.trainer, max_steps=max_iters, root_dir=path)
     writer = trainer.global_rank == 0
 
-    previous = read_run_json(path)
-    if previous and previous.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
-        raise UsageError(
-            f"run folder {path} was written under schema_version {previous['schema_version']} (this tool writes "
-            f"{SCHEMA_VERSION}); move it away to train the run again"
-        )
+    previous = previous_run(path)
     if writer and previous and previous.get("status") == "done":
         print(f"{path.name}: already done ({previous.get('iteration')}/{previous.get('total_iters')} iterations)")
         return previous
@@ -174,10 +162,23 @@ def train(cfg: DictConfig) -> dict:
             path.mkdir(parents=True, exist_ok=True)
             stack.enter_context(run_lock(path))
             folder.create()
-            previous = read_run_json(path)
+            previous = previous_run(path)
             if previous and previous.get("status") == "done":  # finished by another process meanwhile
                 return previous
         return _fit(cfg, trainer, folder, model, data, previous, mode)
+
+
+def previous_run(path: Path) -> dict | None:
+    """The run.json a previous process left (None when none, or when it is damaged: this run rewrites it)."""
+    try:
+        return read_run_json(path)
+    except ForeignSchema as exc:
+        raise UsageError(
+            f"run folder {path} was written under schema_version {exc.version} (this tool writes "
+            f"{SCHEMA_VERSION}); move it away to train the run again"
+        ) from None
+    except CorruptFile:
+        return None
 
 
 def _fit(cfg: DictConfig, trainer, folder: RunFolder, model, data, previous: dict | None, mode: str) -> dict:
@@ -225,7 +226,7 @@ def _fit(cfg: DictConfig, trainer, folder: RunFolder, model, data, previous: dic
         folder.close()
         raise
     except Exception as exc:
-        reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        reason = f"{type(exc).__name__}: {first_line(exc) if str(exc).strip() else ''}"
         folder.write_status(module, "failed", reason)
         if folder.writer:
             with open(folder.path / "train.log", "a") as handle:

@@ -1,0 +1,125 @@
+"""A sweep request: the command line's axes and flags, each checked with a one-line error, creating nothing."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from degradation.cliargs import checked_list, int_list
+from degradation.conf import CONF_DIR
+from degradation.errors import UsageError
+
+# Sweep axes and flags: set with the flag, not as an extra override (the grid would silently collapse).
+AXIS_KEYS = {
+    "model": "--archs",
+    "model.arch": "--archs",
+    "model.depth": "--depths",
+    "model.shortcut": "--shortcut",
+    "seed": "--seeds",
+    "data": "--data",
+    "schedule": "--preset",
+    "launcher": "--launcher",
+    "results_dir": "--results",
+}
+
+
+def _choice(group: str, value: str, flag: str) -> str:
+    names = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+    if value not in names:
+        raise UsageError(f"{flag}: unknown {group} '{value}'; choose from {', '.join(names)}")
+    return value
+
+
+def _depths(values: Sequence[str] | str, overrides: Sequence[str]) -> list[int]:
+    # deferred: degradation.models loads torch; checking flags does not need it
+    from degradation.models.depth import check_imagenet_depth, cifar_blocks_per_stage
+
+    depths = int_list(values, "--depths", minimum=-(10**9))
+    imagenet = any(o.replace(" ", "") in ("model.family=imagenet", "++model.family=imagenet") for o in overrides)
+    for depth in depths:
+        try:
+            check_imagenet_depth(depth) if imagenet else cifar_blocks_per_stage(depth)
+        except UsageError as exc:
+            raise UsageError(f"--depths: {exc}") from None
+    return depths
+
+
+def _overrides(values: Sequence[str]) -> list[str]:
+    out = []
+    for item in values:
+        if item.startswith("-"):
+            raise UsageError(f"unknown option {item}; extra Hydra overrides go after `--` as key=value")
+        if "=" not in item:
+            raise UsageError(f"extra override {item!r} is not key=value (e.g. schedule.lr=0.05)")
+        key = item.split("=", 1)[0].lstrip("+~")
+        if key in AXIS_KEYS:
+            raise UsageError(f"set {key} with {AXIS_KEYS[key]}, not as an extra override")
+        out.append(item)
+    return out
+
+
+def _writable_results(path: Path) -> Path:
+    probe = path.expanduser().absolute()
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UsageError(f"--results {path}: {probe} is not a folder; pass another results folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"--results {path}: {probe} is not writable; pass another results folder")
+    return path
+
+
+@dataclass
+class SweepRequest:
+    """A checked sweep request: the grid's axes, where runs go, and how they are launched."""
+
+    depths: list[int]
+    archs: list[str]
+    seeds: list[int]
+    shortcuts: list[str]
+    data: str = "cifar10"
+    preset: str = "paper"
+    jobs: int | None = None  # None: launcher.jobs (auto: one run per core on a CPU, GPUs x runs_per_gpu on CUDA)
+    launcher: str = "local"
+    dry_run: bool = False
+    results_dir: Path = Path("results")
+    overrides: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_cli(
+        cls,
+        depths: Sequence[str] | str,
+        archs: Sequence[str] | str,
+        seeds: Sequence[str] | str,
+        shortcuts: Sequence[str] | str,
+        data: str,
+        preset: str,
+        jobs: int | None,
+        launcher: str,
+        dry_run: bool,
+        results_dir: str | os.PathLike,
+        overrides: Sequence[str],
+    ) -> SweepRequest:
+        """Check every input (one-line UsageError each); creates nothing."""
+        # deferred: degradation.models loads torch; checking flags does not need it
+        from degradation.models.depth import check_arch, check_shortcut
+
+        extra = _overrides(list(overrides))
+        request = cls(
+            depths=_depths(depths, extra),
+            archs=checked_list(archs, "--archs", check_arch),
+            seeds=int_list(seeds, "--seeds", minimum=0),
+            shortcuts=checked_list(shortcuts, "--shortcut", check_shortcut),
+            data=_choice("data", str(data), "--data"),
+            preset=_choice("schedule", str(preset), "--preset"),
+            jobs=None if jobs is None else int(jobs),
+            launcher=_choice("launcher", str(launcher), "--launcher"),
+            dry_run=bool(dry_run),
+            results_dir=_writable_results(Path(results_dir)),
+            overrides=extra,
+        )
+        if request.jobs is not None and request.jobs < 1:
+            raise UsageError(f"--jobs {jobs} must be >= 1 (runs at a time)")
+        return request
