@@ -28,6 +28,8 @@ from degradation.schema import (
     RUNS_TABLE,
     SCHEMA_VERSION,
 )
+from degradation.train.schedule import describe_warmup
+from degradation.variants import run_variant
 
 FAILURE_FILE = "failure.json"  # written by the sweep when a training process dies without recording why
 
@@ -41,6 +43,8 @@ CURVE_KEY = ["run_id", "step", "split", "metric"]
 # runs.parquet: one row per run (the contract's columns, plus where its log is and when it last wrote).
 RUN_COLUMNS: dict[str, str] = {
     **RUN_IDENTITY,
+    "variant": "string",  # the result-changing settings without the seed, hashed: runs pooled as seeds share it
+    "settings": "string",  # those settings as JSON (dotted keys), to name what differs between variants
     "status": "string",
     "reason": "string",
     "iteration": "int64",
@@ -52,6 +56,8 @@ RUN_COLUMNS: dict[str, str] = {
     "final_val_error": "float64",
     "best_test_error": "float64",
     "best_test_step": "int64",
+    "warmup": "string",  # none | on | ended at N | cap at N (train/schedule.describe_warmup)
+    "warmup_ended_at": "int64",
     "wall_s": "float64",
     "images_per_s": "float64",
     "device": "string",
@@ -182,6 +188,7 @@ def run_row(info: dict, run_dir: Path) -> dict:
         run_dir=str(run_dir),
         log_path=info.get("log_path") or str(run_dir / LOG_FILE),
     )
+    row.update(run_variant(info, run_dir), warmup=describe_warmup(info))
     return row
 
 
@@ -322,7 +329,7 @@ def print_status(results_dir: str | os.PathLike) -> None:
         console.print(f"no runs under {runs_root(results_dir)} yet")
         return
     table = Table(title=f"runs in {results_dir}", title_justify="left")
-    for name in ("run id", "status", "iteration", "train err", "test err", "best test", "wall", "img/s"):
+    for name in ("run id", "status", "iteration", "train err", "test err", "best test", "warm-up", "wall", "img/s"):
         table.add_column(name, justify="left" if name in ("run id", "status") else "right")
     for row in runs.itertuples(index=False):
         status = row.status
@@ -335,6 +342,7 @@ def print_status(results_dir: str | os.PathLike) -> None:
             _pct(row.final_train_error),
             _pct(row.final_test_error),
             _pct(row.best_test_error),
+            row.warmup if isinstance(row.warmup, str) else "-",
             "-" if pd.isna(row.wall_s) else format_duration(float(row.wall_s)),
             _num(row.images_per_s),
         )

@@ -22,7 +22,7 @@ from degradation.conf import run_dir, validate
 from degradation.errors import RunFailed, UsageError
 from degradation.io import remove_stale_temps as remove_stale_io_temps
 from degradation.lock import run_lock
-from degradation.precision import precision_name
+from degradation.precision import apply_precision, lightning_precision, precision_name, precision_record
 from degradation.schema import SCHEMA_VERSION
 from degradation.train.checkpoint import UnreadableCheckpoint, checkpoint_iteration, remove_stale_temps, set_aside
 from degradation.train.curves import missing_windows, trim_parts
@@ -43,10 +43,12 @@ def cpu_threads(setting: Any) -> int:
 
 
 def configure_runtime(trainer_cfg: Any) -> int:
-    """Threads and cuDNN autotuning, set once before any tensor work; returns the thread count."""
+    """Threads, cuDNN autotuning and the TF32 switches of the precision, set once before any tensor work; returns the
+    thread count."""
     threads = cpu_threads(trainer_cfg.threads)
     torch.set_num_threads(threads)
     torch.backends.cudnn.benchmark = bool(trainer_cfg.cudnn_benchmark)
+    apply_precision(trainer_cfg.precision)
     quiet_lightning()
     return threads
 
@@ -69,7 +71,7 @@ def build_trainer(trainer_cfg: Any, max_steps: int, root_dir: Path | str, callba
 
     accelerator = {"cuda": "gpu"}.get(str(trainer_cfg.accelerator), str(trainer_cfg.accelerator))
     devices = int(trainer_cfg.devices)
-    precision = precision_name(trainer_cfg.precision)
+    precision = lightning_precision(trainer_cfg.precision)
     try:
         return pl.Trainer(
             accelerator=accelerator,
@@ -168,6 +170,7 @@ def train(cfg: DictConfig) -> dict:
     model, data, counts = build_parts(cfg, trainer)
     device = device_label(trainer, threads, str(cfg.trainer.precision)) + (GRAPH_TAG if mode == "graph" else "")
     static = static_info(cfg, path, counts["params"], counts["macs"], device, data.train_size)
+    static["precision"] = precision_record(str(cfg.trainer.precision))  # the switches as torch reads them now
     folder = RunFolder(cfg, path, static, writer=writer, progress_mode=str(cfg.trainer.progress))
     with contextlib.ExitStack() as stack:
         if writer:
@@ -195,6 +198,7 @@ def _fit(cfg: DictConfig, trainer, folder: RunFolder, model, data, previous: dic
         data.eval_sets,
         cfg.schedule,
         depth=int(cfg.model.depth),
+        arch=str(cfg.model.arch),
         recorder=folder,
         compile_model=bool(cfg.trainer.compile),
         step_mode=mode,
