@@ -7,7 +7,10 @@ from _train_helpers import folder_of, run_json, tiny_cfg, train_interrupted
 
 from degradation.conf import compose
 from degradation.errors import UsageError
-from degradation.results import read_runs
+from degradation.analysis.finals import run_finals
+from degradation.analysis.load import load_results
+from degradation.figures.table6 import build_table6, table6_markdown
+from degradation.results import collect, read_runs
 from degradation.train.curves import read_curves
 from degradation.train.run import train
 from degradation.train.schedule import Schedule, WarmUp, describe_warmup
@@ -60,7 +63,7 @@ def test_every_preset_has_a_cap_and_a_bad_cap_is_refused() -> None:
         assert 1 <= s.warmup.max_iters <= s.milestones[0], preset
     from degradation.conf import validate
 
-    for bad, words in (("schedule.warmup.max_iters=0", "must be >= 1"), ("schedule.warmup.max_iters=99", "<= sche"),
+    for bad, words in (("schedule.warmup.max_iters=0", "must be >= 1"), ("schedule.warmup.max_iters=x", "whole"),
                        ("schedule.warmup.archs=[cnn]", "plain and/or resnet")):
         with pytest.raises(UsageError, match=words):
             validate(compose(["schedule=smoke", bad]))
@@ -75,11 +78,16 @@ def test_a_run_stuck_above_the_threshold_ends_its_warmup_at_the_cap_and_reports_
     assert (info["warmup"], info["warmup_ended_at"], info["warmup_ended_by_cap"]) == (True, 4, True)
     assert run_json(folder)["warmup_max_iters"] == 4
     assert "warm-up ended at iteration 4 (the cap" in (folder / "train.log").read_text()
-    assert read_runs(tmp_path)["warmup"].tolist() == ["cap at 4"]
+    assert read_runs(tmp_path)["warmup"].tolist() == ["cap at 4"]  # `degradation status` prints this column
+    collect(tmp_path)
+    table, _ = build_table6(run_finals(*load_results(tmp_path)))
+    assert table["warmup"].tolist() == ["cap at 4"]
+    assert "| cap at 4 | done |" in table6_markdown(table, [])
 
 
 def test_a_resumed_run_keeps_the_cap_exactly(tmp_path, monkeypatch) -> None:
-    whole = read_curves(folder_of(tmp_path / "a", *NEVER)) if train(tiny_cfg(tmp_path / "a", *NEVER)) else None
+    train(tiny_cfg(tmp_path / "a", *NEVER))
+    whole = read_curves(folder_of(tmp_path / "a", *NEVER))
     train_interrupted(tiny_cfg(tmp_path / "b", *NEVER), monkeypatch, at=4)
     info = train(tiny_cfg(tmp_path / "b", *NEVER))
     again = read_curves(folder_of(tmp_path / "b", *NEVER))
