@@ -56,12 +56,13 @@ def test_two_runs_differing_only_in_lr_are_never_pooled_as_seeds(mixed) -> None:
     assert any("plain-8 has runs of 2 different settings" in n for n in notes)
 
 
-def test_summary_and_figures_say_a_folder_holds_several_variants(mixed) -> None:
+def test_summary_and_figures_say_a_folder_holds_several_variants(mixed, capsys) -> None:
     finals = run_finals(*load_results(mixed))
     text = build_summary(finals)
     assert "| plain-8, schedule.lr=0.05 |" in text and "| plain-8, schedule.lr=0.1 |" in text
     assert "plain-8 has runs of 2 different settings (schedule.lr=0.05; schedule.lr=0.1)" in text
     render_all(mixed)
+    assert "plain-8 has runs of 2 different settings" in capsys.readouterr().out  # `degradation plot` says so
     manifest = json.loads((mixed / "figures" / "manifest.json").read_text())
     fig6 = next(f for f in manifest["figures"] if f["figure"] == "fig6")
     assert any("plain-8 has runs of 2 different settings" in n for n in fig6["notes"])
