@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from _train_helpers import folder_of, run_json, tiny_cfg, train_interrupted
 
-from degradation.conf import compose
-from degradation.errors import UsageError
 from degradation.analysis.finals import run_finals
 from degradation.analysis.load import load_results
+from degradation.conf import compose
+from degradation.errors import UsageError
 from degradation.figures.table6 import build_table6, table6_markdown
 from degradation.results import collect, read_runs
 from degradation.train.curves import read_curves
