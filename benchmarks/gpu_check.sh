@@ -11,7 +11,8 @@
 #   1. the device, torch and the tool's versions
 #   2. correctness on the GPU: captured graph == eager step (fp32, bf16), resumed graph run == uninterrupted
 #      run, graph run == eager run, activation checkpointing == none (tests/test_cuda.py)     -> pytest.xml
-#   3. speed per network: tool step (CUDA graph) vs a bare PyTorch loop, bf16 and fp32, peak memory
+#   3. speed per network: tool step (CUDA graph) vs a bare PyTorch loop, bf16, fp32 and tf32, peak memory;
+#      the TF32 switches each precision trains with, as run.json records them (32-true must say tf32_conv False)
 #   4. a whole 64k-iteration ResNet-20 run (the paper's schedule, bf16), end to end, timed    -> full_run.json
 #   5. ResNet-1202: bf16, and fp32 with activation checkpointing (memory, speed)
 #   6. runs sharing the GPU: aggregate throughput of 1, 2, 4 runs at once                 -> bench_share.parquet
@@ -68,8 +69,18 @@ stage 120 "correctness (tests/test_cuda.py)" \
 BENCH=(bench --device "$DEVICE" --rounds "$ROUNDS" --iters "$ITERS")
 stage 90 "speed, bf16, CUDA graph" $TOOL "${BENCH[@]}" --depths "$DEPTHS" --archs plain,resnet \
   --results "$WORK/bf16" -- trainer.precision=bf16-mixed "${SMALL[@]}"
-stage 90 "speed, fp32, CUDA graph" $TOOL "${BENCH[@]}" --depths "$DEPTHS" --archs resnet \
+stage 90 "speed, fp32 (32-true: TF32 off), CUDA graph" $TOOL "${BENCH[@]}" --depths "$DEPTHS" --archs resnet \
   --results "$WORK/fp32" -- trainer.precision=32-true "${SMALL[@]}"
+stage 90 "speed, tf32, CUDA graph" $TOOL "${BENCH[@]}" --depths "$DEPTHS" --archs resnet \
+  --results "$WORK/tf32" -- trainer.precision=tf32 "${SMALL[@]}"
+stage 60 "precision switches: one smoke run per precision, what run.json says it computed in" bash -c '
+  for p in 32-true tf32 bf16-mixed; do
+    '"$TOOL"' train model=resnet model.depth=20 data=synthetic schedule=smoke trainer.accelerator='"$DEVICE"' \
+      trainer.precision=$p trainer.progress=none results_dir='"$WORK"'/switches >/dev/null || exit 1
+  done
+  '"$PY"' -c "import json, pathlib, sys
+for f in sorted(pathlib.Path(sys.argv[1]).glob(\"runs/*/run.json\")):
+    info = json.loads(f.read_text()); print(info[\"run_id\"], info[\"device\"], info[\"precision\"])" '"$WORK"'/switches'
 
 stage 120 "ResNet-20, 64k iterations, paper schedule, bf16, CUDA graph: end to end" \
   $TOOL train model=resnet model.depth=20 data=synthetic "${FULL[@]}" \

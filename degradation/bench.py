@@ -165,7 +165,7 @@ def _fit_timed(cfg, model, data, clock: _StepClock) -> None:
         module = TrainModule(
             model, data.train, {}, cfg.schedule, int(cfg.model.depth), compile_model=bool(cfg.trainer.compile),
             step_mode=step_mode(cfg.trainer, trainer), precision=str(cfg.trainer.precision),
-            stop_at=clock.last,
+            stop_at=clock.last, arch=str(cfg.model.arch),
         )
         trainer.fit(module, train_dataloaders=Ticks())
 

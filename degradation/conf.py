@@ -6,6 +6,7 @@ reads the same from `degradation train`, `python -m degradation.train` and `degr
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -89,9 +90,9 @@ def _drop(tree: dict, dotted: str) -> None:
     tree.pop(leaf, None)
 
 
-def result_dict(cfg: DictConfig) -> dict:
-    """The part of the config that changes the result: what the run id hashes."""
-    tree = resolved_dict(cfg)
+def result_tree(tree: dict) -> dict:
+    """The part of a resolved config (a plain dict, e.g. run.json's "config") that changes the result."""
+    tree = copy.deepcopy(tree)
     for key in NON_RESULT_KEYS:
         _drop(tree, key)
     if tree.get("model", {}).get("arch") == "plain":
@@ -99,8 +100,44 @@ def result_dict(cfg: DictConfig) -> dict:
     return tree
 
 
+def result_dict(cfg: DictConfig) -> dict:
+    """The part of the config that changes the result: what the run id hashes."""
+    return result_tree(resolved_dict(cfg))
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def variant_settings(tree: dict) -> dict:
+    """A resolved config's result-changing settings as dotted keys, without the seed: what seeds of one experiment
+    share. Runs whose settings differ in anything else are different experiments, never pooled as seeds."""
+    flat = _flat(result_tree(tree))
+    flat.pop("seed", None)
+    return flat
+
+
+def variant_of(tree: dict) -> str:
+    """The 8-hex hash of `variant_settings`: equal for exactly the runs that differ only in their seed."""
+    return hashlib.sha256(json.dumps(variant_settings(tree), sort_keys=True).encode()).hexdigest()[:8]
+
+
+def variant_id(cfg: DictConfig) -> str:
+    """The run id's identity without the seed (see variant_of)."""
+    return variant_of(resolved_dict(cfg))
+
+
 def run_id(cfg: DictConfig) -> str:
-    """Readable prefix plus a hash of the result-changing config: the same cell always maps to one folder."""
+    """Readable prefix plus a hash of the result-changing config: the same cell always maps to one folder.
+
+    The seed is one of the hashed settings (result_dict keeps it); variant_id is the same identity without it.
+    """
     digest = hashlib.sha256(json.dumps(result_dict(cfg), sort_keys=True).encode()).hexdigest()[:8]
     model = cfg.model
     shortcut = "" if model.arch == "plain" else f"-{model.shortcut}"
@@ -187,6 +224,12 @@ def validate(cfg: DictConfig) -> None:
         f"schedule.warmup.enabled={sched.warmup.enabled!r}; choose auto, true or false",
     )
     _need(_number(sched.warmup.lr, "schedule.warmup.lr") > 0, "schedule.warmup.lr must be > 0")
+    _whole(sched.warmup.get("max_iters"), "schedule.warmup.max_iters", 1)  # the cap; past max_iters it never bites
+    archs = sched.warmup.get("archs")
+    _need(
+        archs is not None and not isinstance(archs, str) and all(a in ("plain", "resnet") for a in archs),
+        f"schedule.warmup.archs={archs!r}; a list of plain and/or resnet (the nets `enabled: auto` warms up)",
+    )
     _need(max_iters >= 1, "schedule.max_iters must be >= 1")
 
     _need(
@@ -196,7 +239,7 @@ def validate(cfg: DictConfig) -> None:
     _whole(trainer.devices, "trainer.devices", 1)
     _need(
         precision_name(trainer.precision) in AUTOCAST,
-        f"trainer.precision={trainer.precision!r}; choose 32-true or bf16-mixed",
+        f"trainer.precision={trainer.precision!r}; choose 32-true (fp32, TF32 off), tf32 or bf16-mixed",
     )
     _need(
         trainer.threads == "auto" or (isinstance(trainer.threads, int) and trainer.threads >= 1),

@@ -29,6 +29,8 @@ from degradation.runs import (
     warn,
 )
 from degradation.schema import CURVE_COLUMNS, CURVES_SCHEMA, CURVES_TABLE, RUN_COLUMNS, RUNS_SCHEMA, RUNS_TABLE
+from degradation.train.schedule import describe_warmup
+from degradation.variants import run_variant
 
 CURVE_KEY = ["run_id", "step", "split", "metric"]
 
@@ -43,6 +45,7 @@ def run_row(info: dict, run_dir: Path) -> dict:
         run_dir=str(run_dir),
         log_path=info.get("log_path") or str(run_dir / LOG_FILE),
     )
+    row.update(run_variant(info, run_dir), warmup=describe_warmup(info))
     return row
 
 

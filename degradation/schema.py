@@ -51,6 +51,8 @@ RESPONSE_COLUMNS: dict[str, str] = {
 # runs.parquet: one row per run (the contract's columns, plus where its log is and when it last wrote).
 RUN_COLUMNS: dict[str, str] = {
     **RUN_IDENTITY,
+    "variant": "string",  # the result-changing settings without the seed, hashed: runs pooled as seeds share it
+    "settings": "string",  # those settings as JSON (dotted keys), to name what differs between variants
     "status": "string",
     "reason": "string",
     "iteration": "int64",
@@ -62,6 +64,8 @@ RUN_COLUMNS: dict[str, str] = {
     "final_val_error": "float64",
     "best_test_error": "float64",
     "best_test_step": "int64",
+    "warmup": "string",  # none | on | ended at N | cap at N (train/schedule.describe_warmup)
+    "warmup_ended_at": "int64",
     "wall_s": "float64",
     "images_per_s": "float64",
     "device": "string",

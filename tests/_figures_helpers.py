@@ -6,6 +6,8 @@ requested final errors, so tests can compare what is drawn and tabulated with kn
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from pathlib import Path
 
@@ -66,17 +68,30 @@ def run_row(spec: dict, rows: list[dict]) -> dict:
     best = min(test, key=lambda r: r["value"]) if test else None
     row = {name: None for name in RUN_COLUMNS}
     row.update({k: spec[k] for k in ("run_id", "arch", "depth", "shortcut", "dataset", "preset", "seed", "status")})
+    row.update(settings_of(spec))
     row.update(iteration=spec.get("stop", spec["total"]), total_iters=spec["total"], params=PARAMS.get(spec["depth"]),
                final_train_error=train[-1]["value"] if train else None,
                final_test_error=test[-1]["value"] if test else None,
                best_test_error=best["value"] if best else None, best_test_step=best["step"] if best else None,
-               run_dir=f"runs/{spec['run_id']}", reason="nan loss" if spec["status"] == "failed" else None)
+               run_dir=f"runs/{spec['run_id']}", reason="nan loss" if spec["status"] == "failed" else None,
+               warmup=spec.get("warmup", "none"))
     return row
+
+
+def settings_of(spec: dict) -> dict:
+    """runs.parquet's variant and settings as a run folder would give them: the seed left out; spec["settings"]
+    (dotted keys) adds the settings a variant differs in."""
+    settings = {"model.arch": spec["arch"], "model.depth": spec["depth"], "model.shortcut": spec["shortcut"],
+                "data.name": spec["dataset"], "schedule.name": spec["preset"], "schedule.batch_size": 128,
+                "schedule.log_every": spec.get("log_every", 10), "schedule.max_iters": spec["total"],
+                **spec.get("settings", {})}
+    text = json.dumps(settings, sort_keys=True)
+    return {"variant": hashlib.sha256(text.encode()).hexdigest()[:8], "settings": text}
 
 
 def make_results(folder: Path, specs: list[dict]) -> Path:
     """Write curves.parquet and runs.parquet for the given runs; each spec: arch, depth, train, test (+ optional
-    seed, status, total, stop, dip, dataset, preset, shortcut)."""
+    seed, status, total, stop, dip, dataset, preset, shortcut, settings, warmup)."""
     folder.mkdir(parents=True, exist_ok=True)
     curves, runs = [], []
     for spec in map(full_spec, specs):

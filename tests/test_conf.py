@@ -45,7 +45,7 @@ def test_run_id_ignores_where_and_how_but_not_what() -> None:
     rid = run_id(compose(base))
     assert run_id(compose(base + ["results_dir=/elsewhere", "trainer.threads=1", "trainer.progress=lines"])) == rid
     assert run_id(compose(base + ["seed=1"])) != rid
-    assert run_id(compose(base + ["schedule.lr=0.05"])) != rid
+    assert run_id(compose(base + ["schedule.lr=0.07"])) != rid
     assert run_id(compose(base + ["model.shortcut=B"])) != rid
 
 

@@ -256,12 +256,33 @@ def test_collects_run_folders_when_there_is_no_curves_table(tmp_path: Path, caps
     assert line["label"] == "plain-20" and line["last_value_pct"] == pytest.approx(30.0)
 
 
-def test_a_far_higher_panel_gets_its_own_y_range(tmp_path: Path) -> None:
+def test_plain110_is_a_note_with_its_final_errors_not_a_squeezing_line(tmp_path: Path) -> None:
     specs = paper_like() + [{"arch": "plain", "depth": 110, "train": 0.6, "test": 0.62}]
     fig, entry = fig6.draw(experiment(make_results(tmp_path, specs)))
     left, middle, right = (p["ylim"][1] for p in entry["panels"])
-    assert left >= 62 * 1.15 and middle == right < 20
-    assert "plain-110" in entry["panels"][0]["labels"]  # drawn when present, unlike the paper
+    assert left == middle == right <= 25  # the plain panel keeps the scale of plain-20..56 (not 62 x 1.15)
+    assert "plain-110" not in entry["panels"][0]["labels"] and entry["not_drawn"] == ["plain-110"]
+    assert any(n.startswith("plain-110: not drawn") and "final training error 60.0%, test error 62.0%" in n
+               for n in entry["notes"])
+
+
+def test_figure6_keeps_the_papers_0_to_20_axes_for_the_paper_preset_on_cifar10(tmp_path: Path) -> None:
+    specs = [{**s, "dataset": "cifar10", "preset": "paper", "total": 64000, "log_every": 100, "eval_every": 1000}
+             for s in paper_like() + [{"arch": "plain", "depth": 110, "train": 0.6, "test": 0.62}]]
+    curves, runs = load_results(make_results(tmp_path, specs))
+    exp = build_experiment("cifar10", "paper", run_finals(curves, runs), curves, None)
+    fig, entry = fig6.draw(exp)
+    assert [p["ylim"] for p in entry["panels"]] == [[0.0, 20.0]] * 3
+    assert all(ax.get_ylim() == (0.0, 20.0) for ax in fig.axes[:3])
+    assert entry["panels"][0]["labels"] == ["plain-20", "plain-32", "plain-44", "plain-56"]
+    assert entry["not_drawn"] == ["plain-110"]
+
+
+def test_a_far_higher_panel_gets_its_own_y_range(tmp_path: Path) -> None:
+    specs = paper_like() + [{"arch": "resnet", "depth": 1202, "train": 0.6, "test": 0.62}]
+    fig, entry = fig6.draw(experiment(make_results(tmp_path, specs)))
+    left, middle, right = (p["ylim"][1] for p in entry["panels"])
+    assert right >= 62 * 1.15 and middle == left <= 25
 
 
 def test_runs_that_all_end_high_get_a_zoomed_y_range(tmp_path: Path) -> None:

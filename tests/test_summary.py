@@ -83,15 +83,18 @@ def test_summary_statement_is_computed_and_follows_the_data(tmp_path: Path) -> N
              {"arch": "resnet", "depth": 20, "train": 0.05, "test": 0.0875},
              {"arch": "resnet", "depth": 56, "train": 0.038, "test": 0.0697}]
     text = build_summary(finals_of(make_results(tmp_path / "a", specs)))
-    assert "plain-56 ends 4.1 points above plain-20 in training error" in text
-    assert "ResNet-56 ends 1.2 points below ResNet-20 in training error" in text
+    # one seed: the noise is the binomial standard error of the last windows (10 x 128 images each)
+    se = 100 * math.hypot(math.sqrt(0.06 * 0.94 / 1280), math.sqrt(0.101 * 0.899 / 1280))
+    assert f"plain-56 ends 4.10 ± {se:.2f} points above plain-20 in training error" in text
+    assert "ResNet-56 vs ResNet-20: -1.20 ± 0.81 points, within noise in training error" in text
     assert text.startswith("# Summary") and "Degradation shown" in text
-    assert "At depth 56, plain-56 ends 6.3 points above ResNet-56" in text
-    assert "synthetic data, not CIFAR-10" in text
+    assert "At depth 56, plain-56 ends 6.30 ± 1.00 points above ResNet-56" in text
+    assert "synthetic data, not CIFAR-10" in text and "Rule: a deeper net is called worse" in text
 
-    specs[1] = {"arch": "plain", "depth": 56, "train": 0.05, "test": 0.08}  # now the deeper plain net is better
+    specs[1] = {"arch": "plain", "depth": 56, "train": 0.03, "test": 0.08}  # now the deeper plain net is better
     text = build_summary(finals_of(make_results(tmp_path / "b", specs)))
-    assert "plain-56 ends 1.0 points below plain-20 in training error" in text
+    se = 100 * math.hypot(math.sqrt(0.06 * 0.94 / 1280), math.sqrt(0.03 * 0.97 / 1280))
+    assert f"plain-56 ends 3.00 ± {se:.2f} points below plain-20 in training error" in text
     assert "Degradation not shown" in text and "Degradation shown" not in text
 
 
@@ -103,15 +106,18 @@ def test_summary_uses_the_last_training_window_and_names_unfinished_and_failed_r
     path = write_summary(finals_of(folder), folder)
     text = path.read_text()
     # plain-56 stopped at 200: its last window is in the final 25% of its schedule, at the requested value
-    assert "plain-56 ends 4.0 points above plain-20 in training error" in text
-    assert "Some runs are unfinished" in text and "plain-56 seed 0 is unfinished (partial, 200/240" in text
+    assert "plain-56 ends 4.00 ± 1.07 points above plain-20 in training error" in text
+    assert "(plain-56 unfinished: not final, not used for the verdict)" in text
+    assert "Unfinished, so left out of the verdict: plain-56" in text
+    assert "plain-56 seed 0 is unfinished (partial, 200/240" in text
     assert "ResNet-20 seed 0 failed (nan loss); not used" in text
-    assert "Degradation cannot be judged: fewer than two depths of ResNet nets have results." in text
+    assert "Degradation cannot be judged: fewer than two depths of plain and ResNet nets have finished runs." in text
 
 
 def test_several_seeds_give_mean_and_std_in_the_summary(tmp_path: Path) -> None:
     specs = [{"arch": "plain", "depth": 20, "seed": s, "train": 0.05 + 0.01 * s, "test": 0.09} for s in range(3)]
     specs += [{"arch": "plain", "depth": 56, "train": 0.10, "test": 0.13}]
     text = build_summary(finals_of(make_results(tmp_path, specs)))
-    assert "| plain | 20 | 6.00 ± 1.00 | 9.00 ± 0.00 | 3 |" in text
-    assert "plain-56 ends 4.0 points above plain-20 (seed std up to 1.0) in training error" in text
+    assert "| plain-20 | 6.00 ± 1.00 | 9.00 ± 0.00 | 3 | yes |" in text
+    se = 100 * math.hypot(math.sqrt(0.06 * 0.94 / 1280), math.sqrt(0.10 * 0.90 / 1280))  # plain-56 has one seed
+    assert f"plain-56 ends 4.00 ± {se:.2f} points above plain-20 in training error" in text

@@ -10,11 +10,15 @@ named, never used.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pandas as pd
 
-CELL = ["dataset", "preset", "arch", "shortcut", "depth"]
-ID_COLUMNS = ["run_id", "arch", "depth", "shortcut", "dataset", "preset", "seed"]
+from degradation.variants import differences, run_variant
+
+CELL = ["dataset", "preset", "arch", "shortcut", "depth", "variant"]  # one experiment: its runs differ only in seed
+NETWORK = ["dataset", "preset", "arch", "shortcut", "depth"]  # one network, whatever its settings
+ID_COLUMNS = ["run_id", "arch", "depth", "shortcut", "dataset", "preset", "seed", "variant", "settings"]
 DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "synthetic": "synthetic data"}
 
 
@@ -46,8 +50,9 @@ def run_finals(curves: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
         best = test.loc[test.sort_values(["run_id", "step"], kind="stable").groupby("run_id")["value"].idxmin()]
         best = best.set_index("run_id")[["value", "step"]]
         finals = finals.join(best.rename(columns={"value": "best_test_error", "step": "best_test_step"}))
-    extra = [c for c in ("status", "reason", "iteration", "total_iters", "params", "run_dir") if c in runs.columns]
-    table = runs[ID_COLUMNS + extra].drop_duplicates("run_id", keep="last").set_index("run_id")
+    extra = [c for c in ("status", "reason", "iteration", "total_iters", "params", "run_dir", "warmup")
+             if c in runs.columns]
+    table = with_variants(runs)[ID_COLUMNS + extra].drop_duplicates("run_id", keep="last").set_index("run_id")
     table.loc[table["arch"] == "plain", "shortcut"] = "none"  # a plain net has no shortcut, whatever was written
     table = table.join(finals, how="left").reset_index()
     for col in ("final_train_error", "final_test_error", "best_test_error", "final_train_error_step",
@@ -56,8 +61,49 @@ def run_finals(curves: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
             table[col] = math.nan
     table["has_curves"] = table["final_train_error"].notna() | table["final_test_error"].notna()
     table["finished"] = table["status"] == "done"
-    table["label"] = [label(a, d, s) for a, d, s in zip(table["arch"], table["depth"], table["shortcut"], strict=True)]
+    names = zip(table["arch"], table["depth"], table["shortcut"], strict=True)
+    table["network"] = [label(a, d, s) for a, d, s in names]
+    table["differs"] = _differs(table)
+    table["label"] = [f"{n}, {d}" if d else n for n, d in zip(table["network"], table["differs"], strict=True)]
     return table.sort_values(CELL + ["seed"], kind="stable").reset_index(drop=True)
+
+
+def with_variants(runs: pd.DataFrame) -> pd.DataFrame:
+    """runs with `variant` and `settings` for every row: a runs.parquet collected before variants existed gets them
+    from each run folder's config (no run folder: the run is a variant of its own, never pooled)."""
+    runs = runs.copy()
+    for col in ("variant", "settings"):
+        if col not in runs.columns:
+            runs[col] = None
+    missing = runs["variant"].isna()
+    if missing.any():
+        for i in runs.index[missing]:
+            where = runs.at[i, "run_dir"] if "run_dir" in runs.columns else None
+            found = run_variant({"run_id": runs.at[i, "run_id"]}, Path(where) if isinstance(where, str) else Path("-"))
+            runs.at[i, "variant"], runs.at[i, "settings"] = found["variant"], found["settings"]
+    return runs
+
+
+def _differs(table: pd.DataFrame) -> list[str]:
+    """Per run, what its variant's settings differ in from the other variants of its network ("" when only one)."""
+    out = pd.Series("", index=table.index, dtype=object)
+    for _, net in table.groupby(NETWORK, sort=False):
+        if net["variant"].nunique() < 2:
+            continue
+        named = differences(dict(zip(net["variant"], net["settings"], strict=True)))
+        out[net.index] = [named[v] for v in net["variant"]]
+    return list(out)
+
+
+def several_variants(finals: pd.DataFrame) -> list[str]:
+    """One line per network that has runs of more than one variant: never pooled, each drawn and listed apart."""
+    lines = []
+    for _, net in finals.groupby(NETWORK, sort=True):
+        if net["variant"].nunique() > 1:
+            kinds = "; ".join(dict.fromkeys(d for d in net["differs"]))
+            lines.append(f"{net['network'].iloc[0]} has runs of {net['variant'].nunique()} different settings "
+                         f"({kinds}): each is its own row and curve, never averaged as seeds")
+    return lines
 
 
 def _progress(row: pd.Series) -> str:
@@ -97,9 +143,21 @@ def _std(values: pd.Series) -> float:
 
 
 STAT_COLUMNS = CELL + [
-    "label", "params", "n_seeds", "seeds", "run_ids", "finished", "iteration", "total_iters", "final_step",
-    "train_mean", "train_std", "train_min", "test_mean", "test_std", "test_min", "best_point", "best_point_step",
+    "label", "network", "differs", "params", "n_seeds", "seeds", "run_ids", "finished", "iteration", "total_iters",
+    "final_step",
+    "train_mean", "train_std", "train_min", "test_mean", "test_std", "test_min", "warmup", "best_point",
+    "best_point_step",
 ]
+
+
+def warmup_text(cell: pd.DataFrame) -> str:
+    """How the warm-up went in a cell's runs: "none", "ended at 400", "cap at 4000" (the cap ended it while the
+    training error was still above the threshold), "still on"; seeds that differ are listed by seed."""
+    column = cell["warmup"] if "warmup" in cell.columns else pd.Series([None] * len(cell), index=cell.index)
+    texts = [t if isinstance(t, str) else "-" for t in column]
+    if len(set(texts)) == 1:
+        return texts[0]
+    return "; ".join(f"s{int(s)}: {t}" for s, t in zip(cell["seed"], texts, strict=True))
 
 
 def cell_stats(selected: pd.DataFrame) -> pd.DataFrame:
@@ -112,6 +170,8 @@ def cell_stats(selected: pd.DataFrame) -> pd.DataFrame:
         rows.append({
             **dict(zip(CELL, key, strict=True)),
             "label": cell["label"].iloc[0],
+            "network": cell["network"].iloc[0],
+            "differs": cell["differs"].iloc[0],
             "params": cell["params"].dropna().iloc[0] if cell["params"].notna().any() else math.nan,
             "n_seeds": len(cell),
             "seeds": [int(s) for s in cell["seed"]],
@@ -122,6 +182,7 @@ def cell_stats(selected: pd.DataFrame) -> pd.DataFrame:
             "final_step": cell["final_test_error_step"].max(),
             "train_mean": float(train.mean()), "train_std": _std(train), "train_min": float(train.min()),
             "test_mean": float(test.mean()), "test_std": _std(test), "test_min": float(test.min()),
+            "warmup": warmup_text(cell),
             "best_point": float(best_point.min()) if at is not None else math.nan,
             "best_point_step": at["best_test_step"] if at is not None else math.nan,
         })

@@ -22,9 +22,9 @@ from degradation.errors import UsageError
 SIZE = 32
 NUM_SHAPES = 10
 _CHUNK = 2048
-BACKGROUND_CONTRAST = 0.3  # of the smooth random colour field around mid-grey
-NOISE = 0.04  # std of the per-pixel Gaussian noise, in [0, 1] units
-SHAPE_SIZE = (7.0, 11.0)  # radius range in pixels of the unit shapes
+BACKGROUND_CONTRAST = 0.15  # of the smooth random colour field around mid-grey
+NOISE = 0.02  # std of the per-pixel Gaussian noise, in [0, 1] units
+SHAPE_SIZE = (8.0, 12.0)  # radius range in pixels of the unit shapes
 
 
 def _tri(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

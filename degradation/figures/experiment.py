@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from degradation.analysis.finals import cell_stats, describe, select_runs
+from degradation.analysis.finals import cell_stats, describe, select_runs, several_variants
 
 
 @dataclass
@@ -38,7 +38,7 @@ class Experiment:
         return cells.sort_values("depth")
 
     def notes_for(self, labels: list[str]) -> list[str]:
-        return [n for n in self.notes if any(n.startswith(f"{name} ") for name in labels)]
+        return [n for n in self.notes if any(n.startswith((f"{name} ", f"{name},")) for name in labels)]
 
     def not_run(self, expected: list[str]) -> list[str]:
         """Expected networks with no run at all (failed or curve-less ones have notes of their own)."""
@@ -54,5 +54,6 @@ def build_experiment(dataset: str, preset: str, finals: pd.DataFrame, curves: pd
     resp = None
     if responses is not None:
         resp = responses[responses["run_id"].isin(set(runs.loc[runs["finished"], "run_id"]))]
-    return Experiment(dataset, preset, errors, cell_stats(runs), notes, resp, suffix, set(mine["label"]))
+    notes = several_variants(mine) + notes
+    return Experiment(dataset, preset, errors, cell_stats(runs), notes, resp, suffix, set(mine["network"]))
 

@@ -14,15 +14,15 @@ SOLID = {"linestyle": "-", "linewidth": 1.8}  # one split per panel, so both are
 
 def draw(exp: Experiment) -> tuple[Figure, dict]:
     fig, axes = new_figure(2, width=4.8, height=3.6)
-    cells = [c for depth in (20, 56) if (c := exp.cell("plain", depth)) is not None]
-    stand_in = []
     plain = exp.family("plain")
+    cells = [c for depth in (20, 56) for _, c in plain[plain["depth"] == depth].iterrows()]  # every variant
+    stand_in = []
     if not cells and len(plain) >= 1:  # neither of the paper's two: the shallowest and deepest plain nets run
         cells = [plain.iloc[0]] + ([plain.iloc[-1]] if len(plain) > 1 else [])
         stand_in = [f"Instead of plain-20 and plain-56 (not run): {' and '.join(c['label'] for c in cells)}"]
     x_max = x_extent(cells, exp.curves)
     x_div, xlabel = x_scale(x_max)
-    present = [c["label"] for c in cells]
+    present = list(dict.fromkeys(c["network"] for c in cells))
     panels = []
     for ax, split, name in zip(axes, ("train", "test"), ("training error (%)", "test error (%)"), strict=True):
         lines = [draw_cell(ax, exp.curves, c, split, x_div, SOLID) for c in cells]

@@ -24,16 +24,46 @@ PANELS = (
 )
 
 
+PAPER_PLAIN_MAX = 56  # the paper's left panel: plain-20/32/44/56; plain-110 (above 60% error) is left out
+PAPER_YLIM = (0.0, 20.0)  # the paper's error axis, kept for the paper preset on CIFAR-10
+
+
+def off_panel(plain: list) -> tuple[list, list]:
+    """(drawn, left out): plain nets deeper than 56 are left out of the plain panel when any of the paper's depths
+    is there, since their scale (plain-110 above 60%) would squeeze the few-point gaps the panel exists to show."""
+    paper = [c for c in plain if int(c["depth"]) <= PAPER_PLAIN_MAX]
+    if not paper:
+        return plain, []
+    return paper, [c for c in plain if int(c["depth"]) > PAPER_PLAIN_MAX]
+
+
+def _final_note(cell) -> str:
+    return (f"{cell['label']}: not drawn, as in the paper (its error would squeeze the plain panel's scale); final "
+            f"training error {cell['train_mean']:.1f}%, test error {cell['test_mean']:.1f}%")
+
+
+def _paper_axes(exp: Experiment, axes: list, panels: list[dict], cells: list) -> list[str]:
+    """The paper preset on CIFAR-10 keeps the paper's 0-20% error axis; curves that end above it are named."""
+    if (exp.dataset, exp.preset) != ("cifar10", "paper"):
+        return []
+    for ax, panel in zip(axes, panels, strict=True):
+        ax.set_ylim(*PAPER_YLIM)
+        panel["ylim"] = list(PAPER_YLIM)
+    high = [c["label"] for c in cells if max(c["train_mean"], c["test_mean"]) > PAPER_YLIM[1]]
+    return [f"Ends above the paper's 0-20% axis (out of view): {', '.join(high)}"] if high else []
+
+
 def draw(exp: Experiment) -> tuple[Figure, dict]:
     fig, axes = new_figure(3, width=4.5, height=3.7)
     chosen = [[c for _, c in exp.family(arch).iterrows() if keep(int(c["depth"]))] for _, arch, keep, _ in PANELS]
+    chosen[0], left_out = off_panel(chosen[0])
     everything = [c for cells in chosen for c in cells]
     x_max = x_extent(everything, exp.curves)
     x_div, xlabel = x_scale(x_max)
     panels = []
     for ax, (title, _, _, expected), cells in zip(axes, PANELS, chosen, strict=True):
         lines = [draw_cell(ax, exp.curves, c, split, x_div) for c in cells for split in ("train", "test")]
-        present = [c["label"] for c in cells]
+        present = list(dict.fromkeys(c["network"] for c in cells))
         ax.set_title(title)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("error (%)")
@@ -43,9 +73,11 @@ def draw(exp: Experiment) -> tuple[Figure, dict]:
             empty_panel(ax, "not run:\n" + ", ".join(expected))
         panels.append(panel_entry(ax, title, lines, expected, present))
     set_limits(axes, panels, x_max / x_div)
+    out_of_view = _paper_axes(exp, axes, panels, everything)
     missing = exp.not_run(list(dict.fromkeys(name for p in panels for name in p["missing"])))
     other = exp.cells[(exp.cells["arch"] == "resnet") & (exp.cells["shortcut"] != "A")]["label"].tolist()
     notes = ([f"Not run (not drawn): {', '.join(missing)}"] if missing else []) + seeds_note(everything)
+    notes += [_final_note(c) for c in left_out] + out_of_view
     notes += exp.notes  # every run left out, failed or unfinished, drawn or not
     if other:
         notes.append(f"Not drawn here (Figure 6 shows shortcut A): {', '.join(other)}; see table6")
@@ -53,5 +85,5 @@ def draw(exp: Experiment) -> tuple[Figure, dict]:
     fig.suptitle(title)
     add_note(fig, notes)
     return fig, {"figure": "fig6", "title": title, "panels": panels, "missing": missing,
-                 "notes": notes, "x_unit": x_div}
+                 "notes": notes, "x_unit": x_div, "not_drawn": [c["label"] for c in left_out]}
 

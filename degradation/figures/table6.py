@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from degradation.analysis.finals import cell_stats, describe, experiments, select_runs
+from degradation.analysis.finals import cell_stats, describe, experiments, select_runs, several_variants
 from degradation.io import write_text_atomic
 
 # He et al. 2015, Table 6 (CIFAR-10, augmentation; ResNets with option-A shortcuts), test error %.
@@ -45,8 +45,9 @@ def build_table6(finals: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """One row per (data set, preset, arch, shortcut, depth), values in percent; plus notes on left-out runs."""
     rows, notes = [], []
     for dataset, preset in experiments(finals):
-        selected, picked = select_runs(finals[(finals["dataset"] == dataset) & (finals["preset"] == preset)])
-        notes += [f"{describe(dataset, preset)}: {n}" for n in picked]
+        mine = finals[(finals["dataset"] == dataset) & (finals["preset"] == preset)]
+        selected, picked = select_runs(mine)
+        notes += [f"{describe(dataset, preset)}: {n}" for n in several_variants(mine) + picked]
         for _, c in cell_stats(selected).iterrows():
             reference, paper_text = paper_reference(c["arch"], c["shortcut"], c["depth"])
             comparable = dataset == "cifar10" and math.isfinite(reference)
@@ -57,7 +58,7 @@ def build_table6(finals: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
                 "final_step": c["final_step"],
                 "final_test_error_mean": c["test_mean"], "final_test_error_std": c["test_std"],
                 "final_test_error_best_seed": c["test_min"],
-                "final_train_error_mean": c["train_mean"],
+                "final_train_error_mean": c["train_mean"], "warmup": c["warmup"], "differs": c["differs"],
                 "best_test_point_error": c["best_point"], "best_test_point_step": c["best_point_step"],
                 "paper_error": PAPER_RESNET.get(int(c["depth"]), math.nan) if math.isfinite(reference) else math.nan,
                 "paper": paper_text,
@@ -85,6 +86,15 @@ def _final(row: pd.Series) -> str:
     return text
 
 
+def _finals(rows: pd.DataFrame) -> str:
+    """One network's final error; several variants (different settings) each with what differs, never pooled."""
+    if rows.empty:
+        return "not run"
+    if len(rows) == 1:
+        return _final(rows.iloc[0])
+    return "; ".join(f"{_final(r)} ({r['differs']})" for _, r in rows.iterrows())
+
+
 def _signed(value: float) -> str:
     return "—" if not math.isfinite(float(value)) else f"{value:+.2f}"
 
@@ -97,22 +107,22 @@ def _side_by_side(rows: pd.DataFrame) -> list[str]:
         res = group[(group["arch"] == "resnet") & (group["shortcut"] == "A")]
         params = group["params"].dropna()
         lines.append(f"| {depth} | {_params(params.iloc[0]) if len(params) else '—'} "
-                     f"| {_final(plain.iloc[0]) if len(plain) else 'not run'} "
-                     f"| {_final(res.iloc[0]) if len(res) else 'not run'} "
+                     f"| {_finals(plain)} | {_finals(res)} "
                      f"| {res.iloc[0]['paper'] if len(res) else _pct(PAPER_RESNET.get(int(depth), math.nan))} |")
     return lines
 
 
 def _detail(rows: pd.DataFrame) -> list[str]:
     lines = ["| network | params | seeds | final test error % (mean ± std) | best seed's final % | final train error % "
-             "| best test point % (chosen on test; not a result) | paper % | ours − paper | status |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| best test point % (chosen on test; not a result) | paper % | ours − paper | warm-up | status |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for _, r in rows.iterrows():
         at = f" @ {int(r['best_test_point_step'])}" if pd.notna(r["best_test_point_step"]) else ""
         lines.append(
             f"| {r['network']} | {_params(r['params'])} | {r['n_seeds']} | {_final(r)} "
             f"| {_pct(r['final_test_error_best_seed'])} | {_pct(r['final_train_error_mean'])} "
-            f"| {_pct(r['best_test_point_error'])}{at} | {r['paper']} | {_signed(r['difference'])} | {r['status']} |"
+            f"| {_pct(r['best_test_point_error'])}{at} | {r['paper']} | {_signed(r['difference'])} | {r['warmup']} "
+            f"| {r['status']} |"
         )
     return lines
 
@@ -138,6 +148,10 @@ def table6_markdown(table: pd.DataFrame, notes: list[str]) -> str:
         "Paper: He et al. 2015, Table 6 (ResNets with option-A shortcuts). Plain nets: the paper gives no numbers, "
         "only the Figure 6 curves. "
         "ResNet-110: the paper's 6.43 is the best of 5 runs; the difference is taken against their mean, 6.61.",
+        "Warm-up: lr 0.01 until a logging window's training error is below 80% (\"ended at N\"), or until the cap "
+        "schedule.warmup.max_iters (\"cap at N\": the net had not left 80% by then); \"none\": no warm-up.",
+        "Seeds: only runs that differ in nothing but the seed are pooled; a network run with other settings too has "
+        "one row per setting, named by what differs.",
     ]
     if notes:
         out += ["", "Runs left out or unfinished:"] + [f"- {n}" for n in notes]

@@ -136,7 +136,7 @@ def print_status(results_dir: str | os.PathLike) -> None:
         console.print(f"no runs under {runs_root(results_dir)} yet")
         return
     table = Table(title=f"runs in {results_dir}", title_justify="left")
-    for name in ("run id", "status", "iteration", "train err", "test err", "best test", "wall", "img/s"):
+    for name in ("run id", "status", "iteration", "train err", "test err", "best test", "warm-up", "wall", "img/s"):
         table.add_column(name, justify="left" if name in ("run id", "status") else "right")
     for row in runs.itertuples(index=False):
         status = row.status
@@ -149,6 +149,7 @@ def print_status(results_dir: str | os.PathLike) -> None:
             _pct(row.final_train_error),
             _pct(row.final_test_error),
             _pct(row.best_test_error),
+            row.warmup if isinstance(row.warmup, str) else "-",
             "-" if pd.isna(row.wall_s) else format_duration(float(row.wall_s)),
             _num(row.images_per_s),
         )

@@ -17,7 +17,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from degradation.conf import resolved_dict, run_id
+from degradation.conf import resolved_dict, run_id, variant_id
 from degradation.errors import UsageError
 from degradation.io import write_json_atomic, write_text_atomic
 from degradation.runs import CHECKPOINT, CONFIG_FILE, CURVES_DIR, LOG_FILE, RUN_FILE
@@ -34,7 +34,10 @@ EMPTY_SUMMARY = {
     "final_val_error": None,
     "best_test_error": None,
     "best_test_step": None,
+    "warmup": None,
+    "warmup_max_iters": None,
     "warmup_ended_at": None,
+    "warmup_ended_by_cap": None,
     "wall_s": 0.0,
     "images_per_s": None,
 }
@@ -118,8 +121,12 @@ class RunFolder:
         wall = module.wall_s()
         for split, metric, value in rows:
             self.curves.add(iteration, split, metric, value, wall)
-        if module.schedule.warmup.ended_at == iteration:
-            self.progress.log(f"warm-up ended at iteration {iteration} (train error {module.last['train_error']:.3f})")
+        warm = module.schedule.warmup
+        if getattr(module, "warmup_ended_now", False):
+            error = f"{module.last['train_error']:.3f}"
+            why = (f"the cap (schedule.warmup.max_iters={warm.max_iters}) ended it; training error still {error}"
+                   if warm.ended_by_cap else f"train error {error}")
+            self.progress.log(f"warm-up ended at iteration {warm.ended_at} ({why})")
         self.progress.update(iteration, module.last["train_error"], module.last["test_error"], evaluated)
         if time.monotonic() - self._status_at >= STATUS_EVERY_S:  # fast GPU runs end a window many times a second
             self.write_status(module, "running")
@@ -177,6 +184,7 @@ def static_info(cfg: DictConfig, path: Path, params: int, macs: int, device: str
     return {
         "schema_version": SCHEMA_VERSION,
         "run_id": run_id(cfg),
+        "variant": variant_id(cfg),  # the run id's identity without the seed: the runs that are seeds of one experiment
         "total_iters": int(cfg.schedule.max_iters),
         "arch": model.arch,
         "depth": int(model.depth),

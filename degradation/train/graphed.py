@@ -30,7 +30,7 @@ from torch import nn
 from degradation.precision import autocast_dtype, precision_name
 
 WARMUP_ITERS = 3  # side-stream iterations before capture (PyTorch's whole-network capture recipe uses a few)
-GRAPH_PRECISIONS = ("32-true", "bf16-mixed")  # 16-mixed needs a grad scaler, which reads the device
+GRAPH_PRECISIONS = ("32-true", "tf32", "bf16-mixed")  # 16-mixed needs a grad scaler, which reads the device
 
 
 class GraphedStep:
@@ -181,7 +181,7 @@ def graph_mode(setting: object, device: torch.device, world_size: int, precision
     if world_size != 1:
         reasons.append(f"{world_size} devices (graphs are for one)")
     if precision_name(precision) not in GRAPH_PRECISIONS:
-        reasons.append(f"precision {precision} (graphable: 32-true, bf16-mixed)")
+        reasons.append(f"precision {precision} (graphable: 32-true, tf32, bf16-mixed)")
     if reasons:
         return "eager", "; ".join(reasons)
     return "graph", None

@@ -104,6 +104,7 @@ class TrainModule(pl.LightningModule):
     step_mode: eager | graph (captured CUDA graph) | emulate (the graph path uncaptured, for tests on a CPU).
     graph_fallback: when preparing the graph fails (trainer.cuda_graphs=auto), train on with the eager step.
     stop_at: the iteration the fit ends at (default the schedule's max_iters; the benchmark stops earlier).
+    arch: the net's family (plain | resnet), for which nets warm up by default.
     """
 
     def __init__(
@@ -119,6 +120,7 @@ class TrainModule(pl.LightningModule):
         precision: str = "32-true",
         stop_at: int | None = None,
         graph_fallback: bool = False,
+        arch: str = "resnet",
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -126,7 +128,7 @@ class TrainModule(pl.LightningModule):
         self.stream = stream
         self.eval_sets = eval_sets
         self.sched = sched
-        self.schedule = Schedule(sched, depth)
+        self.schedule = Schedule(sched, depth, arch)
         self.recorder: Recorder = recorder or NullRecorder()
         self.max_iters = int(sched.max_iters)
         self.stop_at = self.max_iters if stop_at is None else int(stop_at)
@@ -144,6 +146,7 @@ class TrainModule(pl.LightningModule):
         self._acc: torch.Tensor | None = None  # [sum of batch losses, misclassified images] of this window
         self._window_steps = 0
         self._window_images = 0
+        self.warmup_ended_now = False  # this window ended the warm-up (for the recorder's log line)
         self.last: dict[str, float | None] = {"train_error": None, "train_loss": None, "test_error": None}
         self.last_eval: dict[str, tuple[float, float]] = {}
         self.best_test: tuple[float, int] | None = None
@@ -236,7 +239,7 @@ class TrainModule(pl.LightningModule):
             raise RunFailed(f"training loss is {train_loss} in the window ending at iteration {it}")
         self.last.update(train_error=train_error, train_loss=train_loss)
         rows = [("train", "error", train_error), ("train", "loss", train_loss), ("train", "lr", self.lr_now)]
-        self.schedule.warmup.observe(train_error, it)
+        self.warmup_ended_now = self.schedule.warmup.observe(train_error, it)
         evaluated = final or it % self.eval_every == 0
         if evaluated:
             for split, (error, loss) in self.evaluate().items():
@@ -333,7 +336,7 @@ class TrainModule(pl.LightningModule):
             "final_val_error": val[0] if val else None,
             "best_test_error": self.best_test[0] if self.best_test else None,
             "best_test_step": self.best_test[1] if self.best_test else None,
-            "warmup_ended_at": self.schedule.warmup.ended_at,
+            **self.schedule.warmup.report(),
             "wall_s": self.wall_s(),
             "images_per_s": images / train_s if train_s > 0 else None,
         }

@@ -25,7 +25,7 @@ from degradation.lock import run_lock
 from degradation.machine import cpu_cores, device_name
 from degradation.models import build_model, count_macs, count_params, input_shape
 from degradation.models.recompute import enable_activation_checkpointing
-from degradation.precision import precision_name
+from degradation.precision import apply_precision, lightning_precision, precision_name, precision_record
 from degradation.runs import CorruptFile, ForeignSchema, check_writable, missing_windows, read_run_json, trim_parts
 from degradation.schema import SCHEMA_VERSION
 from degradation.train.checkpoint import UnreadableCheckpoint, checkpoint_iteration, remove_stale_temps, set_aside
@@ -41,10 +41,12 @@ def cpu_threads(setting: Any) -> int:
 
 
 def configure_runtime(trainer_cfg: Any) -> int:
-    """Threads and cuDNN autotuning, set once before any tensor work; returns the thread count."""
+    """Threads, cuDNN autotuning and the TF32 switches of the precision, set once before any tensor work; returns the
+    thread count."""
     threads = cpu_threads(trainer_cfg.threads)
     torch.set_num_threads(threads)
     torch.backends.cudnn.benchmark = bool(trainer_cfg.cudnn_benchmark)
+    apply_precision(trainer_cfg.precision)
     quiet_lightning()
     return threads
 
@@ -67,7 +69,7 @@ def build_trainer(trainer_cfg: Any, max_steps: int, root_dir: Path | str, callba
 
     accelerator = {"cuda": "gpu"}.get(str(trainer_cfg.accelerator), str(trainer_cfg.accelerator))
     devices = int(trainer_cfg.devices)
-    precision = precision_name(trainer_cfg.precision)
+    precision = lightning_precision(trainer_cfg.precision)
     try:
         return pl.Trainer(
             accelerator=accelerator,
@@ -156,6 +158,7 @@ def train(cfg: DictConfig) -> dict:
     model, data, counts = build_parts(cfg, trainer)
     device = device_label(trainer, threads, str(cfg.trainer.precision)) + (GRAPH_TAG if mode == "graph" else "")
     static = static_info(cfg, path, counts["params"], counts["macs"], device, data.train_size)
+    static["precision"] = precision_record(str(cfg.trainer.precision))  # the switches as torch reads them now
     folder = RunFolder(cfg, path, static, writer=writer, progress_mode=str(cfg.trainer.progress))
     with contextlib.ExitStack() as stack:
         if writer:
@@ -196,6 +199,7 @@ def _fit(cfg: DictConfig, trainer, folder: RunFolder, model, data, previous: dic
         data.eval_sets,
         cfg.schedule,
         depth=int(cfg.model.depth),
+        arch=str(cfg.model.arch),
         recorder=folder,
         compile_model=bool(cfg.trainer.compile),
         step_mode=mode,

@@ -33,54 +33,89 @@ def lr_at(
     return float(lr) * float(gamma) ** bisect_right(list(milestones), iteration)
 
 
-def warmup_enabled(enabled: Any, depth: int, min_depth: int) -> bool:
-    """`auto` switches the warm-up on for depth >= min_depth (the paper: 110); true/false force it."""
+def warmup_enabled(enabled: Any, depth: int, min_depth: int, arch: str = "resnet", archs: Any = ("resnet",)) -> bool:
+    """`auto` switches the warm-up on for the families in `archs` at depth >= min_depth (the paper: ResNet-110 and
+    ResNet-1202); true/false force it for any net."""
     text = str(enabled).lower()
     if text == "auto":
-        return int(depth) >= int(min_depth)
+        return int(depth) >= int(min_depth) and str(arch) in {str(a) for a in archs}
     return text == "true"
 
 
 @dataclass
 class WarmUp:
-    """The warm-up's one bit of state: active until a logging window's training error is below the threshold.
+    """The warm-up's state: active until a logging window's training error is below the threshold, or at the
+    latest until iteration `max_iters` (the cap: a net that never leaves chance must not spend the whole schedule
+    at the warm-up lr, ignoring its milestones).
 
     It never switches back on, so a run that left warm-up stays on the step schedule, as in the paper.
     """
 
     active: bool
     until_train_error: float
-    ended_at: int | None = None  # the iteration whose window ended the warm-up (for the log and run.json)
+    max_iters: int | None = None  # the cap; None: no cap (the pre-cap behaviour, kept for old checkpoints)
+    ended_at: int | None = None  # the iteration the warm-up ended at (for the log and run.json)
+    ended_by_cap: bool | None = None  # True: the cap ended it; False: the training error did
+
+    def warming(self, iteration: int) -> bool:
+        """Whether update number `iteration` (0-based) uses the warm-up lr: exact at the cap, whatever log_every is."""
+        return self.active and (self.max_iters is None or iteration < self.max_iters)
 
     def observe(self, window_train_error: float, iteration: int) -> bool:
-        """Feed one window's training error; return True when this window ends the warm-up."""
-        if self.active and window_train_error < self.until_train_error:
-            self.active = False
-            self.ended_at = iteration
+        """Feed one window's training error (the window ends after `iteration` updates); True when the warm-up ends."""
+        if not self.active:
+            return False
+        capped = self.max_iters is not None and iteration > self.max_iters
+        if window_train_error < self.until_train_error and not capped:
+            self.active, self.ended_at, self.ended_by_cap = False, iteration, False
+            return True
+        if self.max_iters is not None and iteration >= self.max_iters:
+            self.active, self.ended_at, self.ended_by_cap = False, self.max_iters, True
             return True
         return False
 
     def state_dict(self) -> dict:
-        return {"active": self.active, "until_train_error": self.until_train_error, "ended_at": self.ended_at}
+        return {
+            "active": self.active,
+            "until_train_error": self.until_train_error,
+            "max_iters": self.max_iters,
+            "ended_at": self.ended_at,
+            "ended_by_cap": self.ended_by_cap,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.active = bool(state["active"])
         self.until_train_error = float(state["until_train_error"])
+        self.max_iters = state.get("max_iters", self.max_iters)
         self.ended_at = state.get("ended_at")
+        self.ended_by_cap = state.get("ended_by_cap")
+
+    def report(self) -> dict:
+        """run.json's account of the warm-up: whether it ran, when it ended and whether the cap ended it."""
+        ran = self.active or self.ended_at is not None
+        return {
+            "warmup": ran,
+            "warmup_max_iters": self.max_iters if ran else None,
+            "warmup_ended_at": self.ended_at,
+            "warmup_ended_by_cap": self.ended_by_cap,
+        }
 
 
 class Schedule:
-    """The schedule config of one run, bound to its depth: lr per iteration given the warm-up state."""
+    """The schedule config of one run, bound to its net: lr per iteration given the warm-up state."""
 
-    def __init__(self, sched: Any, depth: int) -> None:
+    def __init__(self, sched: Any, depth: int, arch: str = "resnet") -> None:
         self.base_lr = float(sched.lr)
         self.milestones = [int(m) for m in sched.milestones]
         self.gamma = float(sched.gamma)
         self.max_iters = int(sched.max_iters)
         self.warmup_lr = float(sched.warmup.lr)
+        warm = sched.warmup
+        cap = warm.get("max_iters") if hasattr(warm, "get") else getattr(warm, "max_iters", None)
         self.warmup = WarmUp(
-            active=warmup_enabled(sched.warmup.enabled, depth, sched.warmup.min_depth),
-            until_train_error=float(sched.warmup.until_train_error),
+            active=warmup_enabled(warm.enabled, depth, warm.min_depth, arch, warm.get("archs", ("resnet",))),
+            until_train_error=float(warm.until_train_error),
+            max_iters=None if cap is None else int(cap),
         )
 
     def lr(self, iteration: int) -> float:
@@ -89,6 +124,18 @@ class Schedule:
             lr=self.base_lr,
             milestones=self.milestones,
             gamma=self.gamma,
-            warming_up=self.warmup.active,
+            warming_up=self.warmup.warming(iteration),
             warmup_lr=self.warmup_lr,
         )
+
+
+def describe_warmup(info: dict) -> str:
+    """run.json's warm-up record in words, for Table 6 and `degradation status`: "none", "on" (still warming up),
+    "ended at 400" (the training error fell below the threshold), "cap at 4000" (the cap ended it), or "-" for a
+    run.json written before the warm-up was recorded (it never ended, or never ran: unknown)."""
+    end, ran = info.get("warmup_ended_at"), info.get("warmup")
+    if end is not None and end == end:  # not NaN
+        return f"cap at {int(end)}" if info.get("warmup_ended_by_cap") else f"ended at {int(end)}"
+    if ran is None:
+        return "-"
+    return "on" if ran else "none"

@@ -1,0 +1,34 @@
+"""`make demo` draws Figure 1's shape (issue 15, point 5): both plain nets learn, the deeper one stays worse over the
+second half by more than the noise, and the deeper ResNet ends at or below the shallower one. Slow: it is the demo
+itself (a few minutes on 2 CPU cores): `pytest -m slow tests/test_demo.py`."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from degradation.cli import main
+from degradation.results import load_curves
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_demo_shows_degradation_like_figure_1(tmp_path) -> None:
+    results = tmp_path / "demo"
+    args = ["--data", "synthetic", "--preset", "demo", "--depths", "20,56", "--archs", "plain,resnet"]
+    assert main(["sweep", *args, "--results", str(results)]) == 0
+    curves = load_curves(results)
+    train = curves[(curves["split"] == "train") & (curves["metric"] == "error")]
+    net = train.assign(net=train["arch"] + "-" + train["depth"].astype(str)).pivot(index="step", columns="net",
+                                                                                  values="value")
+    final = net.iloc[-1]
+    assert final["plain-20"] < 0.30  # plain-20 learns: well below chance (90%)
+    assert final["plain-56"] < 0.75  # plain-56 learns too, it does not sit at chance
+    second = net[net.index > net.index.max() / 2]
+    window = 10 * 128  # images per logging window of the demo
+    noise = [2 * math.sqrt(sum(p * (1 - p) / window for p in pair))
+             for pair in zip(second["plain-20"], second["plain-56"], strict=True)]
+    assert ((second["plain-56"] - second["plain-20"]) > pd.Series(noise, index=second.index)).all()
+    assert final["resnet-56"] <= final["resnet-20"]
