@@ -1,4 +1,4 @@
-"""Data for one run: load (CIFAR or synthetic), split, fit the normalisation, put the batches on the device.
+"""Data for one run: load (CIFAR, synthetic; image folders: data/imagedata.py), split, normalise, batch on the device.
 
 `build_data(cfg.data, batch_size=..., seed=..., device=...)` is the one entry point a run needs.
 """
@@ -45,6 +45,7 @@ class DataBundle:
     num_classes: int
     normalizer: Normalizer
     info: dict[str, Any] = field(default_factory=dict)
+    ten_crop: Any = None  # image folders: the val set as 10-crop batches, for the final top-1/top-5 errors
 
 
 def _get(cfg: Any, key: str, default: Any = None) -> Any:
@@ -91,6 +92,11 @@ def build_data(
 ) -> DataBundle:
     """Load, split (full | holdout), normalise with training-split statistics, and stream on `device`."""
     name = str(_get(data_cfg, "name"))
+    if name in ("imagenet", "imagefolder"):
+        from degradation.data.imagedata import build_image_data
+
+        return build_image_data(data_cfg, batch_size=batch_size, seed=seed, device=device,
+                                memory_format=memory_format, world_size=world_size, rank=rank)
     num_classes = int(_get(data_cfg, "num_classes", 10))
     arrays = load_arrays(data_cfg)
     _check_labels(arrays, num_classes, name)
