@@ -52,6 +52,8 @@ RUN_COLUMNS: dict[str, str] = {
     "final_val_error": "float64",
     "best_test_error": "float64",
     "best_test_step": "int64",
+    "tencrop_top1_error": "float64",  # image folders: 10-crop val errors of the final weights (Tables 2-3)
+    "tencrop_top5_error": "float64",
     "wall_s": "float64",
     "images_per_s": "float64",
     "device": "string",
