@@ -95,12 +95,19 @@ def train(ctx: typer.Context) -> None:
 @app.command(context_settings=EXTRA)
 def sweep(
     ctx: typer.Context,
-    depths: Annotated[list[str], typer.Option(help="Depths, comma list or repeated: 20,56,110.")] = ["20,32,44,56,110"],
+    depths: Annotated[
+        list[str], typer.Option(help="Depths, comma list or repeated (default cifar 20,32,44,56,110; imagenet 18,34).")
+    ] = [],
     archs: Annotated[list[str], typer.Option(help="plain, resnet (comma list or repeated).")] = ["plain,resnet"],
     seeds: Annotated[list[str], typer.Option(help="Seeds, comma list or repeated: 0,1,2.")] = ["0"],
     shortcut: Annotated[list[str], typer.Option(help="Shortcut options for residual nets: A, B, C.")] = ["A"],
-    data: Annotated[str, typer.Option(help="cifar10, cifar100 or synthetic.")] = "cifar10",
-    preset: Annotated[str, typer.Option(help="Schedule: paper, quick, demo or smoke.")] = "paper",
+    data: Annotated[
+        str, typer.Option(help="cifar10, cifar100, synthetic, imagenet, imagefolder (default: cifar10 / imagenet).")
+    ] = "",
+    preset: Annotated[
+        str, typer.Option(help="Schedule: paper, quick, demo, smoke; imagenet, imagenet_quick, imagenet_smoke.")
+    ] = "",
+    family: Annotated[str, typer.Option(help="cifar (6n+2 depths) or imagenet (18/34/50/101/152, Table 1).")] = "cifar",
     jobs: Annotated[
         int | None, typer.Option(help="Runs at once (default: one per core; CUDA: GPUs x runs per GPU).")
     ] = None,
@@ -116,6 +123,8 @@ def sweep(
       degradation sweep --data synthetic --preset demo --depths 20,56 --jobs 2
       degradation sweep --archs resnet --depths 110 --seeds 0,1,2,3,4 --dry-run
       degradation sweep --launcher slurm --depths 20,56 -- launcher.partition=gpu
+      degradation sweep --family imagenet --depths 18,34 --archs plain,resnet --data imagenet
+      degradation sweep --family imagenet --data imagefolder --preset imagenet_quick -- data.root=~/imagenette
     Extra Hydra overrides go after `--`.
     """
     from degradation.sweep.api import SweepRequest, run_sweep
@@ -132,6 +141,7 @@ def sweep(
         dry_run=dry_run,
         results_dir=results,
         overrides=list(ctx.args),
+        family=family,
     )
     raise typer.Exit(run_sweep(request))
 

@@ -98,6 +98,8 @@ def read_state(run_dir: Path) -> RunState:
 
 def cell_overrides(request: SweepRequest, arch: str, depth: int, shortcut: str, seed: int) -> list[str]:
     overrides = [f"model={arch}", f"model.depth={depth}"]
+    if request.family != "cifar":
+        overrides.append(f"model.family={request.family}")
     if arch == "resnet":
         overrides.append(f"model.shortcut={shortcut}")
     overrides += [
@@ -136,7 +138,23 @@ def compose_cells(request: SweepRequest) -> list[Cell]:
         rid = run_id(cfg)
         run_dir = Path(request.results_dir) / "runs" / rid
         cells.setdefault(rid, Cell(arch, depth, shortcut, seed, tuple(overrides), cfg, rid, run_dir))
+    _check_image_data([c.cfg for c in cells.values()])
     return list(cells.values())
+
+
+def _check_image_data(cfgs: list[DictConfig]) -> None:
+    """Image folders are scanned (every file's signature) before any run folder exists: one bad file is named
+    here, not in four failed runs."""
+    from degradation.data.imagedata import IMAGE_DATA, scan_data
+
+    seen = set()
+    for cfg in cfgs:
+        if cfg.data.name not in IMAGE_DATA:
+            continue
+        key = (cfg.data.name, str(cfg.data.root), int(cfg.data.split_seed), str(cfg.data.verify))
+        if key not in seen:
+            seen.add(key)
+            scan_data(cfg.data)
 
 
 @dataclass
@@ -177,8 +195,8 @@ class Plan:
             return None
         images = {}
         for path in sorted((CONF_DIR / "schedule").glob("*.yaml")):
-            if path.stem == "smoke":  # for tests only
-                continue
+            if path.stem.endswith("smoke") or path.stem.startswith("imagenet") != self.preset.startswith("imagenet"):
+                continue  # for tests only, or for the other family's data
             sched = OmegaConf.load(path)
             images[path.stem] = int(sched.max_iters) * int(sched.batch_size)
         mine = images.get(self.preset)
@@ -416,7 +434,8 @@ def _probe(cfg: DictConfig, kind: str, threads: int) -> float | None:
         batch = min(batch, estimate.CPU_PROBE_BATCH)
     try:
         return estimate.probe_seconds_per_image(
-            cfg.model, batch=batch, device=kind, threads=threads, channels_last=bool(cfg.trainer.channels_last)
+            cfg.model, batch=batch, device=kind, threads=threads, channels_last=bool(cfg.trainer.channels_last),
+            size=int(cfg.data.crop) if "crop" in cfg.data else None,
         )
     except Exception:
         return None
