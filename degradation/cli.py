@@ -146,6 +146,26 @@ def sweep(
     raise typer.Exit(run_sweep(request))
 
 
+@app.command("prepare-imagenet")
+def prepare_imagenet(
+    archives: Annotated[
+        Path, typer.Option(help="Folder with ILSVRC2012_img_train.tar, ILSVRC2012_img_val.tar, *_devkit_t12.tar.gz")
+    ],
+    out: Annotated[Path, typer.Option(help="Where train/<wnid>/ and val/<wnid>/ go (data.root of data=imagenet).")],
+) -> None:
+    """Build ILSVRC-2012's train/ and val/ folders from the three official archives (MD5s checked; resumable).
+
+    \b
+    Examples:
+      degradation prepare-imagenet --archives ~/Downloads --out data/imagenet
+      degradation sweep --family imagenet --depths 18,34 -- data.root=data/imagenet
+    Needs scipy for the devkit (pip install scipy). A rerun skips finished steps.
+    """
+    from degradation.data.prepare import prepare_imagenet as prepare
+
+    prepare(archives, out, log=typer.echo)
+
+
 @app.command()
 def collect(results: ResultsOpt = Path("results")) -> None:
     """Merge every run folder into results/curves.parquet and results/runs.parquet.
