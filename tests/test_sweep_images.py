@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 from _image_helpers import SMALL, make_folder
@@ -49,3 +51,37 @@ def test_cpu_smoke_sweep_plain_and_resnet_18_34(tmp_path) -> None:
                                                                ("resnet", 34)]
     assert (runs.status == "done").all() and runs.tencrop_top1_error.notna().all()
     assert set(runs.dataset) == {"imagefolder"} and set(runs.shortcut) == {"none", "A"}
+    assert main(["plot", "--results", str(tmp_path / "results")]) == 0
+    manifest = json.loads((tmp_path / "results" / "figures" / "manifest.json").read_text())
+    assert [f["figure"] for f in manifest["figures"]] == ["fig4"]
+    panels = manifest["figures"][0]["panels"]
+    assert [p["labels"] for p in panels] == [["plain-18", "plain-34"], ["ResNet-18", "ResNet-34"]]
+    assert {(line["split"], line["points"] > 0) for p in panels for line in p["lines"]} == {("train", True),
+                                                                                            ("val", True)}
+    table2 = (tmp_path / "results" / "table2.md").read_text()
+    assert "| 18 |" in table2 and "27.94" in table2 and "image folder, not ILSVRC-2012" in table2
+    summary = (tmp_path / "results" / "summary.md").read_text()
+    assert "## image folder, imagenet_smoke preset" in summary and "10-crop top-1" in summary
+    assert not (tmp_path / "results" / "table6.md").exists()
+
+
+def test_tables_compare_with_the_paper_only_for_imagenet_under_its_schedule() -> None:
+    from degradation.figures.tables23 import image_cells, table2_markdown, table3_markdown
+
+    rows = []
+    for arch, shortcut, depth, top1, top5 in [("plain", "none", 18, 0.28, 0.10), ("plain", "none", 34, 0.29, 0.105),
+                                              ("resnet", "A", 18, 0.2788, 0.09), ("resnet", "A", 34, 0.25, 0.078),
+                                              ("resnet", "B", 50, 0.23, 0.07)]:
+        for seed, shift in ((0, 0.0), (1, 0.002)):
+            rows.append({"run_id": f"{arch}{depth}{shortcut}{seed}", "arch": arch, "depth": depth,
+                         "shortcut": shortcut, "dataset": "imagenet", "preset": "imagenet", "seed": seed,
+                         "status": "done", "finished": True, "has_curves": True, "final_train_error": 0.2,
+                         "final_test_error": 0.3, "tencrop_top1_error": top1 + shift, "tencrop_top5_error": top5,
+                         "label": "x", "iteration": 600000, "total_iters": 600000})
+    cells, notes = image_cells(pd.DataFrame(rows))
+    assert notes == [] and len(cells) == 5
+    table2 = table2_markdown(cells, notes)
+    assert "| 34 | 29.10 ± 0.14 | 28.54 | +0.56 | 25.10 ± 0.14 | 25.03 | +0.07 |" in table2
+    table3 = table3_markdown(cells, notes)
+    assert "| ResNet-50 (B) | 23.10 ± 0.14 | 7.00 ± 0.00 | 22.85 | 6.71 | +0.25 | +0.29 | 2 |" in table3
+    assert "| ResNet-34 (C) | not run | not run | 24.19 | 7.40 | — | — | 0 |" in table3

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from degradation.analysis.finals import cell_stats, describe, experiments, select_runs
+from degradation.analysis.finals import IMAGE_DATA, cell_stats, describe, experiments, select_runs
 from degradation.io import write_text_atomic
 
 SAME = 0.05  # points: a smaller difference is reported as "the same as"
@@ -112,6 +112,11 @@ def build_summary(finals: pd.DataFrame) -> str:
     """The summary's markdown for every (data set, preset) pair in the results."""
     out = ["# Summary: does depth degrade plain nets and not ResNets?", ""]
     for dataset, preset in experiments(finals):
+        if dataset in IMAGE_DATA:
+            from degradation.analysis.imagenet_summary import imagenet_section
+
+            out += imagenet_section(finals, dataset, preset)
+            continue
         selected, notes = select_runs(finals[(finals["dataset"] == dataset) & (finals["preset"] == preset)])
         cells = cell_stats(selected)
         out += [f"## {describe(dataset, preset)}", ""]
