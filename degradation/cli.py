@@ -247,6 +247,9 @@ def bench(
         str | None,
         typer.Option(help="Instead: runs sharing one device at once, e.g. 1,2,4; writes bench_share.parquet."),
     ] = None,
+    data: Annotated[
+        str | None, typer.Option(help="Instead: imagenet or imagefolder: the image loader's images/s vs torchvision's.")
+    ] = None,
     results: ResultsOpt = Path("results"),
 ) -> None:
     """Time the tool's training step against a bare PyTorch loop; prints a table, writes bench.parquet.
@@ -257,6 +260,7 @@ def bench(
       degradation bench --device cuda --depths 20,56,110,1202 --iters 50
       degradation bench --share 1,2,4 --depths 20 --seconds 5   # runs per GPU for launcher.runs_per_gpu=auto
       degradation bench --device cuda --depths 110 -- trainer.precision=bf16-mixed trainer.cuda_graphs=false
+      degradation bench --data imagenet --iters 20 -- data.root=data/imagenet data.workers=8
     Hydra overrides of the benched runs go after `--`.
     """
     from degradation.bench import run_bench
@@ -270,6 +274,11 @@ def bench(
     if not 1 <= rounds <= 20:
         raise UsageError(f"--rounds {rounds} must be between 1 and 20")
     overrides = list(ctx.args)
+    if data is not None:
+        from degradation.bench_loader import run_loader_bench
+
+        run_loader_bench(data, iters, rounds, overrides)
+        return
     if share is not None:
         from degradation.bench_share import parse_share, run_share
 

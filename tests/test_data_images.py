@@ -133,3 +133,13 @@ def test_channel_normalisation_and_eval_sets(folder) -> None:
     assert sum(len(x) for x in xs) == len(data.eval_sets["val"]) == 6
     ten = [(x, y) for x, y in data.ten_crop]
     assert sum(len(y) for _, y in ten) == 6 and all(len(x) == 10 * len(y) for x, y in ten)
+
+
+def test_loader_bench_prints_both_loaders(folder, capsys) -> None:
+    from degradation.cli import main
+
+    assert main(["bench", "--data", "imagenet", "--iters", "1", "--rounds", "1", "--", f"data.root={folder}",
+                 "data.num_classes=3", *SMALL, "schedule.batch_size=4"]) == 0
+    out = capsys.readouterr().out
+    assert "degradation FileStream" in out and "torchvision ImageFolder + PIL" in out and "1.00x" in out
+    assert main(["bench", "--data", "cifar10"]) == 2
