@@ -24,6 +24,7 @@ NON_RESULT_KEYS = (
     "data.root",
     "data.download",
     "data.workers",
+    "data.decode",
     "data.verify",
     "data.eval_batch_size",
     "trainer.accelerator",
@@ -251,6 +252,8 @@ def _validate_images(data: DictConfig) -> None:
         _whole(data[key], f"data.{key}", 1)
     _number(data.lighting, "data.lighting")
     AugmentSpec.from_cfg(data).check()
+    _need(data.get("decode", "workers") in ("workers", "device"),
+          f"data.decode={data.get('decode')!r}; choose workers or device")
     _need(data.verify in ("headers", "decode", "none"), f"data.verify={data.verify!r}; choose headers, decode or none")
     _need(data.workers == "auto" or (isinstance(data.workers, int) and not isinstance(data.workers, bool)),
           f"data.workers={data.workers!r}; use auto or a whole number >= 0")

@@ -143,3 +143,14 @@ def test_loader_bench_prints_both_loaders(folder, capsys) -> None:
     out = capsys.readouterr().out
     assert "degradation FileStream" in out and "torchvision ImageFolder + PIL" in out and "1.00x" in out
     assert main(["bench", "--data", "cifar10"]) == 2
+
+
+def test_decoding_on_the_device_draws_the_same_batches(folder) -> None:
+    """data.decode=device on a CPU: the main process decodes; the same samples, crops and flips as the workers."""
+    cfg = _cfg(folder)
+    workers = build_data(cfg.data, batch_size=4, seed=1)
+    cfg.data.decode = "device"
+    device = build_data(cfg.data, batch_size=4, seed=1)
+    for _ in range(6):
+        (a, y), (b, z) = next(workers.train), next(device.train)
+        assert torch.equal(y, z) and torch.equal(a, b)

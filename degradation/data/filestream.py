@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from degradation.data.decode import ImageError, read_rgb
+from degradation.data.decode import ImageError, read_bytes, read_rgb
 from degradation.data.folders import ImageList
 from degradation.data.imageaug import AugmentSpec, EpochDraws, centre_view, draw_epoch, lighting_shift, ten_views
 from degradation.data.normalize import Normalizer, _integer_sums
@@ -43,11 +43,16 @@ def auto_workers(setting: Any) -> int:
 
 
 class _TrainBatches(torch.utils.data.Dataset):
-    """Global batch k -> this rank's (uint8 crops, labels, lighting weights), or an error message."""
+    """Global batch k -> this rank's (uint8 crops, labels, lighting weights), or an error message.
 
-    def __init__(self, images: ImageList, spec: AugmentSpec, seed: int, batch: int, local: int, rank: int) -> None:
+    raw=True (data.decode=device): the files' bytes and each sample's drawn parameters instead of crops; the
+    main process decodes and crops them on the training device (decode_on_device)."""
+
+    def __init__(self, images: ImageList, spec: AugmentSpec, seed: int, batch: int, local: int, rank: int,
+                 raw: bool = False) -> None:
         self.paths, self.labels = images.paths, torch.tensor(images.labels, dtype=torch.int64)
         self.spec, self.seed, self.batch, self.local, self.rank = spec, seed, batch, local, rank
+        self.raw = raw
         self._draws: dict[int, EpochDraws] = {}
 
     def __len__(self) -> int:  # endless in fact; the sampler decides
@@ -64,20 +69,24 @@ class _TrainBatches(torch.utils.data.Dataset):
 
         n = len(self.paths)
         start = k * self.batch + self.rank * self.local
-        crops, labels, alphas = [], [], []
+        crops, labels, alphas, raws = [], [], [], []
         for position in range(start, start + self.local):
             epoch, offset = divmod(position, n)
             d = self.draws(epoch)
             index = int(d.order[offset])
+            frac = (float(d.frac[offset, 0]), float(d.frac[offset, 1]))
+            labels.append(self.labels[index])
+            alphas.append(d.alpha[offset])
             try:
+                if self.raw:
+                    raws.append((read_bytes(self.paths[index]), self.paths[index], int(d.scale[offset]), frac,
+                                 bool(d.flip[offset])))
+                    continue
                 image = read_rgb(self.paths[index])
             except ImageError as exc:
                 return str(exc)
-            frac = (float(d.frac[offset, 0]), float(d.frac[offset, 1]))
             crops.append(train_view(image, self.spec, int(d.scale[offset]), frac, bool(d.flip[offset])))
-            labels.append(self.labels[index])
-            alphas.append(d.alpha[offset])
-        return torch.stack(crops), torch.stack(labels), torch.stack(alphas)
+        return (raws if self.raw else torch.stack(crops)), torch.stack(labels), torch.stack(alphas)
 
 
 class _Counter(torch.utils.data.Sampler):
@@ -130,10 +139,13 @@ class FileStream:
     def __init__(
         self, images: ImageList, spec: AugmentSpec, normalizer: Normalizer, *, batch_size: int, seed: int,
         device: torch.device | str = "cpu", memory_format: torch.memory_format = torch.contiguous_format,
-        world_size: int = 1, rank: int = 0, workers: int = 0,
+        world_size: int = 1, rank: int = 0, workers: int = 0, decode: str = "workers",
     ) -> None:
         from degradation.data.stream import _check_layout
 
+        if decode not in ("workers", "device"):
+            raise UsageError(f"data.decode={decode!r}; choose workers (CPU processes) or device")
+        self.decode = decode
         self.local_batch_size = _check_layout(batch_size, world_size, rank)
         self.batch_size, self.world_size, self.rank = batch_size, world_size, rank
         self.images, self.spec, self.seed, self.workers = images, spec, int(seed), int(workers)
@@ -171,7 +183,8 @@ class FileStream:
         self._iter = None
 
     def _start(self) -> Iterator:
-        dataset = _TrainBatches(self.images, self.spec, self.seed, self.batch_size, self.local_batch_size, self.rank)
+        dataset = _TrainBatches(self.images, self.spec, self.seed, self.batch_size, self.local_batch_size, self.rank,
+                                raw=self.decode == "device")
         sampler = _Counter(self._samples // self.batch_size)
         return iter(_loader(dataset, sampler, self.workers, self.device.type == "cuda"))
 
@@ -182,6 +195,10 @@ class FileStream:
         if self._iter is None:
             self._iter = self._start()
         crops, labels, alpha = _raise_if_error(next(self._iter))
+        if self.decode == "device":
+            from degradation.data.devicedecode import decode_on_device
+
+            crops = decode_on_device(crops, self.spec, self.device)
         self._samples += self.batch_size
         return self._normalize(crops, lighting_shift(alpha)), labels.to(self.device, non_blocking=True)
 

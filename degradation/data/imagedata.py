@@ -54,7 +54,8 @@ def build_image_data(
     normalizer = fit_image_normalizer(splits.train, spec, str(data_cfg.normalize), int(data_cfg.mean_samples),
                                       int(data_cfg.split_seed), workers)
     stream = FileStream(splits.train, spec, normalizer, batch_size=batch_size, seed=seed, device=device,
-                        memory_format=memory_format, world_size=world_size, rank=rank, workers=workers)
+                        memory_format=memory_format, world_size=world_size, rank=rank, workers=workers,
+                        decode=str(data_cfg.get("decode", "workers")))
     eval_batch = max(1, min(eval_batch_size, int(data_cfg.get("eval_batch_size", eval_batch_size))))
 
     def evalset(ten_crop: bool) -> FileEvalSet:
