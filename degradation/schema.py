@@ -26,8 +26,8 @@ RUN_IDENTITY: dict[str, str] = {
     "arch": "string",        # plain | resnet
     "depth": "int64",
     "shortcut": "string",    # A | B | C | none (plain)
-    "dataset": "string",     # cifar10 | cifar100 | synthetic
-    "preset": "string",      # paper | quick | demo | smoke
+    "dataset": "string",     # cifar10 | cifar100 | synthetic | imagenet | imagefolder
+    "preset": "string",      # paper | quick | demo | smoke | imagenet | imagenet_quick | imagenet_smoke
     "seed": "int64",
 }
 
