@@ -13,7 +13,6 @@ comes back as a message naming it and is raised as ImageError here: never a sile
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,12 +28,10 @@ _STATE_VERSION = 1
 
 
 def auto_workers(setting: Any) -> int:
-    """data.workers: auto = the cores this process may use, up to 16 (0 on one core: decode in-process)."""
+    """data.workers: auto = this run's share of the cores (its torch thread count, which trainer.threads sets:
+    a sweep of N runs gives each cores/N), up to 16; 0 on one core (decode in the training process)."""
     if setting == "auto":
-        try:
-            cores = len(os.sched_getaffinity(0))
-        except AttributeError:
-            cores = os.cpu_count() or 1
+        cores = torch.get_num_threads()
         return 0 if cores <= 1 else min(cores, 16)
     value = int(setting)
     if value < 0:
