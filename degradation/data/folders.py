@@ -67,7 +67,11 @@ def train_folder(root: str | Path) -> Path:
     if not root.is_dir():
         raise UsageError(f"data.root={root} is not a folder; point it at a folder of <class>/ (or train/, val/) "
                          "folders")
-    return root / "train" if (root / "train").is_dir() else root
+    if (root / "train").is_dir():
+        return root / "train"
+    if (root / "val").is_dir():
+        raise UsageError(f"data.root={root} has val/ but no train/; expected {root}/train/<class>/<image>")
+    return root
 
 
 @lru_cache(maxsize=8)
