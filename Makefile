@@ -11,7 +11,7 @@ DEMO_JOBS ?=
 JOBS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint reproduce-figures bench gpu-check gpu-wheels clean-demo
+.PHONY: help install demo test lint reproduce-figures reproduce-imagenet bench gpu-check gpu-wheels clean-demo
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -47,6 +47,14 @@ reproduce-figures: install ## The paper's CIFAR-10 study (plain 20-110, ResNet 2
 	$(BIN)/degradation sweep $(PAPER) --archs plain,resnet --depths 20,32,44,56,110 $(SWEEP_ARGS)
 	$(BIN)/degradation sweep $(PAPER) --archs resnet --depths 1202 $(SWEEP_ARGS)
 	$(if $(SEEDS110),$(BIN)/degradation sweep $(PAPER) --archs resnet --depths 110 --seeds $(SEEDS110) $(SWEEP_ARGS))
+	$(BIN)/degradation plot --results $(RESULTS)
+
+IMAGENET ?= data/imagenet
+IMAGENET_SWEEP := --family imagenet --data imagenet --preset imagenet --depths 18,34 --archs plain,resnet \
+	$(if $(JOBS),--jobs $(JOBS)) --results $(RESULTS)
+reproduce-imagenet: install ## ImageNet Figure 4 grid (plain/ResNet 18, 34): plan + estimate, sweep, figures, Tables 2-3
+	$(BIN)/degradation sweep $(IMAGENET_SWEEP) --dry-run $(SWEEP_ARGS) -- data.root=$(IMAGENET)
+	$(BIN)/degradation sweep $(IMAGENET_SWEEP) $(SWEEP_ARGS) -- data.root=$(IMAGENET)
 	$(BIN)/degradation plot --results $(RESULTS)
 
 bench: install ## Speed figures: the tool's training step against a bare PyTorch loop

@@ -96,12 +96,19 @@ def train(ctx: typer.Context) -> None:
 @app.command(context_settings=EXTRA)
 def sweep(
     ctx: typer.Context,
-    depths: Annotated[list[str], typer.Option(help="Depths, comma list or repeated: 20,56,110.")] = ["20,32,44,56,110"],
+    depths: Annotated[
+        list[str], typer.Option(help="Depths, comma list or repeated (default cifar 20,32,44,56,110; imagenet 18,34).")
+    ] = [],
     archs: Annotated[list[str], typer.Option(help="plain, resnet (comma list or repeated).")] = ["plain,resnet"],
     seeds: Annotated[list[str], typer.Option(help="Seeds, comma list or repeated: 0,1,2.")] = ["0"],
     shortcut: Annotated[list[str], typer.Option(help="Shortcut options for residual nets: A, B, C.")] = ["A"],
-    data: Annotated[str, typer.Option(help="cifar10, cifar100 or synthetic.")] = "cifar10",
-    preset: Annotated[str, typer.Option(help="Schedule: paper, quick, demo or smoke.")] = "paper",
+    data: Annotated[
+        str, typer.Option(help="cifar10, cifar100, synthetic, imagenet, imagefolder (default: cifar10 / imagenet).")
+    ] = "",
+    preset: Annotated[
+        str, typer.Option(help="Schedule: paper, quick, demo, smoke; imagenet, imagenet_quick, imagenet_smoke.")
+    ] = "",
+    family: Annotated[str, typer.Option(help="cifar (6n+2 depths) or imagenet (18/34/50/101/152, Table 1).")] = "cifar",
     jobs: Annotated[
         int | None, typer.Option(help="Runs at once (default: one per core; CUDA: GPUs x runs per GPU).")
     ] = None,
@@ -117,6 +124,8 @@ def sweep(
       degradation sweep --data synthetic --preset demo --depths 20,56 --jobs 2
       degradation sweep --archs resnet --depths 110 --seeds 0,1,2,3,4 --dry-run
       degradation sweep --launcher slurm --depths 20,56 -- launcher.partition=gpu
+      degradation sweep --family imagenet --depths 18,34 --archs plain,resnet --data imagenet
+      degradation sweep --family imagenet --data imagefolder --preset imagenet_quick -- data.root=~/imagenette
     Extra Hydra overrides go after `--`.
     """
     from degradation.sweep.api import SweepRequest, run_sweep
@@ -133,8 +142,29 @@ def sweep(
         dry_run=dry_run,
         results_dir=results,
         overrides=list(ctx.args),
+        family=family,
     )
     raise typer.Exit(run_sweep(request))
+
+
+@app.command("prepare-imagenet")
+def prepare_imagenet(
+    archives: Annotated[
+        Path, typer.Option(help="Folder with ILSVRC2012_img_train.tar, ILSVRC2012_img_val.tar, *_devkit_t12.tar.gz")
+    ],
+    out: Annotated[Path, typer.Option(help="Where train/<wnid>/ and val/<wnid>/ go (data.root of data=imagenet).")],
+) -> None:
+    """Build ILSVRC-2012's train/ and val/ folders from the three official archives (MD5s checked; resumable).
+
+    \b
+    Examples:
+      degradation prepare-imagenet --archives ~/Downloads --out data/imagenet
+      degradation sweep --family imagenet --depths 18,34 -- data.root=data/imagenet
+    Needs scipy for the devkit (pip install scipy). A rerun skips finished steps.
+    """
+    from degradation.data.prepare import prepare_imagenet as prepare
+
+    prepare(archives, out, log=typer.echo)
 
 
 @app.command()
@@ -218,6 +248,9 @@ def bench(
         str | None,
         typer.Option(help="Instead: runs sharing one device at once, e.g. 1,2,4; writes bench_share.parquet."),
     ] = None,
+    data: Annotated[
+        str | None, typer.Option(help="Instead: imagenet or imagefolder: the image loader's images/s vs torchvision's.")
+    ] = None,
     results: ResultsOpt = Path("results"),
 ) -> None:
     """Time the tool's training step against a bare PyTorch loop; prints a table, writes bench.parquet.
@@ -228,6 +261,7 @@ def bench(
       degradation bench --device cuda --depths 20,56,110,1202 --iters 50
       degradation bench --share 1,2,4 --depths 20 --seconds 5   # runs per GPU for launcher.runs_per_gpu=auto
       degradation bench --device cuda --depths 110 -- trainer.precision=bf16-mixed trainer.cuda_graphs=false
+      degradation bench --data imagenet --iters 20 -- data.root=data/imagenet data.workers=8
     Hydra overrides of the benched runs go after `--`.
     """
     from degradation.bench import run_bench
@@ -241,6 +275,11 @@ def bench(
     if not 1 <= rounds <= 20:
         raise UsageError(f"--rounds {rounds} must be between 1 and 20")
     overrides = list(ctx.args)
+    if data is not None:
+        from degradation.bench_loader import run_loader_bench
+
+        run_loader_bench(data, iters, rounds, overrides)
+        return
     if share is not None:
         from degradation.bench_share import parse_share, run_share
 

@@ -24,6 +24,10 @@ NON_RESULT_KEYS = (
     "results_dir",
     "data.root",
     "data.download",
+    "data.workers",
+    "data.decode",
+    "data.verify",
+    "data.eval_batch_size",
     "trainer.accelerator",
     "trainer.devices",
     "trainer.threads",
@@ -53,11 +57,28 @@ def compose(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
         raise UsageError(_one_line_hydra_error(exc, overrides)) from None
     finally:
         GlobalHydra.instance().clear()
+    fill_image_classes(cfg)
     try:
         OmegaConf.resolve(cfg)
     except Exception as exc:
         raise UsageError(f"config cannot be resolved: {first_line(exc)}") from None
     return cfg
+
+
+def fill_image_classes(cfg: DictConfig) -> None:
+    """Image-folder data: data.num_classes=auto becomes the number of class folders, and data.classes_digest a
+    hash of their names (a run id must tell two folders apart; data.root itself is a path, not a result key)."""
+    data = cfg.get("data")
+    if data is None or data.get("name") not in ("imagenet", "imagefolder"):
+        return
+    # deferred: the image-folder modules load torchvision; CIFAR configs never need them
+    from degradation.data.folders import classes_digest
+    from degradation.data.imagedata import check_classes
+
+    classes = check_classes(data)
+    if data.get("num_classes") == "auto":
+        data.num_classes = len(classes)
+    data.classes_digest = classes_digest(classes)
 
 
 def _one_line_hydra_error(exc: BaseException, overrides: list[str] | tuple[str, ...]) -> str:
@@ -190,14 +211,17 @@ def validate(cfg: DictConfig) -> None:
     _whole(model.num_classes, "model.num_classes", 2)
 
     _need(
-        data.name in ("cifar10", "cifar100", "synthetic"),
-        f"unknown data set '{data.name}'; choose from cifar10, cifar100, synthetic",
+        data.name in ("cifar10", "cifar100", "synthetic", "imagenet", "imagefolder"),
+        f"unknown data set '{data.name}'; choose from cifar10, cifar100, synthetic, imagenet, imagefolder",
     )
-    _need(data.split in ("full", "holdout"), f"data.split={data.split!r}; choose full or holdout")
     _need(
         data.normalize in ("mean_image", "channel"), f"data.normalize={data.normalize!r}; choose mean_image or channel"
     )
-    _whole(data.val_size, "data.val_size", 1)
+    if data.name in ("imagenet", "imagefolder"):
+        _validate_images(data)
+    else:
+        _need(data.split in ("full", "holdout"), f"data.split={data.split!r}; choose full or holdout")
+        _whole(data.val_size, "data.val_size", 1)
 
     _whole(sched.batch_size, "schedule.batch_size", 1)
     _need(_number(sched.lr, "schedule.lr") > 0, f"schedule.lr={sched.lr} must be > 0")
@@ -257,3 +281,21 @@ def validate(cfg: DictConfig) -> None:
         trainer.progress in ("auto", "lines", "none"),
         f"trainer.progress={trainer.progress!r}; choose auto, lines or none",
     )
+
+
+def _validate_images(data: DictConfig) -> None:
+    # deferred: the image-folder modules load torch and torchvision; CIFAR configs never need them
+    from degradation.data.filestream import auto_workers
+    from degradation.data.imageaug import AugmentSpec
+
+    for key in ("crop", "scale_min", "scale_max", "eval_resize", "mean_samples", "holdout_per_class",
+                "eval_batch_size"):
+        _whole(data[key], f"data.{key}", 1)
+    _number(data.lighting, "data.lighting")
+    AugmentSpec.from_cfg(data).check()
+    _need(data.get("decode", "workers") in ("workers", "device"),
+          f"data.decode={data.get('decode')!r}; choose workers or device")
+    _need(data.verify in ("headers", "decode", "none"), f"data.verify={data.verify!r}; choose headers, decode or none")
+    _need(data.workers == "auto" or (isinstance(data.workers, int) and not isinstance(data.workers, bool)),
+          f"data.workers={data.workers!r}; use auto or a whole number >= 0")
+    auto_workers(data.workers)

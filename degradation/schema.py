@@ -21,8 +21,8 @@ RUN_IDENTITY: dict[str, str] = {
     "arch": "string",        # plain | resnet
     "depth": "int64",
     "shortcut": "string",    # A | B | C | none (plain)
-    "dataset": "string",     # cifar10 | cifar100 | synthetic
-    "preset": "string",      # paper | quick | demo | smoke
+    "dataset": "string",     # cifar10 | cifar100 | synthetic | imagenet | imagefolder
+    "preset": "string",      # paper | quick | demo | smoke | imagenet | imagenet_quick | imagenet_smoke
     "seed": "int64",
 }
 
@@ -64,6 +64,8 @@ RUN_COLUMNS: dict[str, str] = {
     "final_val_error": "float64",
     "best_test_error": "float64",
     "best_test_step": "int64",
+    "tencrop_top1_error": "float64",  # image folders: 10-crop val errors of the final weights (Tables 2-3)
+    "tencrop_top5_error": "float64",
     "warmup": "string",  # none | on | ended at N | cap at N (train/schedule.describe_warmup)
     "warmup_ended_at": "int64",
     "wall_s": "float64",

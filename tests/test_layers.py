@@ -21,7 +21,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("conf", "io", "lock", "runs", "cliargs", "variants"),
     ("train",),
     ("results",),
-    ("analysis", "sweep", "bench", "bench_share"),
+    ("analysis", "sweep", "bench", "bench_share", "bench_loader"),
     ("figures",),
     ("cli", "__main__", "__init__"),
 ]

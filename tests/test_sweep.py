@@ -75,8 +75,11 @@ BAD = [
     (["--archs", "foo"], "unknown arch 'foo'"),
     (["--seeds", "-1"], "--seeds: -1 must be >= 0"),
     (["--jobs", "0"], "--jobs 0 must be >= 1"),
-    (["--preset", "fast"], "unknown schedule 'fast'; choose from demo, paper, quick, smoke"),
-    (["--data", "imagenet"], "unknown data 'imagenet'; choose from cifar10, cifar100, synthetic"),
+    (["--preset", "fast"], "unknown schedule 'fast'; choose from demo, imagenet, imagenet_quick, imagenet_smoke, "
+                           "paper, quick, smoke"),
+    (["--data", "imagenett"], "unknown data 'imagenett'; choose from cifar10, cifar100, imagefolder, imagenet, "
+                              "synthetic"),
+    (["--family", "alexnet"], "--family: "),
     (["--launcher", "pbs"], "unknown launcher 'pbs'; choose from local, slurm"),
     (["--shortcut", "D"], "unknown shortcut option 'D'"),
     (["--", "foo=1"], "unknown config key 'foo'"),

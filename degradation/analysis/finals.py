@@ -19,7 +19,9 @@ from degradation.variants import differences, run_variant
 CELL = ["dataset", "preset", "arch", "shortcut", "depth", "variant"]  # one experiment: its runs differ only in seed
 NETWORK = ["dataset", "preset", "arch", "shortcut", "depth"]  # one network, whatever its settings
 ID_COLUMNS = ["run_id", "arch", "depth", "shortcut", "dataset", "preset", "seed", "variant", "settings"]
-DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "synthetic": "synthetic data"}
+DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "synthetic": "synthetic data",
+                 "imagenet": "ImageNet (ILSVRC-2012)", "imagefolder": "image folder"}
+IMAGE_DATA = ("imagenet", "imagefolder")  # evaluated on a val split (centre crop), then 10-crop at the end
 
 
 def label(arch: str, depth: int, shortcut: str | None = "A") -> str:
@@ -42,21 +44,27 @@ def _last(frame: pd.DataFrame, name: str) -> pd.DataFrame:
 
 
 def run_finals(curves: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per run of `runs`: ids, status and progress, final train/test error, best test point (fractions)."""
+    """One row per run of `runs`: ids, status and progress, final train/test error, best test point (fractions).
+
+    Image-folder runs have no test set: their evaluation is the val split's centre crop (Figure 4's bold
+    curves), reported in the test columns; their 10-crop errors come from runs.parquet."""
     errors = curves[curves["metric"] == "error"]
-    train, test = errors[errors["split"] == "train"], errors[errors["split"] == "test"]
+    image_runs = set(runs.loc[runs["dataset"].isin(IMAGE_DATA), "run_id"])
+    evaluated = (errors["split"] == "test") | ((errors["split"] == "val") & errors["run_id"].isin(image_runs))
+    train, test = errors[errors["split"] == "train"], errors[evaluated]
     finals = _last(train, "final_train_error").join(_last(test, "final_test_error"), how="outer")
     if not test.empty:
         best = test.loc[test.sort_values(["run_id", "step"], kind="stable").groupby("run_id")["value"].idxmin()]
         best = best.set_index("run_id")[["value", "step"]]
         finals = finals.join(best.rename(columns={"value": "best_test_error", "step": "best_test_step"}))
-    extra = [c for c in ("status", "reason", "iteration", "total_iters", "params", "run_dir", "warmup")
-             if c in runs.columns]
+    extra = [c for c in ("status", "reason", "iteration", "total_iters", "params", "run_dir", "warmup",
+                         "tencrop_top1_error", "tencrop_top5_error") if c in runs.columns]
     table = with_variants(runs)[ID_COLUMNS + extra].drop_duplicates("run_id", keep="last").set_index("run_id")
     table.loc[table["arch"] == "plain", "shortcut"] = "none"  # a plain net has no shortcut, whatever was written
     table = table.join(finals, how="left").reset_index()
     for col in ("final_train_error", "final_test_error", "best_test_error", "final_train_error_step",
-                "final_test_error_step", "best_test_step", "iteration", "total_iters", "params"):
+                "final_test_error_step", "best_test_step", "iteration", "total_iters", "params",
+                "tencrop_top1_error", "tencrop_top5_error"):
         if col not in table.columns:
             table[col] = math.nan
     table["has_curves"] = table["final_train_error"].notna() | table["final_test_error"].notna()

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from degradation.analysis.finals import cell_stats, describe, experiments, select_runs, several_variants
+from degradation.analysis.finals import IMAGE_DATA, cell_stats, describe, experiments, select_runs, several_variants
+from degradation.analysis.imagenet_summary import image_caveats, image_table, tencrop_lines
 from degradation.io import write_text_atomic
 
 Z = 2.0  # a gap counts when it exceeds Z standard errors of the difference (about 95%)
@@ -164,7 +165,7 @@ def _caveats(dataset: str, preset: str, cells: pd.DataFrame, notes: list[str]) -
     if dataset == "synthetic":
         out.append("These runs use synthetic data, not CIFAR-10: they show the shape of the effect, not the paper's "
                    "numbers.")
-    if preset != "paper":
+    if preset != "paper" and dataset not in IMAGE_DATA:  # image data: image_caveats says it
         iters = cells["total_iters"].dropna()
         length = f"{int(iters.max()):,} iterations" if len(iters) else "a shorter schedule"
         out.append(f"The {preset} preset trains for {length} (the paper: 64,000), so errors are not the paper's.")
@@ -206,6 +207,7 @@ def build_summary(finals: pd.DataFrame) -> str:
     """The summary's markdown for every (data set, preset) pair in the results."""
     out = ["# Summary: does depth degrade plain nets and not ResNets?", ""]
     for dataset, preset in experiments(finals):
+        images = dataset in IMAGE_DATA  # ImageNet / image folders: val (centre crop) and 10-crop, not test
         mine = finals[(finals["dataset"] == dataset) & (finals["preset"] == preset)]
         selected, notes = select_runs(mine)
         cells = _with_series(cell_stats(selected).merge(
@@ -220,8 +222,14 @@ def build_summary(finals: pd.DataFrame) -> str:
                     "unfinished and their numbers are where they stand now.")
         else:
             head = verdict(_steps(done))
-        out += [head, ""] + _family_lines(cells) + same_depth(cells) + [""] + _table(cells) + [""]
-        caveats = _caveats(dataset, preset, cells, several_variants(mine) + notes)
+        lines = _family_lines(cells) + same_depth(cells)
+        if images:
+            lines = [line.replace("in test error", "in validation error (centre crop)") for line in lines]
+            lines += tencrop_lines(selected, cells)
+        table = image_table(selected, cells) if images else _table(cells)
+        out += [head, ""] + lines + [""] + table + [""]
+        caveats = (image_caveats(dataset, preset, cells) if images else []) + _caveats(
+            dataset, preset, cells, several_variants(mine) + notes)
         if caveats:
             out += ["Caveats:"] + [f"- {c}" for c in caveats] + [""]
     out += [RULE, "",

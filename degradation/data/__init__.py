@@ -1,4 +1,4 @@
-"""Data for one run: load (CIFAR or synthetic), split, fit the normalisation, put the batches on the device.
+"""Data for one run: load (CIFAR, synthetic; image folders: data/imagedata.py), split, normalise, batch on the device.
 
 `build_data(cfg.data, batch_size=..., seed=..., device=...)` is the one entry point a run needs.
 """
@@ -6,11 +6,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from degradation.data.bundle import DataBundle
 from degradation.data.cifar import SPECS, load_cifar
 from degradation.data.normalize import Normalizer, fit_normalizer
 from degradation.data.splits import split_indices
@@ -32,19 +32,6 @@ __all__ = [
 ]
 
 EVAL_BATCH_SIZE = 1000  # evaluation needs no gradients: bigger batches, fewer calls
-
-
-@dataclass
-class DataBundle:
-    """What a run trains and evaluates on. eval_sets: "test", plus "val" under data.split=holdout."""
-
-    name: str
-    train: BatchStream
-    eval_sets: dict[str, EvalSet]
-    train_size: int
-    num_classes: int
-    normalizer: Normalizer
-    info: dict[str, Any] = field(default_factory=dict)
 
 
 def _get(cfg: Any, key: str, default: Any = None) -> Any:
@@ -91,6 +78,11 @@ def build_data(
 ) -> DataBundle:
     """Load, split (full | holdout), normalise with training-split statistics, and stream on `device`."""
     name = str(_get(data_cfg, "name"))
+    if name in ("imagenet", "imagefolder"):
+        from degradation.data.imagedata import build_image_data  # deferred: torchvision, for image folders only
+
+        return build_image_data(data_cfg, batch_size=batch_size, seed=seed, device=device,
+                                memory_format=memory_format, world_size=world_size, rank=rank)
     num_classes = int(_get(data_cfg, "num_classes", 10))
     arrays = load_arrays(data_cfg)
     _check_labels(arrays, num_classes, name)

@@ -1,4 +1,4 @@
-"""`degradation plot`: Figures 1, 6, 7, Table 6 and the summary from the collected results.
+"""`degradation plot`: Figures 1, 6, 7, Table 6; ImageNet's Figure 4, Tables 2-3; the summary, from the results.
 
     render_all("results")  # -> [results/figures/fig1.png, ..., results/table6.md, results/summary.md]
 
@@ -14,17 +14,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from degradation.analysis.finals import experiments, run_finals
+from degradation.analysis.finals import IMAGE_DATA, experiments, run_finals
 from degradation.analysis.load import load_responses, load_results
 from degradation.analysis.summary import write_summary
 from degradation.errors import UsageError
-from degradation.figures import fig1, fig6, fig7
+from degradation.figures import fig1, fig4, fig6, fig7
 from degradation.figures.experiment import build_experiment
 from degradation.figures.style import save
 from degradation.figures.table6 import write_table6
+from degradation.figures.tables23 import write_tables23
 from degradation.io import write_json_atomic
 
 FIGURES = {"fig1": fig1.draw, "fig6": fig6.draw, "fig7": fig7.draw}  # file stem -> draw(experiment)
+IMAGE_FIGURES = {"fig4": fig4.draw}  # ImageNet and image folders: Figure 4; CIFAR-sized sets: Figures 1, 6, 7
 
 
 def _responses(results_dir: Path, finals: pd.DataFrame) -> pd.DataFrame | None:
@@ -65,14 +67,15 @@ def render_all(results_dir: str | Path, out_dir: str | Path | None = None) -> li
     curves, runs = load_results(results_dir)
     out = _out_dir(results_dir, out_dir)
     finals = run_finals(curves, runs)
-    responses = _responses(results_dir, finals)
+    image = finals["dataset"].isin(IMAGE_DATA)
+    responses = _responses(results_dir, finals[~image]) if (~image).any() else None
     pairs = experiments(finals)
     written: list[Path] = []
     manifest: dict = {"results": str(results_dir), "band": "min-max over seeds, line = mean", "figures": []}
     for dataset, preset in pairs:
         suffix = "" if len(pairs) == 1 else f"-{dataset}-{preset}"
         exp = build_experiment(dataset, preset, finals, curves, responses, suffix)
-        for stem, draw in FIGURES.items():
+        for stem, draw in (IMAGE_FIGURES if dataset in IMAGE_DATA else FIGURES).items():
             fig, entry = draw(exp)
             paths = save(fig, out, f"{stem}{exp.stem_suffix}")
             entry["files"] = [p.name for p in paths]
@@ -86,7 +89,9 @@ def render_all(results_dir: str | Path, out_dir: str | Path | None = None) -> li
                       f"{', '.join(entry['no_responses'])}")
         for note in exp.notes:
             print(f"note ({exp.title}): {note}")
-    written += write_table6(finals, results_dir)
+    if (~image).any():
+        written += write_table6(finals[~image], results_dir)
+    written += write_tables23(finals, results_dir)
     written.append(write_summary(finals, results_dir))
     manifest_path = out / "manifest.json"
     write_json_atomic(manifest_path, manifest)

@@ -51,8 +51,11 @@ def params_on_meta(model_cfg: Any) -> int | None:
         return None
 
 
-def probe_seconds_per_image(model_cfg: Any, *, batch: int, device: str, threads: int, channels_last: bool) -> float:
-    """Seconds per training image: one warm-up step, then up to PROBE_MAX_STEPS timed ones (SGD, random data)."""
+def probe_seconds_per_image(model_cfg: Any, *, batch: int, device: str, threads: int, channels_last: bool,
+                            size: int | None = None) -> float:
+    """Seconds per training image: one warm-up step, then up to PROBE_MAX_STEPS timed ones (SGD, random data).
+
+    size: the input's side (image folders: data.crop); default the family's (32 or 224)."""
     import torch
     import torch.nn.functional as F
 
@@ -65,7 +68,10 @@ def probe_seconds_per_image(model_cfg: Any, *, batch: int, device: str, threads:
         torch.manual_seed(0)
         fmt = torch.channels_last if channels_last else torch.contiguous_format
         model = build_model(model_cfg).to(device=device, memory_format=fmt)
-        x = torch.randn(input_shape(str(model_cfg.family), batch), device=device).to(memory_format=fmt)
+        shape = input_shape(str(model_cfg.family), batch)
+        if size is not None:
+            shape = (*shape[:2], int(size), int(size))
+        x = torch.randn(shape, device=device).to(memory_format=fmt)
         y = torch.randint(0, int(model_cfg.num_classes), (batch,), device=device)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
@@ -130,7 +136,10 @@ def _row_seconds_per_image(row: dict) -> float | None:
 
 
 def eval_images(data_cfg: Any) -> int:
-    """Images of one evaluation: the test set (plus the validation split when held out)."""
+    """Images of one evaluation: the test set (plus the validation split when held out). Image folders: the
+    val set, taken as 50 per class (ILSVRC-2012's val set exactly; a holdout at most that)."""
+    if data_cfg.name in ("imagenet", "imagefolder"):
+        return 50 * int(data_cfg.num_classes)
     test = int(data_cfg.get("test_size", 10000)) if data_cfg.name == "synthetic" else 10000
     return test + (int(data_cfg.val_size) if data_cfg.split == "holdout" else 0)
 
@@ -143,6 +152,8 @@ def run_seconds(cfg: Any, done_iters: int, seconds_per_image: float) -> float:
         return 0.0
     train = left * int(sched.batch_size) * seconds_per_image
     evals = (left // int(sched.eval_every) + 1) * eval_images(cfg.data) * seconds_per_image * EVAL_COST
+    if cfg.data.name in ("imagenet", "imagefolder"):  # the final 10-crop test: ten views of each val image
+        evals += 10 * eval_images(cfg.data) * seconds_per_image * EVAL_COST
     return train + evals + STARTUP_S
 
 
@@ -251,8 +262,8 @@ def quicker_preset(total_s: float | None, preset: str) -> tuple[str, float] | No
         return None
     images = {}
     for path in sorted((CONF_DIR / "schedule").glob("*.yaml")):
-        if path.stem == "smoke":  # for tests only
-            continue
+        if path.stem.endswith("smoke") or path.stem.startswith("imagenet") != preset.startswith("imagenet"):
+            continue  # for tests only, or for the other family's data
         sched = OmegaConf.load(path)
         images[path.stem] = int(sched.max_iters) * int(sched.batch_size)
     mine = images.get(preset)
@@ -316,7 +327,8 @@ def probe_run(cfg: Any, kind: str, threads: int) -> float | None:
         batch = min(batch, CPU_PROBE_BATCH)
     try:
         return probe_seconds_per_image(
-            cfg.model, batch=batch, device=kind, threads=threads, channels_last=bool(cfg.trainer.channels_last)
+            cfg.model, batch=batch, device=kind, threads=threads, channels_last=bool(cfg.trainer.channels_last),
+            size=int(cfg.data.crop) if "crop" in cfg.data else None,
         )
     except Exception:
         return None

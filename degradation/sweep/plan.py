@@ -108,6 +108,8 @@ def read_state(run_dir: Path) -> RunState:
 
 def cell_overrides(request: SweepRequest, arch: str, depth: int, shortcut: str, seed: int) -> list[str]:
     overrides = [f"model={arch}", f"model.depth={depth}"]
+    if request.family != "cifar":
+        overrides.append(f"model.family={request.family}")
     if arch == "resnet":
         overrides.append(f"model.shortcut={shortcut}")
     overrides += [
@@ -146,7 +148,24 @@ def compose_cells(request: SweepRequest) -> list[Cell]:
         rid = run_id(cfg)
         run_dir = runs_root(request.results_dir) / rid
         cells.setdefault(rid, Cell(arch, depth, shortcut, seed, tuple(overrides), cfg, rid, run_dir))
+    _check_image_data([c.cfg for c in cells.values()])
     return list(cells.values())
+
+
+def _check_image_data(cfgs: list[DictConfig]) -> None:
+    """Image folders are scanned (every file's signature) before any run folder exists: one bad file is named
+    here, not in four failed runs."""
+    # deferred: the image-folder modules load torchvision; CIFAR sweeps never need them
+    from degradation.data.imagedata import IMAGE_DATA, scan_data
+
+    seen = set()
+    for cfg in cfgs:
+        if cfg.data.name not in IMAGE_DATA:
+            continue
+        key = (cfg.data.name, str(cfg.data.root), int(cfg.data.split_seed), str(cfg.data.verify))
+        if key not in seen:
+            seen.add(key)
+            scan_data(cfg.data)
 
 
 @dataclass

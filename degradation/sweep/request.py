@@ -16,6 +16,7 @@ AXIS_KEYS = {
     "model": "--archs",
     "model.arch": "--archs",
     "model.depth": "--depths",
+    "model.family": "--family",
     "model.shortcut": "--shortcut",
     "seed": "--seeds",
     "data": "--data",
@@ -32,12 +33,19 @@ def _choice(group: str, value: str, flag: str) -> str:
     return value
 
 
-def _depths(values: Sequence[str] | str, overrides: Sequence[str]) -> list[int]:
+# What a family's sweep runs when --depths, --data or --preset is not given.
+FAMILY_DEFAULTS = {
+    "cifar": {"depths": "20,32,44,56,110", "data": "cifar10", "preset": "paper"},
+    "imagenet": {"depths": "18,34", "data": "imagenet", "preset": "imagenet"},
+}
+
+
+def _depths(values: Sequence[str] | str, family: str) -> list[int]:
     # deferred: degradation.models loads torch; checking flags does not need it
     from degradation.models.depth import check_imagenet_depth, cifar_blocks_per_stage
 
     depths = int_list(values, "--depths", minimum=-(10**9))
-    imagenet = any(o.replace(" ", "") in ("model.family=imagenet", "++model.family=imagenet") for o in overrides)
+    imagenet = family == "imagenet"
     for depth in depths:
         try:
             check_imagenet_depth(depth) if imagenet else cifar_blocks_per_stage(depth)
@@ -81,6 +89,7 @@ class SweepRequest:
     shortcuts: list[str]
     data: str = "cifar10"
     preset: str = "paper"
+    family: str = "cifar"
     jobs: int | None = None  # None: launcher.jobs (auto: one run per core on a CPU, GPUs x runs_per_gpu on CUDA)
     launcher: str = "local"
     dry_run: bool = False
@@ -101,14 +110,23 @@ class SweepRequest:
         dry_run: bool,
         results_dir: str | os.PathLike,
         overrides: Sequence[str],
+        family: str = "cifar",
     ) -> SweepRequest:
-        """Check every input (one-line UsageError each); creates nothing."""
+        """Check every input (one-line UsageError each); creates nothing. Empty depths/data/preset: the family's."""
         # deferred: degradation.models loads torch; checking flags does not need it
-        from degradation.models.depth import check_arch, check_shortcut
+        from degradation.models.depth import check_arch, check_family, check_shortcut
 
         extra = _overrides(list(overrides))
+        try:
+            family = check_family(family)
+        except UsageError as exc:
+            raise UsageError(f"--family: {exc}") from None
+        defaults = FAMILY_DEFAULTS[family]
+        depths = depths or defaults["depths"]
+        data, preset = data or defaults["data"], preset or defaults["preset"]
         request = cls(
-            depths=_depths(depths, extra),
+            family=family,
+            depths=_depths(depths, family),
             archs=checked_list(archs, "--archs", check_arch),
             seeds=int_list(seeds, "--seeds", minimum=0),
             shortcuts=checked_list(shortcuts, "--shortcut", check_shortcut),

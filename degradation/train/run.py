@@ -33,6 +33,7 @@ from degradation.train.folder import GRAPH_TAG, RunFolder, static_info
 from degradation.train.graphed import graph_mode
 from degradation.train.module import Ticks, TrainModule
 from degradation.train.progress import quiet_lightning
+from degradation.train.tencrop import ten_crop_errors
 
 
 def cpu_threads(setting: Any) -> int:
@@ -241,11 +242,17 @@ def _fit(cfg: DictConfig, trainer, folder: RunFolder, model, data, previous: dic
         info = folder.write_status(module, "partial", f"stopped at iteration {module.iteration}")
         folder.close()
         return info
+    if data.ten_crop is not None and folder.state.get("tencrop_top1_error") is None:
+        folder.log(f"10-crop testing on {len(data.ten_crop)} validation images")
+        folder.state.update(ten_crop_errors(module.model, data.ten_crop, module._forward, module._precision_context))
     info = folder.write_status(module, "done")
     folder.close()
+    evaluated = "test" if info.get("final_test_error") is not None or info.get("final_val_error") is None else "val"
+    tencrop = info.get("tencrop_top1_error")
     folder.log(
-        f"done: train err {_pct(info['final_train_error'])}, test err {_pct(info['final_test_error'])}, "
-        f"{info['wall_s']:.0f} s"
+        f"done: train err {_pct(info['final_train_error'])}, {evaluated} err {_pct(info[f'final_{evaluated}_error'])}"
+        + (f", 10-crop top-1/top-5 {_pct(tencrop)}/{_pct(info['tencrop_top5_error'])}" if tencrop is not None else "")
+        + f", {info['wall_s']:.0f} s"
     )
     return info
 

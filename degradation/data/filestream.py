@@ -1,0 +1,295 @@
+"""Image files as batches: the endless training stream and the evaluation sets, decoded by worker processes.
+
+The training stream has the same contract as the in-memory CIFAR stream (stream.py): global batch k covers
+stream positions [k*B, (k+1)*B), epochs follow each other without a gap, and rank r of W takes the r-th slice
+of every global batch. What a position holds (image, scale, crop, flip, lighting) comes from
+imageaug.draw_epoch(seed, epoch), so the stream's whole state is the number of samples handed out: a resumed
+run sees exactly the batches it would have seen, with any number of workers or ranks.
+
+Workers (torch DataLoader processes) decode with torchvision.io and build each uint8 crop; the main process
+adds the lighting noise and subtracts the mean on the training device, batched. A file that cannot be decoded
+comes back as a message naming it and is raised as ImageError here: never a silently smaller batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
+from degradation.data.decode import ImageError, read_bytes, read_rgb
+from degradation.data.folders import ImageList
+from degradation.data.imageaug import (
+    AugmentSpec,
+    EpochDraws,
+    centre_view,
+    draw_epoch,
+    lighting_shift,
+    ten_views,
+    train_view,
+)
+from degradation.data.normalize import MODES, Normalizer, _integer_sums
+from degradation.data.stream import _check_layout
+from degradation.errors import UsageError
+
+_STATE_VERSION = 1
+
+
+def auto_workers(setting: Any) -> int:
+    """data.workers: auto = this run's share of the cores (its torch thread count, which trainer.threads sets:
+    a sweep of N runs gives each cores/N), up to 16; 0 on one core (decode in the training process)."""
+    if setting == "auto":
+        cores = torch.get_num_threads()
+        return 0 if cores <= 1 else min(cores, 16)
+    value = int(setting)
+    if value < 0:
+        raise UsageError(f"data.workers={setting} must be auto or a whole number >= 0")
+    return value
+
+
+class _TrainBatches(torch.utils.data.Dataset):
+    """Global batch k -> this rank's (uint8 crops, labels, lighting weights), or an error message.
+
+    raw=True (data.decode=device): the files' bytes and each sample's drawn parameters instead of crops; the
+    main process decodes and crops them on the training device (decode_on_device)."""
+
+    def __init__(self, images: ImageList, spec: AugmentSpec, seed: int, batch: int, local: int, rank: int,
+                 raw: bool = False) -> None:
+        self.paths, self.labels = images.paths, torch.tensor(images.labels, dtype=torch.int64)
+        self.spec, self.seed, self.batch, self.local, self.rank = spec, seed, batch, local, rank
+        self.raw = raw
+        self._draws: dict[int, EpochDraws] = {}
+
+    def __len__(self) -> int:  # endless in fact; the sampler decides
+        return 2**62
+
+    def draws(self, epoch: int) -> EpochDraws:
+        if epoch not in self._draws:
+            self._draws = {e: d for e, d in self._draws.items() if e >= epoch - 1}
+            self._draws[epoch] = draw_epoch(len(self.paths), self.spec, self.seed, epoch)
+        return self._draws[epoch]
+
+    def __getitem__(self, k: int):
+        n = len(self.paths)
+        start = k * self.batch + self.rank * self.local
+        crops, labels, alphas, raws = [], [], [], []
+        for position in range(start, start + self.local):
+            epoch, offset = divmod(position, n)
+            d = self.draws(epoch)
+            index = int(d.order[offset])
+            frac = (float(d.frac[offset, 0]), float(d.frac[offset, 1]))
+            labels.append(self.labels[index])
+            alphas.append(d.alpha[offset])
+            try:
+                if self.raw:
+                    raws.append((read_bytes(self.paths[index]), self.paths[index], int(d.scale[offset]), frac,
+                                 bool(d.flip[offset])))
+                    continue
+                image = read_rgb(self.paths[index])
+            except ImageError as exc:
+                return str(exc)
+            crops.append(train_view(image, self.spec, int(d.scale[offset]), frac, bool(d.flip[offset])))
+        return (raws if self.raw else torch.stack(crops)), torch.stack(labels), torch.stack(alphas)
+
+
+class _Counter(torch.utils.data.Sampler):
+    def __init__(self, start: int) -> None:
+        self.start = start
+
+    def __iter__(self) -> Iterator[int]:
+        k = self.start
+        while True:
+            yield k
+            k += 1
+
+
+def _loader(dataset, sampler, workers: int, pin: bool) -> torch.utils.data.DataLoader:
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=None, sampler=sampler, num_workers=workers, pin_memory=pin,
+        prefetch_factor=2 if workers else None, persistent_workers=False,
+    )
+
+
+def _raise_if_error(item: Any) -> Any:
+    if isinstance(item, str):
+        raise ImageError(item)
+    return item
+
+
+class ImageNormalize:
+    """uint8 crops (+ lighting shift) -> normalised float on the device, in one fused op per batch."""
+
+    def __init__(self, normalizer: Normalizer, device: torch.device, channels_last: bool) -> None:
+        inv_std = normalizer.inv_std.float()
+        self.inv_std = inv_std.view(1, -1, 1, 1).to(device)
+        self.scale = (inv_std / 255.0).view(1, -1, 1, 1).to(device)
+        self.neg_mean = (-normalizer.mean.float() * inv_std.view(-1, 1, 1)).unsqueeze(0).to(device)
+        self.device, self.channels_last = device, channels_last
+
+    def __call__(self, crops: torch.Tensor, shift: torch.Tensor | None = None) -> torch.Tensor:
+        crops = crops.to(self.device, non_blocking=True)
+        if self.channels_last:
+            crops = crops.contiguous(memory_format=torch.channels_last)
+        base = self.neg_mean
+        if shift is not None:
+            base = base + shift.to(self.device).view(-1, 3, 1, 1) * self.inv_std
+        return torch.addcmul(base, crops.float(), self.scale)
+
+
+class FileStream:
+    """Endless (x float [b,3,c,c], y int64 [b]) training batches from image files, b = batch_size / world_size."""
+
+    def __init__(
+        self, images: ImageList, spec: AugmentSpec, normalizer: Normalizer, *, batch_size: int, seed: int,
+        device: torch.device | str = "cpu", memory_format: torch.memory_format = torch.contiguous_format,
+        world_size: int = 1, rank: int = 0, workers: int = 0, decode: str = "workers",
+    ) -> None:
+        if decode not in ("workers", "device"):
+            raise UsageError(f"data.decode={decode!r}; choose workers (CPU processes) or device")
+        self.decode = decode
+        self.local_batch_size = _check_layout(batch_size, world_size, rank)
+        self.batch_size, self.world_size, self.rank = batch_size, world_size, rank
+        self.images, self.spec, self.seed, self.workers = images, spec, int(seed), int(workers)
+        self.device = torch.device(device)
+        self.train_size = len(images)
+        self.epoch_size_float = self.train_size / batch_size
+        self._normalize = ImageNormalize(normalizer, self.device, memory_format == torch.channels_last)
+        self._samples = 0
+        self._iter: Iterator | None = None
+
+    @property
+    def samples_seen(self) -> int:
+        return self._samples
+
+    @property
+    def epoch(self) -> float:
+        return self._samples / self.train_size
+
+    def state_dict(self) -> dict:
+        return {"version": _STATE_VERSION, "seed": self.seed, "samples": self._samples,
+                "train_size": self.train_size, "batch_size": self.batch_size}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("train_size") != self.train_size or state.get("batch_size") != self.batch_size:
+            raise UsageError(
+                f"the checkpoint's batch stream was for {state.get('train_size')} images at batch "
+                f"{state.get('batch_size')}, this run has {self.train_size} at batch {self.batch_size}; "
+                "resume with the same data and schedule, or start a new run"
+            )
+        self.seed, self._samples = int(state["seed"]), int(state["samples"])
+        self.close()
+
+    def close(self) -> None:
+        """Stop the workers (they restart at the current position on the next batch)."""
+        self._iter = None
+
+    def _start(self) -> Iterator:
+        dataset = _TrainBatches(self.images, self.spec, self.seed, self.batch_size, self.local_batch_size, self.rank,
+                                raw=self.decode == "device")
+        sampler = _Counter(self._samples // self.batch_size)
+        return iter(_loader(dataset, sampler, self.workers, self.device.type == "cuda"))
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self
+
+    def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._iter is None:
+            self._iter = self._start()
+        crops, labels, alpha = _raise_if_error(next(self._iter))
+        if self.decode == "device":
+            from degradation.data.devicedecode import decode_on_device  # deferred: the device-decode path only
+
+            crops = decode_on_device(crops, self.spec, self.device)
+        self._samples += self.batch_size
+        return self._normalize(crops, lighting_shift(alpha)), labels.to(self.device, non_blocking=True)
+
+
+class _EvalImages(torch.utils.data.Dataset):
+    """Batch j of an evaluation list -> (uint8 views [b,3,c,c] or [b,10,3,c,c], labels), or an error message."""
+
+    def __init__(self, images: ImageList, spec: AugmentSpec, batch: int, ten_crop: bool) -> None:
+        self.images, self.spec, self.batch, self.ten_crop = images, spec, batch, ten_crop
+
+    def __len__(self) -> int:
+        return -(-len(self.images) // self.batch)
+
+    def __getitem__(self, j: int):
+        views, labels = [], []
+        for i in range(j * self.batch, min(len(self.images), (j + 1) * self.batch)):
+            try:
+                image = read_rgb(self.images.paths[i])
+            except ImageError as exc:
+                return str(exc)
+            views.append(ten_views(image, self.spec) if self.ten_crop else centre_view(image, self.spec))
+            labels.append(self.images.labels[i])
+        return torch.stack(views), torch.tensor(labels, dtype=torch.int64)
+
+
+class FileEvalSet:
+    """Centre-crop (or 10-crop) normalised batches of an image list, in file order; len() = images."""
+
+    def __init__(
+        self, images: ImageList, spec: AugmentSpec, normalizer: Normalizer, *, batch_size: int = 100,
+        device: torch.device | str = "cpu", memory_format: torch.memory_format = torch.contiguous_format,
+        workers: int = 0, ten_crop: bool = False,
+    ) -> None:
+        self.images, self.spec, self.ten_crop = images, spec, ten_crop
+        self.batch_size, self.workers = int(batch_size), int(workers)
+        self.device = torch.device(device)
+        self._normalize = ImageNormalize(normalizer, self.device, memory_format == torch.channels_last)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def num_batches(self) -> int:
+        return -(-len(self) // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(x [b,3,c,c], y); with ten_crop, x is [b*10,3,c,c] (the 10 views of each image together)."""
+        dataset = _EvalImages(self.images, self.spec, self.batch_size, self.ten_crop)
+        loader = _loader(dataset, range(len(dataset)), min(self.workers, len(dataset)), self.device.type == "cuda")
+        for item in loader:
+            views, labels = _raise_if_error(item)
+            if self.ten_crop:
+                views = views.flatten(0, 1)
+            yield self._normalize(views), labels.to(self.device, non_blocking=True)
+
+
+def fit_image_normalizer(
+    images: ImageList, spec: AugmentSpec, mode: str, samples: int, seed: int, workers: int = 0
+) -> Normalizer:
+    """Mean (and std) of the centre crops of up to `samples` training images, chosen by `seed` (not the run's).
+
+    The paper subtracts the per-pixel mean; a full pass over 1.28M JPEGs costs as much as an epoch, so the
+    mean image is estimated from a fixed sample (10,000 by default: each pixel's mean to within ~0.3/255).
+    """
+    if mode not in MODES:
+        raise UsageError(f"data.normalize={mode!r}; choose mean_image or channel")
+    n = len(images)
+    gen = torch.Generator().manual_seed(int(seed))
+    chosen = torch.randperm(n, generator=gen)[: min(n, int(samples))].sort().values.tolist()
+    subset = ImageList(tuple(images.paths[i] for i in chosen), tuple(images.labels[i] for i in chosen),
+                       images.classes)
+    total, squares, count = None, None, 0
+    for views, _ in _iter_raw(subset, spec, workers):
+        t, s = _integer_sums(views)
+        total = t if total is None else total + t
+        squares = s if squares is None else squares + s
+        count += views.shape[0]
+    assert total is not None and squares is not None
+    pixel_mean = total.double() / (count * 255.0)
+    if mode == "mean_image":
+        return Normalizer(mode, pixel_mean.float(), torch.ones(3))
+    pixels = count * spec.crop * spec.crop
+    channel_mean = total.double().sum(dim=(1, 2)) / pixels
+    std = (squares.double() / pixels - channel_mean**2).clamp_min(1e-12).sqrt() / 255.0
+    mean = (channel_mean / 255.0).view(-1, 1, 1).expand_as(pixel_mean)
+    return Normalizer(mode, mean.float().contiguous(), (1.0 / std).float())
+
+
+def _iter_raw(images: ImageList, spec: AugmentSpec, workers: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    dataset = _EvalImages(images, spec, 256, ten_crop=False)
+    for item in _loader(dataset, range(len(dataset)), min(workers, len(dataset)), False):
+        yield _raise_if_error(item)

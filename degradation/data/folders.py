@@ -1,0 +1,183 @@
+"""Image folders on disk: which files, which class, which split; every bad input named in one line.
+
+Layouts read (the classes are the sorted folder names of the training split):
+
+    <root>/train/<class>/<image>   <root>/val/<class>/<image>     (data=imagenet: class = wnid, n + 8 digits)
+    <root>/train/<class>/<image>   (no val/: a seeded holdout of each class validates)
+    <root>/<class>/<image>         (likewise, for a plain class-per-folder data set)
+
+Files count as images by extension (.jpeg .jpg .png .webp, any case; hidden files are skipped). Each one's first
+bytes must be a JPEG, PNG or WebP signature (`data.verify=headers`, the default; it is what the real training set
+needs: it holds a PNG named .JPEG and CMYK JPEGs, all decodable), or it must decode (`verify=decode`, a whole
+pass). A file that fails is named in a UsageError: the set never shrinks silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from degradation.data.decode import read_rgb
+from degradation.errors import UsageError
+
+EXTENSIONS = (".jpeg", ".jpg", ".png", ".webp")
+WNID = re.compile(r"^n\d{8}$")
+VERIFY = ("headers", "decode", "none")
+_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
+
+
+@dataclass(frozen=True)
+class ImageList:
+    """Files and their labels (indices into `classes`), in a fixed order: sorted by class, then file name."""
+
+    paths: tuple[str, ...]
+    labels: tuple[int, ...]
+    classes: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+@dataclass(frozen=True)
+class FolderSplits:
+    train: ImageList
+    val: ImageList
+    val_source: str  # "val/" or "holdout of N per class (split_seed S)"
+
+
+def _class_dirs(folder: Path, kind: str) -> list[Path]:
+    dirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not dirs:
+        raise UsageError(f"{folder} has no class folders; expected {folder}/<class>/<image> for each class")
+    if kind == "imagenet":
+        bad = [p.name for p in dirs if not WNID.match(p.name)]
+        if bad:
+            raise UsageError(
+                f"{folder}/{bad[0]} is not an ImageNet wnid (n followed by 8 digits, e.g. n01440764); "
+                "data=imagenet reads train/<wnid>/*.JPEG (use data=imagefolder for other folder names)"
+            )
+    return dirs
+
+
+def train_folder(root: str | Path) -> Path:
+    """<root>/train when it exists, else <root> itself (class folders directly under it)."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise UsageError(f"data.root={root} is not a folder; point it at a folder of <class>/ (or train/, val/) "
+                         "folders")
+    if (root / "train").is_dir():
+        return root / "train"
+    if (root / "val").is_dir():
+        raise UsageError(f"data.root={root} has val/ but no train/; expected {root}/train/<class>/<image>")
+    return root
+
+
+@lru_cache(maxsize=8)
+def class_names(root: str, kind: str) -> tuple[str, ...]:
+    """The sorted class folder names of the training split (cheap: one directory listing)."""
+    return tuple(p.name for p in _class_dirs(train_folder(root), kind))
+
+
+def classes_digest(classes: tuple[str, ...]) -> str:
+    """A short fingerprint of the class list: two image folders with different classes get different run ids."""
+    return hashlib.sha256("\n".join(classes).encode()).hexdigest()[:12]
+
+
+def _images_of(folder: Path) -> list[str]:
+    return sorted(
+        str(p) for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in EXTENSIONS
+    )
+
+
+def _list(folder: Path, classes: tuple[str, ...], split: str) -> ImageList:
+    paths: list[str] = []
+    labels: list[int] = []
+    index = {name: i for i, name in enumerate(classes)}
+    for name in sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if name not in index:
+            raise UsageError(
+                f"{folder / name}: class '{name}' of the {split} split has no training folder; "
+                f"the classes are the folders of {folder.parent}/train"
+            )
+    for name in classes:
+        directory = folder / name
+        files = _images_of(directory) if directory.is_dir() else []
+        if not files and split == "train":
+            raise UsageError(f"{directory} holds no images ({', '.join(EXTENSIONS)}); every class needs images")
+        paths += files
+        labels += [index[name]] * len(files)
+    if not paths:
+        raise UsageError(f"{folder} holds no images in any class folder")
+    return ImageList(tuple(paths), tuple(labels), classes)
+
+
+def _holdout(images: ImageList, per_class: int, seed: int) -> tuple[ImageList, ImageList]:
+    """Per class, min(per_class, 10% of the class, at least 1) images, chosen by `seed`, validate."""
+    import torch
+
+    gen = torch.Generator().manual_seed(int(seed))
+    by_class: dict[int, list[int]] = {}
+    for i, label in enumerate(images.labels):
+        by_class.setdefault(label, []).append(i)
+    val: set[int] = set()
+    for label, members in sorted(by_class.items()):
+        if len(members) < 2:
+            raise UsageError(
+                f"class '{images.classes[label]}' has {len(members)} image; a holdout needs at least 2 per class "
+                "(or give a val/ folder)"
+            )
+        take = max(1, min(per_class, len(members) // 10))
+        order = torch.randperm(len(members), generator=gen)[:take].tolist()
+        val.update(members[j] for j in order)
+
+    def pick(keep: bool) -> ImageList:
+        chosen = [i for i in range(len(images)) if (i in val) == keep]
+        return ImageList(tuple(images.paths[i] for i in chosen), tuple(images.labels[i] for i in chosen),
+                         images.classes)
+
+    return pick(False), pick(True)
+
+
+def check_file(path: str, verify: str) -> None:
+    """UsageError naming `path` when it is not a readable image (by signature, or by decoding it)."""
+    if verify == "none":
+        return
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(16)
+    except OSError as exc:
+        raise UsageError(f"cannot read image {path}: {exc.strerror}") from None
+    webp = head[:4] == b"RIFF" and head[8:12] == b"WEBP"
+    if not (webp or any(head.startswith(s) for s in _SIGNATURES)):
+        raise UsageError(f"{path} is not a JPEG, PNG or WebP image (its first bytes are {head[:8].hex()}); "
+                         "replace or remove it")
+    if verify == "decode":
+        read_rgb(path)
+
+
+def scan(root: str | Path, kind: str, *, holdout_per_class: int = 50, split_seed: int = 0,
+         verify: str = "headers") -> FolderSplits:
+    """The train and val image lists of an image folder (kind: imagenet | imagefolder), every file checked."""
+    if verify not in VERIFY:
+        raise UsageError(f"data.verify={verify!r}; choose headers, decode or none")
+    train_dir = train_folder(root)
+    classes = tuple(p.name for p in _class_dirs(train_dir, kind))
+    train = _list(train_dir, classes, "train")
+    val_dir = Path(root).expanduser() / "val"
+    if train_dir != Path(root).expanduser() and val_dir.is_dir():
+        if kind == "imagenet":
+            _class_dirs(val_dir, kind)  # a mistyped wnid in val/ is named too
+        val, source = _list(val_dir, classes, "val"), "val/"
+    elif kind == "imagenet":
+        raise UsageError(f"{val_dir} is missing; data=imagenet reads val/<wnid>/*.JPEG "
+                         "(`degradation prepare-imagenet` builds it from the official archives)")
+    else:
+        train, val = _holdout(train, int(holdout_per_class), int(split_seed))
+        source = f"holdout of up to {holdout_per_class} per class (split_seed {split_seed})"
+    for path in train.paths + val.paths:
+        check_file(path, verify)
+    return FolderSplits(train, val, source)

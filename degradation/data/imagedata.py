@@ -1,0 +1,68 @@
+"""`data=imagenet` and `data=imagefolder`: an image folder as a run's DataBundle (train stream, val, 10-crop val).
+
+The training split trains; the validation split (val/, or a seeded per-class holdout) gives Figure 4's bold
+curves (centre crop, every eval_every iterations) and, at the end, the tables' 10-crop top-1/top-5 errors.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from degradation.data.bundle import DataBundle
+from degradation.data.filestream import FileEvalSet, FileStream, auto_workers, fit_image_normalizer
+from degradation.data.folders import class_names, scan
+from degradation.data.imageaug import AugmentSpec
+from degradation.errors import UsageError
+
+IMAGE_DATA = ("imagenet", "imagefolder")
+
+
+def check_classes(data_cfg: Any) -> tuple[str, ...]:
+    """The class folders of data.root, checked against data.num_classes (ImageNet: 1000 wnids)."""
+    name = str(data_cfg.name)
+    classes = class_names(str(data_cfg.root), name)
+    expected = data_cfg.get("num_classes", "auto")
+    if expected != "auto" and int(expected) != len(classes):
+        raise UsageError(
+            f"data.root={data_cfg.root} has {len(classes)} class folders, but data.num_classes={expected}; "
+            f"set data.num_classes={len(classes)} (or auto) or point data.root at the full set"
+        )
+    if len(classes) < 2:
+        raise UsageError(f"data.root={data_cfg.root} has {len(classes)} class folder; a classifier needs at least 2")
+    return classes
+
+
+def scan_data(data_cfg: Any):
+    """Every file of the configured folder listed and checked (UsageError naming the first bad one)."""
+    check_classes(data_cfg)
+    return scan(str(data_cfg.root), str(data_cfg.name), holdout_per_class=int(data_cfg.holdout_per_class),
+                split_seed=int(data_cfg.split_seed), verify=str(data_cfg.verify))
+
+
+def build_image_data(
+    data_cfg: Any, *, batch_size: int, seed: int, device: torch.device | str = "cpu",
+    memory_format: torch.memory_format = torch.contiguous_format, world_size: int = 1, rank: int = 0,
+    eval_batch_size: int = 100,
+):
+    spec = AugmentSpec.from_cfg(data_cfg)
+    spec.check()
+    splits = scan_data(data_cfg)
+    workers = auto_workers(data_cfg.get("workers", "auto"))
+    normalizer = fit_image_normalizer(splits.train, spec, str(data_cfg.normalize), int(data_cfg.mean_samples),
+                                      int(data_cfg.split_seed), workers)
+    stream = FileStream(splits.train, spec, normalizer, batch_size=batch_size, seed=seed, device=device,
+                        memory_format=memory_format, world_size=world_size, rank=rank, workers=workers,
+                        decode=str(data_cfg.get("decode", "workers")))
+    eval_batch = max(1, min(eval_batch_size, int(data_cfg.get("eval_batch_size", eval_batch_size))))
+
+    def evalset(ten_crop: bool) -> FileEvalSet:
+        return FileEvalSet(splits.val, spec, normalizer, batch_size=max(1, eval_batch // (10 if ten_crop else 1)),
+                           device=device, memory_format=memory_format, workers=workers, ten_crop=ten_crop)
+
+    info = {"split": "val" if splits.val_source == "val/" else "holdout", "val_source": splits.val_source,
+            "train_size": len(splits.train), "val_size": len(splits.val), "test_size": 0,
+            "workers": workers}
+    return DataBundle(str(data_cfg.name), stream, {"val": evalset(False)}, len(splits.train),
+                      len(splits.train.classes), normalizer, info, evalset(True))

@@ -1,0 +1,152 @@
+"""Tables 2 and 3 (ImageNet validation, 10-crop testing) from our runs, beside the paper's numbers.
+
+Table 2: top-1 error of plain and residual (option A) 18- and 34-layer nets. Table 3: top-1 / top-5 of
+plain-34, ResNet-34 with shortcut options A/B/C, and ResNet-50/101/152 (option B). Our numbers are each run's
+10-crop errors of its final weights (never a best point), mean ± std (ddof=1) over seeds. Differences to the
+paper are computed only for data=imagenet under the paper's schedule; elsewhere they would mislead.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from degradation.analysis.finals import CELL, IMAGE_DATA, describe, experiments, label, select_runs
+from degradation.io import write_text_atomic
+
+# He et al. 2015, ILSVRC-2012 validation, 10-crop testing, error %.
+PAPER_TABLE2 = {("plain", "none", 18): 27.94, ("plain", "none", 34): 28.54,
+                ("resnet", "A", 18): 27.88, ("resnet", "A", 34): 25.03}
+PAPER_TABLE3 = {("plain", "none", 34): (28.54, 10.02), ("resnet", "A", 34): (25.03, 7.76),
+                ("resnet", "B", 34): (24.52, 7.46), ("resnet", "C", 34): (24.19, 7.40),
+                ("resnet", "B", 50): (22.85, 6.71), ("resnet", "B", 101): (21.75, 6.05),
+                ("resnet", "B", 152): (21.43, 5.71)}
+PAPER_PRESET = "imagenet"
+
+
+def _stats(values: pd.Series) -> tuple[float, float, int]:
+    values = values.dropna() * 100
+    std = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+    return (float(values.mean()) if len(values) else math.nan), std, len(values)
+
+
+def image_cells(finals: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Per (data set, preset, network): 10-crop top-1/top-5 (percent) over the selected runs; plus notes."""
+    rows, notes = [], []
+    for dataset, preset in experiments(finals[finals["dataset"].isin(IMAGE_DATA)]):
+        selected, picked = select_runs(finals[(finals["dataset"] == dataset) & (finals["preset"] == preset)])
+        notes += [f"{describe(dataset, preset)}: {n}" for n in picked]
+        for key, cell in selected.groupby(CELL, sort=True):
+            top1, top1_std, n1 = _stats(cell["tencrop_top1_error"])
+            top5, top5_std, _ = _stats(cell["tencrop_top5_error"])
+            arch, shortcut, depth = key[2], key[3], int(key[4])
+            rows.append({"dataset": dataset, "preset": preset, "arch": arch, "shortcut": shortcut, "depth": depth,
+                         "network": label(arch, depth, shortcut), "n_seeds": len(cell), "n_tencrop": n1,
+                         "finished": bool(cell["finished"].all()), "top1": top1, "top1_std": top1_std,
+                         "top5": top5, "top5_std": top5_std,
+                         "train_final": float(cell["final_train_error"].mean() * 100),
+                         "val_centre_final": float(cell["final_test_error"].mean() * 100),
+                         "run_ids": " ".join(cell["run_id"])})
+    return pd.DataFrame(rows), notes
+
+
+def _pct(value: float, std: float = math.nan) -> str:
+    if value is None or not math.isfinite(value):
+        return "—"
+    return f"{value:.2f}" + (f" ± {std:.2f}" if math.isfinite(std) else "")
+
+
+def _diff(ours: float, paper: float | None, comparable: bool) -> str:
+    if not comparable or paper is None or not math.isfinite(ours):
+        return "—"
+    return f"{ours - paper:+.2f}"
+
+
+def _find(rows: pd.DataFrame, arch: str, shortcut: str, depth: int) -> pd.Series | None:
+    hit = rows[(rows["arch"] == arch) & (rows["shortcut"] == shortcut) & (rows["depth"] == depth)]
+    return None if hit.empty else hit.iloc[0]
+
+
+def _header(dataset: str, preset: str) -> list[str]:
+    out = [f"## {describe(dataset, preset)}", ""]
+    if dataset != "imagenet":
+        out += ["These runs use an image folder, not ILSVRC-2012: the paper's numbers are shown, no difference is "
+                "computed.", ""]
+    elif preset != PAPER_PRESET:
+        out += [f"The {preset} preset is not the paper's 60e4-iteration schedule: no difference is computed.", ""]
+    return out
+
+
+def _join(out: list[str], notes: list[str]) -> str:
+    if notes:
+        out = out + ["", "Runs left out or unfinished:"] + [f"- {n}" for n in notes]
+    return "\n".join(out) + "\n"
+
+
+def table2_markdown(cells: pd.DataFrame, notes: list[str]) -> str:
+    out = ["# Table 2: top-1 error % on the validation set (10-crop testing), plain vs ResNet", ""]
+    for (dataset, preset), rows in (cells.groupby(["dataset", "preset"], sort=True) if not cells.empty else []):
+        comparable = dataset == "imagenet" and preset == PAPER_PRESET
+        out += _header(dataset, preset)
+        out += ["| layers | plain (ours) | plain (paper) | ours − paper | ResNet (ours) | ResNet (paper) "
+                "| ours − paper |",
+                "|---|---|---|---|---|---|---|"]
+        for depth in (18, 34):
+            plain, res = _find(rows, "plain", "none", depth), _find(rows, "resnet", "A", depth)
+            p_paper, r_paper = PAPER_TABLE2[("plain", "none", depth)], PAPER_TABLE2[("resnet", "A", depth)]
+            p = (plain["top1"], plain["top1_std"]) if plain is not None else (math.nan, math.nan)
+            r = (res["top1"], res["top1_std"]) if res is not None else (math.nan, math.nan)
+            out.append(f"| {depth} | {_pct(*p) if plain is not None else 'not run'} | {p_paper:.2f} "
+                       f"| {_diff(p[0], p_paper, comparable)} | {_pct(*r) if res is not None else 'not run'} "
+                       f"| {r_paper:.2f} | {_diff(r[0], r_paper, comparable)} |")
+        out.append("")
+    if cells.empty:
+        out += ["No ImageNet or image-folder runs yet.", ""]
+    out += ["Ours: the 10-crop top-1 error of each run's final weights (four corners, centre and their mirrors of "
+            "the image resized to 256; softmax averaged), mean ± std over seeds. ResNets: option A shortcuts. "
+            "Paper: He et al. 2015, Table 2."]
+    return _join(out, notes)
+
+
+def table3_markdown(cells: pd.DataFrame, notes: list[str]) -> str:
+    out = ["# Table 3: top-1 / top-5 error % on the validation set (10-crop testing)", ""]
+    for (dataset, preset), rows in (cells.groupby(["dataset", "preset"], sort=True) if not cells.empty else []):
+        comparable = dataset == "imagenet" and preset == PAPER_PRESET
+        out += _header(dataset, preset)
+        out += ["| model | top-1 (ours) | top-5 (ours) | top-1 (paper) | top-5 (paper) | top-1 ours − paper "
+                "| top-5 ours − paper | seeds |", "|---|---|---|---|---|---|---|---|"]
+        keys = list(PAPER_TABLE3) + sorted({(r.arch, r.shortcut, int(r.depth)) for r in rows.itertuples()}
+                                           - set(PAPER_TABLE3) - set(PAPER_TABLE2))
+        for arch, shortcut, depth in keys:
+            cell = _find(rows, arch, shortcut, depth)
+            paper = PAPER_TABLE3.get((arch, shortcut, depth))
+            name = label(arch, depth, shortcut) + (" (A)" if arch == "resnet" and shortcut == "A" else "")
+            if cell is None:
+                out.append(f"| {name} | not run | not run | {paper[0]:.2f} | {paper[1]:.2f} | — | — | 0 |")
+                continue
+            p1, p5 = paper if paper else (None, None)
+            out.append(f"| {name} | {_pct(cell['top1'], cell['top1_std'])} | {_pct(cell['top5'], cell['top5_std'])} "
+                       f"| {'—' if p1 is None else f'{p1:.2f}'} | {'—' if p5 is None else f'{p5:.2f}'} "
+                       f"| {_diff(cell['top1'], p1, comparable)} | {_diff(cell['top5'], p5, comparable)} "
+                       f"| {cell['n_seeds']} |")
+        out.append("")
+    if cells.empty:
+        out += ["No ImageNet or image-folder runs yet.", ""]
+    out += ["Ours: 10-crop errors of each run's final weights, mean ± std over seeds. Paper: He et al. 2015, "
+            "Table 3 (ResNet-50/101/152 with option B)."]
+    return _join(out, notes)
+
+
+def write_tables23(finals: pd.DataFrame, results_dir: Path) -> list[Path]:
+    """results/table2.md, table3.md and tables23.csv; nothing when there is no image-folder run."""
+    if not finals["dataset"].isin(IMAGE_DATA).any():
+        return []
+    cells, notes = image_cells(finals)
+    results_dir = Path(results_dir)
+    paths = [results_dir / "table2.md", results_dir / "table3.md", results_dir / "tables23.csv"]
+    write_text_atomic(paths[0], table2_markdown(cells, notes))
+    write_text_atomic(paths[1], table3_markdown(cells, notes))
+    write_text_atomic(paths[2], cells.to_csv(index=False))
+    return paths
