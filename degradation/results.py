@@ -322,8 +322,8 @@ def print_status(results_dir: str | os.PathLike) -> None:
         console.print(f"no runs under {runs_root(results_dir)} yet")
         return
     table = Table(title=f"runs in {results_dir}", title_justify="left")
-    for name in ("run id", "status", "iteration", "train err", "test err", "best test", "wall", "img/s"):
-        table.add_column(name, justify="left" if name in ("run id", "status") else "right")
+    for name in ("run id", "status", "iteration", "train err", "test err", "best test", "wall", "img/s", "device"):
+        table.add_column(name, justify="left" if name in ("run id", "status", "device") else "right")
     for row in runs.itertuples(index=False):
         status = row.status
         if row.status in ("failed", "partial") and isinstance(row.reason, str):
@@ -337,6 +337,7 @@ def print_status(results_dir: str | os.PathLike) -> None:
             _pct(row.best_test_error),
             "-" if pd.isna(row.wall_s) else format_duration(float(row.wall_s)),
             _num(row.images_per_s),
+            row.device if isinstance(row.device, str) else "-",  # "cpu 1 threads ...": the count it keeps
         )
     console.print(table)
     counts = runs["status"].value_counts()

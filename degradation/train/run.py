@@ -7,7 +7,6 @@ data and the model (either may refuse with a UsageError), and only then create t
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 import signal
 import threading
@@ -30,16 +29,7 @@ from degradation.train.folder import GRAPH_TAG, RunFolder, check_writable, read_
 from degradation.train.graphed import graph_mode
 from degradation.train.module import Ticks, TrainModule
 from degradation.train.progress import quiet_lightning
-
-
-def cpu_threads(setting: Any) -> int:
-    """trainer.threads: auto = every core this process may use."""
-    if setting == "auto":
-        try:
-            return len(os.sched_getaffinity(0))
-        except AttributeError:
-            return os.cpu_count() or 1
-    return int(setting)
+from degradation.train.threads import cpu_threads, pin_threads
 
 
 def configure_runtime(trainer_cfg: Any) -> int:
@@ -149,6 +139,7 @@ def train(cfg: DictConfig) -> dict:
     validate(cfg)
     check_writable(cfg.results_dir)
     path = run_dir(cfg)
+    cfg, pin_note = pin_threads(cfg, path)  # a resumed run computes with the threads it started with
     threads = configure_runtime(cfg.trainer)
     max_iters = int(cfg.schedule.max_iters)
     trainer = build_trainer(cfg.trainer, max_steps=max_iters, root_dir=path)
@@ -174,6 +165,8 @@ def train(cfg: DictConfig) -> dict:
             path.mkdir(parents=True, exist_ok=True)
             stack.enter_context(run_lock(path))
             folder.create()
+            if pin_note:
+                folder.log(pin_note)
             previous = read_run_json(path)
             if previous and previous.get("status") == "done":  # finished by another process meanwhile
                 return previous
