@@ -93,3 +93,17 @@ def test_a_run_killed_during_or_after_its_warm_up_resumes_to_the_same_curves_and
     assert lr_b[ended] < lr_b[ended + 2]  # the straight run's lr rose when its warm-up ended: the lr rows can tell
     assert a.value.to_numpy() == pytest.approx(b.value.to_numpy(), rel=1e-6, abs=1e-7)
     assert run_json(folder)["warmup_ended_at"] == ended
+
+
+def test_a_run_keeps_the_thread_count_it_started_with(tmp_path, monkeypatch) -> None:
+    """A sweep hands a resumed run another thread count when fewer runs are left; oneDNN's floats depend on it, so
+    the run keeps its first count (config.yaml), says so, and ends with the uninterrupted 1-thread run's curves."""
+    train_interrupted(tiny_cfg(tmp_path / "stopped"), monkeypatch, at=9)
+    folder = folder_of(tmp_path / "stopped")
+    info = train(tiny_cfg(tmp_path / "stopped", "trainer.threads=2"))
+    assert info["status"] == "done" and info["device"].startswith("cpu 1 threads")
+    assert "threads: 1, as at this run's first start (asked for 2)" in (folder / "train.log").read_text()
+    assert "threads: 1\n" in (folder / "config.yaml").read_text()
+    train(tiny_cfg(tmp_path / "straight"))
+    a, b = read_curves(folder), read_curves(folder_of(tmp_path / "straight"))
+    assert a.drop(columns=["wall_s"]).equals(b.drop(columns=["wall_s"]))  # exactly: same threads, same floats
