@@ -70,9 +70,36 @@ def run(argv: list[str], timeout: float = 300, env: dict | None = None) -> subpr
                           env=env or _env(), stdin=subprocess.DEVNULL)
 
 
-def start(argv: list[str]) -> subprocess.Popen:
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=_env(),
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+def start(argv: list[str], env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            env=env or _env(), stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+# A slow disk, for the write moments: every process of the sweep (the trainers inherit the environment) waits
+# SLOW_RENAME_S before renaming a checkpoint or curve part into place, so the temporary file lives long enough to
+# be seen and killed at, however loaded the machine. It changes when files appear, never what they hold.
+SLOW_RENAME_S = 0.3
+_SLOW_DISK = """
+import os, time
+_replace = os.replace
+def _slow_replace(src, dst, *args, **kwargs):
+    name, parent = os.path.basename(os.fspath(src)), os.path.basename(os.path.dirname(os.fspath(src)))
+    if name.startswith(".") and name.endswith(".tmp") and parent in ("checkpoints", "curves"):
+        time.sleep(float(os.environ.get("DEGRADATION_FAULTS_SLOW_RENAME_S", "0")))
+    return _replace(src, dst, *args, **kwargs)
+os.replace = _slow_replace
+"""
+
+
+def slow_disk_env(work: Path) -> dict:
+    """_env() plus a sitecustomize that slows the renames of checkpoints and curve parts (see _SLOW_DISK)."""
+    site = work / "slow-disk"
+    site.mkdir(parents=True, exist_ok=True)
+    (site / "sitecustomize.py").write_text(_SLOW_DISK)
+    env = _env()
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH", "")]))
+    env["DEGRADATION_FAULTS_SLOW_RENAME_S"] = str(SLOW_RENAME_S)
+    return env
 
 
 def _env() -> dict:
@@ -265,23 +292,32 @@ def _all_done(results: Path) -> bool:
     return len(infos) == 2 and all(i.get("status") == "done" for i in infos)
 
 
+def _reached(results: Path, prefix: str, iteration: int) -> bool:
+    """The `prefix` run's train.log reports iteration `iteration` (its evaluation line, "it 4/12 ...")."""
+    return any(f" it {iteration}/" in log.read_text(errors="replace")
+               for log in (results / "runs").glob(f"{prefix}-*/train.log"))
+
+
 def kill_sweep_case(work: Path, clean: Path, moment: str, rng: random.Random) -> Case:
+    """Every moment is observed, not timed: a loaded machine slows the sweep, never makes the kill miss it."""
     results = work / f"kill-{moment}"
     case = Case(f"kill -9 sweep: {moment}", "", "rerun: tables == clean, no dup/missing rows, no leftovers, "
                 "each run finished once")
-    proc = start(sweep_args(results))
+    slow = moment in ("checkpoint write", "curve part write")
+    proc = start(sweep_args(results), env=slow_disk_env(work) if slow else None)
     if moment == "training":
-        delay = rng.uniform(3, 20)
-        hit = wait_for(lambda: False, proc, timeout=delay) or proc.poll() is None
-        what = f"killed {delay:.1f} s in"
+        prefix, iteration = rng.choice(["plain", "resnet"]), rng.choice([4, 8])
+        hit = wait_for(lambda: _reached(results, prefix, iteration), proc, timeout=300)
+        hit = hit and proc.poll() is None and not _all_done(results)
+        what = f"killed when {prefix} reached iteration {iteration}/12" if hit else "training not caught"
     elif moment == "checkpoint write":
-        hit = wait_for(lambda: _ckpt_tmp(results), proc, poll=0.0005)
+        hit = wait_for(lambda: _ckpt_tmp(results), proc, timeout=300, poll=0.005)
         what = "killed while checkpoints/.last.ckpt.tmp existed" if hit else "checkpoint write not caught"
     elif moment == "curve part write":
-        hit = wait_for(lambda: _part_tmp(results), proc, poll=0.0005)
+        hit = wait_for(lambda: _part_tmp(results), proc, timeout=300, poll=0.005)
         what = "killed while a curves/.part tmp existed" if hit else "part write not caught"
     elif moment == "collect":
-        hit = wait_for(lambda: _all_done(results), proc, poll=0.005)
+        hit = wait_for(lambda: _all_done(results), proc, timeout=300, poll=0.005)
         delay = rng.uniform(0, 0.6)
         time.sleep(delay)
         what = f"killed {delay:.2f} s after both runs were done (collect)"
@@ -301,19 +337,20 @@ def kill_plot_case(work: Path, clean: Path, rng: random.Random) -> Case:
     results = work / "kill-plot"
     shutil.copytree(clean, results)
     before = {k: v for k, v in fingerprint(results).items() if k.startswith("runs/") or k.endswith("s.parquet")}
-    delay = rng.uniform(1, 10)
+    # plot writes responses.parquet, then the figures: kill when one of them has just appeared
+    target = rng.choice(["responses.parquet", "figures/fig1.png", "figures/fig6.png"])
     proc = start(cli("plot", "--results", str(results)))
-    wait_for(lambda: False, proc, timeout=delay)
+    hit = wait_for(lambda: (results / target).exists(), proc, timeout=300, poll=0.005) and proc.poll() is None
     kill_tree(proc)
     again = run(cli("plot", "--results", str(results)))
     after = fingerprint(results)
     changed = [k for k, v in before.items() if after.get(k) != v and k != "responses.parquet"]
     figs = sorted(p.name for p in (results / "figures").glob("*.png"))
     junk = leftovers(results)
-    ok = again.returncode == 0 and not changed and not junk and len(figs) >= 3
-    observed = (f"replot exit {again.returncode}, {len(figs)} png, changed inputs: {changed or 'none'}, "
-                f"left: {junk or 'none'}")
-    return Case("kill -9 plot", f"killed {delay:.1f} s in; reran plot",
+    ok = again.returncode == 0 and not changed and not junk and len(figs) >= 3 and hit
+    observed = (f"{'' if hit else '(moment missed) '}replot exit {again.returncode}, {len(figs)} png, changed inputs: "
+                f"{changed or 'none'}, left: {junk or 'none'}")
+    return Case("kill -9 plot", f"killed once {target} appeared; reran plot",
                 "replot exit 0, figures written, run folders and tables untouched", observed, ok, len(changed))
 
 

@@ -81,6 +81,24 @@ def test_bf16_graph_run_finishes(tmp_path) -> None:
     assert (info["status"], info["iteration"]) == ("done", 40)
 
 
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
+def test_cuda_graphs_auto_takes_the_graph_path(tmp_path, precision: str) -> None:
+    """The default (trainer.cuda_graphs=auto) may fall back to the eager step without failing: assert it did not,
+    and that the precision asked for is the one that ran."""
+    extra = (*GPU, f"trainer.precision={precision}")
+    info = train(tiny_cfg(tmp_path / precision, *extra))
+    folder = folder_of(tmp_path / precision, *extra)
+    assert (info["status"], info["iteration"]) == ("done", 40)
+    assert info["device"].startswith("1x cuda ") and info["device"].endswith(f" {precision}, CUDA graph")
+    assert "could not be prepared" not in (folder / "train.log").read_text()
+    if precision == "bf16-mixed":  # autocast really on: the fp32 run (same seed, same graph path) differs
+        fp32 = (*GPU, "trainer.precision=32-true")
+        train(tiny_cfg(tmp_path / "fp32", *fp32))
+        a, b = read_curves(folder), read_curves(folder_of(tmp_path / "fp32", *fp32))
+        losses = (a.metric == "loss").to_numpy()
+        assert not (a.value.to_numpy()[losses] == b.value.to_numpy()[losses]).all()
+
+
 def test_activation_checkpointing_under_a_captured_graph_changes_nothing(tmp_path) -> None:
     plain = train(tiny_cfg(tmp_path / "plain", *GPU, "trainer.cuda_graphs=true"))
     recomputed = train(tiny_cfg(tmp_path / "ckpt", *GPU, "trainer.cuda_graphs=true",

@@ -102,6 +102,32 @@ def test_truncated_batch_file_is_named(tmp_path: Path, monkeypatch: pytest.Monke
     assert str(damaged) in str(err.value) and "\n" not in str(err.value)
 
 
+def test_a_readable_batch_with_changed_bytes_fails_its_md5(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the checksum can tell: the file is a valid pickle of the right shapes, with other pixels."""
+    make_tiny_cifar(tmp_path, per_file=2)
+    folder = tmp_path / "cifar-10-batches-py"
+    publish_checksums(monkeypatch, "cifar10", folder)
+    damaged = folder / "data_batch_3"
+    images, labels = cifar.read_batch(damaged, None, "labels")
+    changed = images.reshape(2, 3072).copy()
+    changed[0, 0] ^= 0xFF  # one pixel: a bit rot the unpickler cannot notice
+    damaged.write_bytes(py2_pickle(changed, labels.tolist()))
+    assert cifar.read_batch(damaged, None, "labels")[0].shape == (2, 3, 32, 32)  # readable without the md5
+    with pytest.raises(UsageError, match="data_batch_3 is truncated or corrupt \\(its md5 is not the published"):
+        load_cifar("cifar10", tmp_path, download=False)
+
+
+@pytest.mark.parametrize(("name", "dataset"), [("cifar10", "CIFAR10"), ("cifar100", "CIFAR100")])
+def test_published_checksums_match_torchvisions(name: str, dataset: str) -> None:
+    """The fixtures replace the published md5s, so pin them here against an independent source."""
+    datasets = pytest.importorskip("torchvision.datasets")
+    theirs, ours = getattr(datasets, dataset), cifar.SPECS[name]
+    assert (ours.archive, ours.url, ours.archive_md5) == (theirs.filename, theirs.url, theirs.tgz_md5)
+    assert ours.folder == theirs.base_folder
+    assert [list(f) for f in ours.train_files] == [list(f) for f in theirs.train_list]
+    assert [list(f) for f in ours.test_files] == [list(f) for f in theirs.test_list]
+
+
 @pytest.mark.parametrize(
     "content",
     [b"\x80\x02not a pickle", pickle.dumps({b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]}),

@@ -91,6 +91,12 @@ def test_he_initialisation_uses_fan_in() -> None:
     torch.manual_seed(0)
     conv = cifar_net("plain", 56).stage3[1].conv1  # 64 -> 64, 3x3: fan_in = 576, 36,864 weights
     assert conv.weight.std().item() == pytest.approx((2 / 576) ** 0.5, rel=0.02)
+    # 16 -> 32 (the first conv of stage 2): fan_in = 16*9 = 144, fan_out = 32*9 = 288, so the two modes differ
+    # by sqrt(2); 4,608 weights estimate the std within about 1%.
+    for arch in ("plain", "resnet"):
+        conv = cifar_net(arch, 56).stage2[0].conv1
+        assert (conv.in_channels, conv.out_channels) == (16, 32)
+        assert conv.weight.std().item() == pytest.approx((2 / 144) ** 0.5, rel=0.04)
 
 
 # --- shapes, classes, width, strides ----------------------------------------------------------------------

@@ -8,6 +8,8 @@ count matches a hand count and is affine in the batch; ResNet-1202 at batch 128 
 from __future__ import annotations
 
 import copy
+import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -249,17 +251,35 @@ def resnet1202() -> nn.Module:
     return cifar_net("resnet", 1202)
 
 
-def test_resnet1202_at_batch_128_fits_16_gib_with_checkpointing(resnet1202, record_property, capsys) -> None:
+def test_resnet1202_at_batch_128_fits_16_gib_with_checkpointing(resnet1202, record_property) -> None:
     with_ckpt = training_memory(resnet1202, 128, "32-true", checkpointing=True)
     without = training_memory(resnet1202, 128, "32-true", checkpointing=False)
     assert with_ckpt["total"] < 16 * GIB
     assert with_ckpt["activations"] + with_ckpt["recompute"] < without["activations"] / 10
     for name, report in (("with", with_ckpt), ("without", without)):
         record_property(f"resnet1202_b128_fp32_{name}_checkpointing_total_mib", report["total"] // MIB)
-    with capsys.disabled():  # reported, not asserted: the plain net's need
-        print(
-            f"\nResNet-1202, batch 128, fp32: {with_ckpt['total'] / GIB:.2f} GiB with checkpointing, "
-            f"{without['total'] / GIB:.2f} GiB without"
-        )
     assert not activation_checkpointing(resnet1202)
     assert isinstance(resnet1202.stage1, nn.Sequential) and not isinstance(resnet1202.stage1, CheckpointedStage)
+
+
+README_MEMORY = re.compile(
+    r"ResNet-110 (?P<r110_fp32>[\d.]+) GiB fp32 / (?P<r110_bf16>[\d.]+) GiB bf16; ResNet-1202 (?P<r1202_fp32>[\d.]+) "
+    r"GiB fp32 / (?P<r1202_bf16>[\d.]+) GiB bf16, and (?P<r1202_ckpt>[\d.]+) GiB fp32 with activation checkpointing"
+)
+
+
+def test_the_readmes_memory_figures_are_what_is_measured(resnet1202) -> None:
+    """README, "Running on a GPU": the GiB a training step holds at batch 128, to the decimal it states."""
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    found = README_MEMORY.search(readme)
+    assert found, "the README's memory sentence changed: update README_MEMORY with it"
+    stated = {key: float(value) for key, value in found.groupdict().items()}
+    resnet110 = cifar_net("resnet", 110)
+    measured = {
+        "r110_fp32": training_memory(resnet110, 128, "32-true", checkpointing=False),
+        "r110_bf16": training_memory(resnet110, 128, "bf16-mixed", checkpointing=False),
+        "r1202_fp32": training_memory(resnet1202, 128, "32-true", checkpointing=False),
+        "r1202_bf16": training_memory(resnet1202, 128, "bf16-mixed", checkpointing=False),
+        "r1202_ckpt": training_memory(resnet1202, 128, "32-true", checkpointing=True),
+    }
+    assert {key: round(report["total"] / GIB, 1) for key, report in measured.items()} == stated

@@ -474,14 +474,7 @@ def test_slurm_settings_reach_submitit(tmp_path) -> None:
     executor = make_executor(launcher, tmp_path / "jobs", jobs=3)
     assert executor.cluster == "local"
     assert executor._executor.parameters["timeout_min"] == 720
-    slurm = compose(["launcher=slurm", "launcher.partition=gpu", "+launcher.additional.account=proj"]).launcher
-    from submitit.slurm.slurm import _make_sbatch_string
-
-    params = {"partition": "gpu", "time": 720, "gpus_per_task": 1, "cpus_per_task": 8, "mem": "32GB",
-              "array_parallelism": 3, "additional_parameters": {"account": "proj"}}
-    text = _make_sbatch_string(command="x", folder=tmp_path, map_count=4, **params)
-    assert "#SBATCH --partition=gpu" in text and "#SBATCH --account=proj" in text and "%3" in text
-    assert slurm.cpus_per_task == 8 and slurm.mem_gb == 32
+    # the sbatch script of launcher.cluster=slurm: tests/test_slurm.py
 
 
 @pytest.mark.slow

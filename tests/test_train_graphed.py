@@ -142,6 +142,12 @@ def test_bf16_graph_path_runs_and_stays_near_fp32(tmp_path) -> None:
     b = read_curves(folder_of(tmp_path / "eager", *bf16))
     assert a.drop(columns=["value", "wall_s"]).equals(b.drop(columns=["value", "wall_s"]))
     assert a.value.to_numpy() == pytest.approx(b.value.to_numpy(), rel=2e-2, abs=2e-2)
+    # and bf16 was really used: the same run in fp32 differs (were autocast silently off, they would be equal)
+    train(tiny_cfg(tmp_path / "fp32", "trainer.cuda_graphs=emulate"))
+    fp32 = read_curves(folder_of(tmp_path / "fp32"))
+    losses = (a.metric == "loss").to_numpy()
+    assert not (a.value.to_numpy()[losses] == fp32.value.to_numpy()[losses]).all()
+    assert graphed["device"].endswith("bf16-mixed") and graphed["config"]["trainer"]["precision"] == "bf16-mixed"
 
 
 def test_a_graph_that_cannot_be_captured_falls_back_to_the_eager_step(tmp_path, monkeypatch) -> None:

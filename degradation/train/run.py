@@ -22,7 +22,7 @@ from degradation.data import build_data
 from degradation.errors import RunFailed, UsageError, first_line
 from degradation.io import remove_stale_temps as remove_stale_io_temps
 from degradation.lock import run_lock
-from degradation.machine import cpu_cores, device_name
+from degradation.machine import device_name
 from degradation.models import build_model, count_macs, count_params, input_shape
 from degradation.models.recompute import enable_activation_checkpointing
 from degradation.precision import apply_precision, lightning_precision, precision_name, precision_record
@@ -34,11 +34,7 @@ from degradation.train.graphed import graph_mode
 from degradation.train.module import Ticks, TrainModule
 from degradation.train.progress import quiet_lightning
 from degradation.train.tencrop import ten_crop_errors
-
-
-def cpu_threads(setting: Any) -> int:
-    """trainer.threads: auto = every core this process may use."""
-    return cpu_cores() if setting == "auto" else int(setting)
+from degradation.train.threads import cpu_threads, pin_threads
 
 
 def configure_runtime(trainer_cfg: Any) -> int:
@@ -145,6 +141,7 @@ def train(cfg: DictConfig) -> dict:
     validate(cfg)
     check_writable(cfg.results_dir)
     path = run_dir(cfg)
+    cfg, pin_note = pin_threads(cfg, path)  # a resumed run computes with the threads it started with
     threads = configure_runtime(cfg.trainer)
     max_iters = int(cfg.schedule.max_iters)
     trainer = build_trainer(cfg.trainer, max_steps=max_iters, root_dir=path)
@@ -166,6 +163,8 @@ def train(cfg: DictConfig) -> dict:
             path.mkdir(parents=True, exist_ok=True)
             stack.enter_context(run_lock(path))
             folder.create()
+            if pin_note:
+                folder.log(pin_note)
             previous = previous_run(path)
             if previous and previous.get("status") == "done":  # finished by another process meanwhile
                 return previous
