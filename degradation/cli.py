@@ -107,6 +107,7 @@ def sweep(
     ] = None,
     launcher: Annotated[str, typer.Option(help="local or slurm.")] = "local",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and stop.")] = False,
+    wide: Annotated[bool, typer.Option("--wide", help="Full run ids in the tables (else a short id).")] = False,
     results: ResultsOpt = Path("results"),
 ) -> None:
     """Plan, run (skipping done runs, resuming partial ones) and collect a grid of runs.
@@ -133,6 +134,7 @@ def sweep(
         dry_run=dry_run,
         results_dir=results,
         overrides=list(ctx.args),
+        wide=wide,
     )
     raise typer.Exit(run_sweep(request))
 
@@ -153,17 +155,20 @@ def collect(results: ResultsOpt = Path("results")) -> None:
 
 
 @app.command()
-def status(results: ResultsOpt = Path("results")) -> None:
-    """Print the runs table: status, iteration, errors, throughput.
+def status(
+    results: ResultsOpt = Path("results"),
+    wide: Annotated[bool, typer.Option("--wide", help="Full run ids (else arch, depth, ... and a short id).")] = False,
+) -> None:
+    """Print the runs table: arch, depth, shortcut, seed, a short id, status, iteration, errors, throughput.
 
     \b
     Examples:
       degradation status
-      degradation status --results results/demo
+      degradation status --results results/demo --wide
     """
     from degradation.sweep.report import print_status
 
-    print_status(results)
+    print_status(results, wide=wide)
 
 
 @app.command()

@@ -85,6 +85,7 @@ class SweepRequest:
     launcher: str = "local"
     dry_run: bool = False
     results_dir: Path = Path("results")
+    wide: bool = False  # tables show full run ids (else the identifying fields and a short id)
     overrides: list[str] = field(default_factory=list)
 
     @classmethod
@@ -101,6 +102,7 @@ class SweepRequest:
         dry_run: bool,
         results_dir: str | os.PathLike,
         overrides: Sequence[str],
+        wide: bool = False,
     ) -> SweepRequest:
         """Check every input (one-line UsageError each); creates nothing."""
         # deferred: degradation.models loads torch; checking flags does not need it
@@ -119,6 +121,7 @@ class SweepRequest:
             dry_run=bool(dry_run),
             results_dir=_writable_results(Path(results_dir)),
             overrides=extra,
+            wide=bool(wide),
         )
         if request.jobs is not None and request.jobs < 1:
             raise UsageError(f"--jobs {jobs} must be >= 1 (runs at a time)")
