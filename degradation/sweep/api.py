@@ -35,6 +35,9 @@ def run_sweep(request: SweepRequest) -> int:
     if note:
         console.print(note, markup=False)
     if request.dry_run:
+        if request.launcher == "slurm" and slurm.sbatch_missing(plan.launcher):
+            console.print("note: sbatch is not on this machine; run the same command without --dry-run on a SLURM "
+                          "login node to submit", markup=False)
         return 0
 
     held = [Outcome(c.run_id, "locked", f"being trained by {describe_owner(plan.states[c.run_id].owner or {})}")
@@ -63,7 +66,8 @@ def run_sweep(request: SweepRequest) -> int:
 
 def _check_slurm(request: SweepRequest) -> None:
     launcher_overrides = [o for o in request.overrides if o.lstrip("+~").startswith("launcher.")]
-    slurm.check_launcher(compose([f"launcher={request.launcher}", *launcher_overrides]).launcher)
+    slurm.check_launcher(compose([f"launcher={request.launcher}", *launcher_overrides]).launcher,
+                         submitting=not request.dry_run)
 
 
 def _collect_quietly(results_dir: Path, console) -> None:

@@ -164,13 +164,14 @@ def print_status(results_dir: str | os.PathLike, wide: bool = False) -> None:
     ids = id_columns(runs.to_dict("records"), wide)
     table = new_table(f"runs in {results_dir}{ids.title_suffix()}")
     ids.add_to(table)
-    table.add_column("status", ratio=1, min_width=12)
+    statuses = [status_text(row) for row in runs.itertuples(index=False)]
+    table.add_column("status", ratio=1, min_width=min(28, max(12, *(len(s) for s, _ in statuses))))
     full = wide or console.width >= NARROW
-    names = ("iteration", "train err", "test err") + (("best test", "wall", "img/s") if full else ())
+    names = ("iteration", "train err", "test err") if full else ("iter.", "train", "test")
+    names += ("best test", "wall", "img/s") if full else ()
     for name in names:
         table.add_column(name, justify="right", no_wrap=True)
-    for row, id_cells in zip(runs.itertuples(index=False), ids.rows, strict=True):
-        status, iteration = status_text(row)
+    for row, id_cells, (status, iteration) in zip(runs.itertuples(index=False), ids.rows, statuses, strict=True):
         cells = [
             f"{_num(iteration)}/{_num(row.total_iters)}",
             _pct(row.final_train_error),
@@ -184,5 +185,5 @@ def print_status(results_dir: str | os.PathLike, wide: bool = False) -> None:
     counts = runs["status"].value_counts()
     console.print(", ".join(f"{counts[s]} {s}" for s in ("done", "running", "partial", "failed") if s in counts))
     if not wide:
-        more = "" if full else ", best test error, wall time, img/s"
-        console.print(f"full run ids{more}: `degradation status --wide`", style="dim")
+        more = "full run ids" if full else "full run ids, best test error, wall, img/s"
+        console.print(f"errors in %; {more}: --wide", style="dim")
