@@ -321,7 +321,8 @@ def _options_after_dashes(args: list[str]) -> None:
 def _no_such_command(message: str) -> str:
     """"No such command 'plt'." -> the close command names too."""
     name = message.split("'")[1] if "'" in message else ""
-    close = difflib.get_close_matches(name, [c.name or c.callback.__name__ for c in app.registered_commands if c.callback], n=2, cutoff=0.5)
+    names = [c.name or c.callback.__name__ for c in app.registered_commands if c.callback]
+    close = difflib.get_close_matches(name, names, n=2, cutoff=0.5)
     hint = f"; did you mean {' or '.join(close)}?" if close else ""
     return f"unknown command {name!r}{hint} (see `degradation --help`)"
 
