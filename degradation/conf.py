@@ -61,7 +61,7 @@ def compose(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
 
 
 # Hydra app-runner settings people bring, and what sets the same thing here.
-HYDRA_KEYS = {"hydra.run.dir": "results_dir", "hydra.sweep.dir": "results_dir", "hydra.runtime.output_dir": "results_dir"}
+HYDRA_KEYS = {key: "results_dir" for key in ("hydra.run.dir", "hydra.sweep.dir", "hydra.runtime.output_dir")}
 
 
 def check_hydra_keys(overrides: list[str] | tuple[str, ...]) -> None:
