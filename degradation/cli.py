@@ -107,8 +107,11 @@ def train(ctx: typer.Context) -> None:
     Examples:
       degradation train model=plain model.depth=56 data=synthetic schedule=demo
       degradation train model.depth=110 schedule=paper seed=1
-      degradation train --cfg model=plain        # print the composed config and stop
-    Running the same command again resumes the run from its last checkpoint.
+      degradation train --cfg model=plain        # print the composed config and stop (also -c job)
+      degradation train --info                   # config groups and their options
+    Running the same command again resumes the run from its last checkpoint. A grid (-m, model.depth=20,56)
+    is a sweep: the error names the `degradation sweep` command. The run folder is results_dir=..., not
+    hydra.run.dir.
     """
     from degradation.train.app import run_from_args
 

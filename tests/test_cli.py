@@ -248,3 +248,17 @@ def test_plot_names_unfinished_runs_when_none_logged(tmp_path, capsys) -> None:
     collect(results)
     assert main(["plot", "--results", str(results)]) == 2
     assert "no run has logged a curve yet" in capsys.readouterr().err
+
+
+def test_a_real_run_stopped_before_its_first_checkpoint_says_it_restarts(tmp_path, capsys, monkeypatch,
+                                                                         cols80) -> None:
+    from _train_helpers import folder_of, run_json, tiny_cfg, train_interrupted
+
+    results = tmp_path / "r"
+    train_interrupted(tiny_cfg(results), monkeypatch, at=2)  # smoke: first checkpoint at 4
+    folder = folder_of(results)
+    assert not (folder / "checkpoints" / "last.ckpt").exists()
+    assert "restarts it (no checkpoint yet)" in run_json(folder)["reason"]
+    assert main(["status", "--results", str(results)]) == 0
+    row = row_of(capsys.readouterr().out, short_id(folder.name))
+    assert "restarts (no checkpoint yet)" in row and "0/12" in row
