@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -24,9 +25,30 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},  # -h everywhere, as on `train`
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+
+def _version(value: bool) -> None:
+    if not value:
+        return
+    from degradation import __version__
+    from degradation.train.folder import git_revision  # deferred: loads torch; only --version needs it
+
+    revision = git_revision() or "unknown (not a git checkout)"
+    typer.echo(f"degradation {__version__} (git {revision}, {Path(__file__).resolve().parent.parent})")
+    raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Version and git revision; stop.")
+    ] = False,
+) -> None:
+    pass
+
 
 MAX_BENCH_ITERS = 100_000  # a typo's worth of zeros would time forever; a few hundred give a steady figure
 
@@ -85,8 +107,11 @@ def train(ctx: typer.Context) -> None:
     Examples:
       degradation train model=plain model.depth=56 data=synthetic schedule=demo
       degradation train model.depth=110 schedule=paper seed=1
-      degradation train --cfg model=plain        # print the composed config and stop
-    Running the same command again resumes the run from its last checkpoint.
+      degradation train --cfg model=plain        # print the composed config and stop (also -c job)
+      degradation train --info                   # config groups and their options
+    Running the same command again resumes the run from its last checkpoint. A grid (-m, model.depth=20,56)
+    is a sweep: the error names the `degradation sweep` command. The run folder is results_dir=..., not
+    hydra.run.dir.
     """
     from degradation.train.app import run_from_args
 
@@ -114,6 +139,7 @@ def sweep(
     ] = None,
     launcher: Annotated[str, typer.Option(help="local or slurm.")] = "local",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and stop.")] = False,
+    wide: Annotated[bool, typer.Option("--wide", help="Full run ids in the tables (else a short id).")] = False,
     results: ResultsOpt = Path("results"),
 ) -> None:
     """Plan, run (skipping done runs, resuming partial ones) and collect a grid of runs.
@@ -141,8 +167,9 @@ def sweep(
         launcher=launcher,
         dry_run=dry_run,
         results_dir=results,
-        overrides=list(ctx.args),
+        overrides=_overrides(ctx),
         family=family,
+        wide=wide,
     )
     raise typer.Exit(run_sweep(request))
 
@@ -183,17 +210,20 @@ def collect(results: ResultsOpt = Path("results")) -> None:
 
 
 @app.command()
-def status(results: ResultsOpt = Path("results")) -> None:
-    """Print the runs table: status, iteration, errors, throughput.
+def status(
+    results: ResultsOpt = Path("results"),
+    wide: Annotated[bool, typer.Option("--wide", help="Full run ids (else arch, depth, ... and a short id).")] = False,
+) -> None:
+    """Print the runs table: arch, depth, shortcut, seed, a short id, status, iteration, errors, throughput.
 
     \b
     Examples:
       degradation status
-      degradation status --results results/demo
+      degradation status --results results/demo --wide
     """
     from degradation.sweep.report import print_status
 
-    print_status(results)
+    print_status(results, wide=wide)
 
 
 @app.command()
@@ -274,7 +304,7 @@ def bench(
         raise UsageError(f"--iters {iters} must be between 1 and {MAX_BENCH_ITERS:,} (a few hundred time steadily)")
     if not 1 <= rounds <= 20:
         raise UsageError(f"--rounds {rounds} must be between 1 and 20")
-    overrides = list(ctx.args)
+    overrides = _overrides(ctx)
     if data is not None:
         from degradation.bench_loader import run_loader_bench
 
@@ -298,11 +328,54 @@ def bench(
     )
 
 
+def close_options(name: str, command) -> list[str]:
+    """The command's options that look like a mistyped one (--depth -> --depths)."""
+    names = [opt for param in command.params for opt in getattr(param, "opts", []) if opt.startswith("-")]
+    return difflib.get_close_matches(name.partition("=")[0], names, n=2, cutoff=0.7)
+
+
+def _unknown_option(name: str, command, path: str, extra: str = "") -> str:
+    close = close_options(name, command)
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    return f"unknown option {name}{hint} ({extra}see `{path} --help`)"
+
+
+def _overrides(ctx: typer.Context) -> list[str]:
+    """The Hydra overrides after `--`; an unknown option before it is a typo, answered with close matches."""
+    for arg in ctx.args:
+        if arg.startswith("-"):
+            raise UsageError(_unknown_option(arg, ctx.command, ctx.command_path,
+                                             "Hydra overrides go after `--` as key=value; "))
+    return list(ctx.args)
+
+
+def _options_after_dashes(args: list[str]) -> None:
+    """`sweep ... -- schedule.lr=0.05 --dry-run`: everything after `--` is a Hydra override, so say so."""
+    if "--" not in args:
+        return
+    after = args[args.index("--") + 1:]
+    options = [a for a in after if a.startswith("-") and not a.startswith("--=")]
+    if options:
+        raise UsageError(f"{' '.join(options)} comes after `--`, where only Hydra overrides (key=value) go; "
+                         f"put options before `--`")
+
+
+def _no_such_command(message: str) -> str:
+    """"No such command 'plt'." -> the close command names too."""
+    name = message.split("'")[1] if "'" in message else ""
+    names = [c.name or c.callback.__name__ for c in app.registered_commands if c.callback]
+    close = difflib.get_close_matches(name, names, n=2, cutoff=0.5)
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    return f"unknown command {name!r}{hint} (see `degradation --help`)"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors become one line on stderr and exit code 2, never a traceback."""
+    args = sys.argv[1:] if argv is None else list(argv)
     try:
+        _options_after_dashes(args)
         # not standalone: Typer's own usage errors (unknown option, not a number) come here to be one line too
-        result = app(args=argv, prog_name="degradation", standalone_mode=False)
+        result = app(args=args, prog_name="degradation", standalone_mode=False)
         code = result if isinstance(result, int) else 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
@@ -311,8 +384,13 @@ def main(argv: list[str] | None = None) -> int:
         code = 1
     except TyperException as exc:
         code = exc.exit_code
+        ctx = getattr(exc, "ctx", None)
         if type(exc).__name__ == "NoArgsIsHelpError":
             exc.show()  # bare `degradation`: the help, as before
+        elif getattr(exc, "option_name", None) and ctx is not None:  # typer's vendored click NoSuchOption
+            typer.echo(f"error: {_unknown_option(exc.option_name, ctx.command, ctx.command_path)}", err=True)
+        elif exc.format_message().startswith("No such command"):
+            typer.echo(f"error: {_no_such_command(exc.format_message())}", err=True)
         else:
             ctx = getattr(exc, "ctx", None)
             hint = f"; see `{ctx.command_path} --help`" if ctx is not None else ""

@@ -47,6 +47,7 @@ def compose(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
+    check_hydra_keys(overrides)
     if not (CONF_DIR / "config.yaml").is_file():
         raise UsageError(f"config tree not found at {CONF_DIR}; set DEGRADATION_CONF to the project's conf/ folder")
     GlobalHydra.instance().clear()
@@ -79,6 +80,26 @@ def fill_image_classes(cfg: DictConfig) -> None:
     if data.get("num_classes") == "auto":
         data.num_classes = len(classes)
     data.classes_digest = classes_digest(classes)
+
+
+# Hydra app-runner settings people bring, and what sets the same thing here.
+HYDRA_KEYS = {key: "results_dir" for key in ("hydra.run.dir", "hydra.sweep.dir", "hydra.runtime.output_dir")}
+
+
+def check_hydra_keys(overrides: list[str] | tuple[str, ...]) -> None:
+    """Refuse hydra.* overrides: runs are composed, not launched by Hydra's app runner, so Hydra would ignore
+    them silently (hydra.run.dir would leave the run in the default results folder)."""
+    for override in overrides:
+        key, _, value = str(override).partition("=")
+        key = key.lstrip("+~")
+        if not (key == "hydra" or key.startswith(("hydra.", "hydra/"))):
+            continue
+        instead = HYDRA_KEYS.get(key)
+        if instead:
+            raise UsageError(f"{key} is not used here (runs go to <results_dir>/runs/<run id>); "
+                             f"set {instead}={value or '...'} instead")
+        raise UsageError(f"{key} is a setting of Hydra's app runner, which runs here do not use; leave it out "
+                         f"(the folder is results_dir=..., the config is printed by --cfg)")
 
 
 def _one_line_hydra_error(exc: BaseException, overrides: list[str] | tuple[str, ...]) -> str:

@@ -37,6 +37,8 @@ CHECKPOINT = "checkpoints/last.ckpt"
 LOG_FILE = "train.log"
 FAILURE_FILE = "failure.json"  # written by the sweep when a training process dies without recording why
 
+RESTARTS = "restarts (no checkpoint yet)"  # a stopped run with no checkpoint: its rerun starts at iteration 0
+
 _PART = re.compile(r"^part-(\d{9})\.parquet$")
 
 
@@ -131,6 +133,11 @@ def is_foreign(run_dir: Path) -> bool:
     return False
 
 
+def has_checkpoint(run_dir: str | os.PathLike) -> bool:
+    """Whether a rerun resumes (a checkpoint exists) or starts over from iteration 0."""
+    return (Path(run_dir) / CHECKPOINT).is_file()
+
+
 # ---- failure records and status ---------------------------------------------------------------------------
 def read_failure(run_dir: str | os.PathLike) -> dict | None:
     """What the sweep recorded about a training process that ended without saying why (failure.json)."""
@@ -181,6 +188,8 @@ def effective_status(info: dict, run_dir: str | os.PathLike) -> tuple[str, str |
     if failure and (not run_json.exists() or failure["mtime"] >= run_json.stat().st_mtime):
         return "failed", failure.get("reason")
     iteration = info.get("iteration", 0)
+    if not has_checkpoint(run_dir):
+        return "partial", f"stopped at iteration {iteration} (its process is gone); {RESTARTS}"
     return "partial", f"stopped at iteration {iteration} (its process is gone); the next sweep resumes it"
 
 

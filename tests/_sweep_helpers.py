@@ -127,6 +127,9 @@ elif mode == "crash":
     print("RuntimeError: out of memory", file=sys.stderr, flush=True)
     sys.exit(3)
 elif mode == "hang":
+    os.makedirs(os.path.join(run_dir, "checkpoints"), exist_ok=True)
+    with open(os.path.join(run_dir, "checkpoints", "last.ckpt"), "w") as handle:
+        handle.write("stand-in")  # the real trainer's checkpoint at 4 (smoke: checkpoint_every 4)
     write("running", 4)
     while True:
         time.sleep(0.05)

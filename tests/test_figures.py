@@ -16,7 +16,7 @@ from degradation.analysis.responses import write_responses
 from degradation.errors import UsageError
 from degradation.figures import fig6, fig7, render_all
 from degradation.figures.experiment import build_experiment
-from degradation.figures.style import depth_color
+from degradation.figures.style import network_color
 
 
 @pytest.fixture
@@ -102,7 +102,7 @@ def test_figure6_matplotlib_objects_styles_colours_and_outside_legends(tmp_path:
         for line in ax.get_lines():
             name, split = line.get_label().rsplit(" ", 1)
             depth = int(name.split("-")[1])
-            assert mcolors.same_color(line.get_color(), depth_color(depth))  # one colour per depth, every panel
+            assert mcolors.same_color(line.get_color(), network_color(name.split("-")[0].lower(), depth))  # per net
             assert (line.get_linestyle() == "-") == (split == "test")  # dashed training, solid test
             if split == "test":
                 assert line.get_linewidth() > 2

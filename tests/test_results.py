@@ -27,6 +27,8 @@ def two_runs(results):
     write_run_json(partial, status="running", iteration=4, arch="plain", shortcut="none", pid=dead_pid(),
                    final_test_error=None)
     write_part(partial, 4, [(2, "train", "error", 0.95), (4, "train", "error", 0.9)], arch="plain", shortcut="none")
+    (partial / "checkpoints").mkdir()
+    (partial / "checkpoints" / "last.ckpt").write_bytes(b"stand-in")  # its part at 4 came with a checkpoint
     return done, partial
 
 
@@ -129,7 +131,7 @@ def test_collect_and_status_commands(tmp_path, capsys) -> None:
     done, partial = two_runs(results)
     assert main(["collect", "--results", str(results)]) == 0
     assert capsys.readouterr().out.strip() == f"wrote {results / 'curves.parquet'} and {results / 'runs.parquet'}"
-    assert main(["status", "--results", str(results)]) == 0
+    assert main(["status", "--results", str(results), "--wide"]) == 0
     out = capsys.readouterr().out
     done_row = next(line for line in out.splitlines() if done.name in line)
     assert "done" in done_row and "12/12" in done_row and "50.00%" in done_row and "60.00%" in done_row

@@ -32,6 +32,7 @@ from degradation.models import cifar_net, count_params
 from degradation.sweep import estimate
 from degradation.sweep import plan as plan_mod
 from degradation.sweep.api import SweepRequest
+from degradation.sweep.columns import short_id
 from degradation.sweep.estimate import run_seconds
 from degradation.sweep.launch import child_command
 from degradation.sweep.plan import build_plan
@@ -141,7 +142,7 @@ def test_dry_run_prints_the_plan_and_stops(tmp_path, capsys, no_probe) -> None:
     out = capsys.readouterr().out
     plan = build_plan(request(results, depths=["8,14"]), probe=False)
     for cell in plan.cells:
-        row = next(line for line in out.splitlines() if cell.run_id in line)
+        row = next(line for line in out.splitlines() if short_id(cell.run_id) in line)
         assert "new" in row and ("75.3k" in row or "172.5k" in row)
     assert "4 new; estimated" in out and "measured probe" in out
     assert not results.exists()
@@ -153,6 +154,8 @@ def test_plan_reads_each_runs_state(tmp_path, no_probe) -> None:
     ids = {f"{c.arch}-{c.depth}": c for c in build_plan(req, probe=False).cells}
     write_run_json(ids["plain-8"].run_dir, status="done")
     write_run_json(ids["resnet-8"].run_dir, status="running", iteration=4, pid=dead_pid())  # killed
+    (ids["resnet-8"].run_dir / "checkpoints").mkdir()
+    (ids["resnet-8"].run_dir / "checkpoints" / "last.ckpt").write_bytes(b"stand-in")  # so it resumes at 4
     write_run_json(ids["plain-14"].run_dir, status="failed", iteration=6, reason="loss is nan at iteration 6")
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
@@ -170,7 +173,8 @@ def test_plan_reads_each_runs_state(tmp_path, no_probe) -> None:
     assert plan.estimates[ids["plain-8"].run_id] == 0.0
     cfg = ids["resnet-8"].cfg
     assert plan.estimates[ids["resnet-8"].run_id] == pytest.approx(run_seconds(cfg, 4, 1e-4))
-    assert plan.counts() == {"done": 1, "to resume": 1, "to retry": 1, "new": 0, "running elsewhere": 1}
+    assert plan.counts() == {"done": 1, "to resume": 1, "to restart (no checkpoint yet)": 0, "to retry": 1,
+                             "new": 0, "running elsewhere": 1}
 
 
 def test_one_probe_per_kind_of_net_scaled_by_depth(tmp_path, monkeypatch) -> None:

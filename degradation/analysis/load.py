@@ -35,6 +35,21 @@ def _check(frame: pd.DataFrame, needs: tuple[str, ...] | list[str], path: Path) 
     return frame
 
 
+def no_curves(runs: pd.DataFrame, shown: int = 3) -> str:
+    """Nothing to draw although runs exist: name them with their status and reason (every one failed, or none
+    has logged yet), so the fix is in the message rather than "curves.parquet has no rows"."""
+    parts = []
+    for row in runs.head(shown).itertuples(index=False):
+        reason = getattr(row, "reason", None)
+        log = getattr(row, "log_path", None)
+        text = f"{row.run_id} {row.status}" + (f": {reason}" if isinstance(reason, str) and reason else "")
+        parts.append(text + (f" (log: {log})" if isinstance(log, str) and row.status == "failed" else ""))
+    more = f"; and {len(runs) - shown} more (`degradation status`)" if len(runs) > shown else ""
+    statuses = set(runs["status"].astype(str))
+    what = "every run failed before logging a curve" if statuses == {"failed"} else "no run has logged a curve yet"
+    return f"nothing to plot: {what}: {'; '.join(parts)}{more}"
+
+
 def _collect_if_needed(results_dir: Path) -> None:
     """curves.parquet missing but run folders present: collect them (the sweep normally does this)."""
     if (results_dir / CURVES_TABLE).is_file() and (results_dir / RUNS_TABLE).is_file():
@@ -56,8 +71,10 @@ def load_results(results_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         )
     _collect_if_needed(results_dir)
     curves, runs = load_curves(results_dir), load_runs(results_dir)
-    curves = _check(curves, list(CURVE_COLUMNS), results_dir / CURVES_TABLE)
     runs = _check(runs, RUN_NEEDS, results_dir / RUNS_TABLE)
+    if curves.empty and {"run_id", "status"} <= set(curves.columns) | set(runs.columns):
+        raise UsageError(no_curves(runs))
+    curves = _check(curves, list(CURVE_COLUMNS), results_dir / CURVES_TABLE)
     return _tidy(curves, results_dir / CURVES_TABLE), _tidy(runs, results_dir / RUNS_TABLE)
 
 

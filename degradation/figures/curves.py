@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from degradation.figures.style import BAND_ALPHA, TEST_STYLE, TRAIN_STYLE, depth_color, error_bottom, error_top
+from degradation.figures.style import BAND_ALPHA, TEST_STYLE, TRAIN_STYLE, error_bottom, error_top, network_color
 
 OUTLIER = 3  # a panel whose curves need a y range this many times another's gets its own
 LATE = 0.6  # the y range is set by each curve past this fraction of its steps (after the first lr drop)
@@ -26,7 +26,7 @@ def seed_curve(errors: pd.DataFrame, run_ids: list[str], split: str) -> pd.DataF
 def draw_cell(ax, errors: pd.DataFrame, cell: pd.Series, split: str, x_div: float, style: dict | None = None) -> dict:
     """One line (mean over seeds) plus a band when there are several seeds; returns its manifest entry."""
     curve = seed_curve(errors, cell["run_ids"], split)
-    color = depth_color(cell["depth"])
+    color = network_color(cell["arch"], cell["depth"])
     style = style or (TRAIN_STYLE if split == "train" else TEST_STYLE)
     x = curve["step"] / x_div
     ax.plot(x, curve["mean"], color=color, label=f"{cell['label']} {split}", **style)

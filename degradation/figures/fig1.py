@@ -6,7 +6,7 @@ from matplotlib.figure import Figure
 
 from degradation.figures.curves import draw_cell, panel_entry, seeds_note, set_limits, x_extent
 from degradation.figures.experiment import Experiment
-from degradation.figures.style import add_note, depth_handle, empty_panel, new_figure, x_scale
+from degradation.figures.style import add_note, empty_panel, network_handle, new_figure, x_scale
 
 EXPECTED = ["plain-20", "plain-56"]
 SOLID = {"linestyle": "-", "linewidth": 1.8}  # one split per panel, so both are solid, as in the paper
@@ -34,8 +34,8 @@ def draw(exp: Experiment) -> tuple[Figure, dict]:
         panels.append(panel_entry(ax, name.replace(" (%)", ""), lines, EXPECTED, present))
     set_limits(axes, panels, x_max / x_div)
     if cells:
-        fig.legend(handles=[depth_handle(c["label"], c["depth"]) for c in cells], loc="outside right upper",
-                   frameon=False)
+        handles = [network_handle(c["label"], c["arch"], c["depth"]) for c in cells]
+        fig.legend(handles=handles, loc="outside right upper", frameon=False)
     missing = exp.not_run([name for name in EXPECTED if name not in present])
     notes = stand_in or ([f"Not run (not drawn): {', '.join(missing)}"] if missing else [])
     notes += seeds_note(cells)

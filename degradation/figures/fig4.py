@@ -8,7 +8,7 @@ from matplotlib.lines import Line2D
 
 from degradation.figures.curves import draw_cell, panel_entry, seeds_note, set_limits, x_extent
 from degradation.figures.experiment import Experiment
-from degradation.figures.style import TEST_STYLE, add_note, depth_handle, empty_panel, legend_below, new_figure
+from degradation.figures.style import TEST_STYLE, add_note, empty_panel, legend_below, network_handle, new_figure
 from degradation.figures.style import x_scale as _x_scale
 
 THIN = {"linestyle": "-", "linewidth": 0.8}  # the paper's Figure 4: thin = training error
@@ -35,7 +35,7 @@ def draw(exp: Experiment) -> tuple[Figure, dict]:
         ax.set_xlabel(xlabel)
         ax.set_ylabel("error (%)")
         if cells:
-            legend_below(ax, [depth_handle(c["label"], c["depth"]) for c in cells] + _handles())
+            legend_below(ax, [network_handle(c["label"], c["arch"], c["depth"]) for c in cells] + _handles())
         else:
             empty_panel(ax, "not run:\n" + ", ".join(expected))
         panels.append(panel_entry(ax, title, lines, expected, [c["label"] for c in cells]))

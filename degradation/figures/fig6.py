@@ -8,9 +8,9 @@ from degradation.figures.curves import draw_cell, panel_entry, seeds_note, set_l
 from degradation.figures.experiment import Experiment
 from degradation.figures.style import (
     add_note,
-    depth_handle,
     empty_panel,
     legend_below,
+    network_handle,
     new_figure,
     style_handles,
     x_scale,
@@ -68,7 +68,7 @@ def draw(exp: Experiment) -> tuple[Figure, dict]:
         ax.set_xlabel(xlabel)
         ax.set_ylabel("error (%)")
         if cells:
-            legend_below(ax, [depth_handle(c["label"], c["depth"]) for c in cells] + style_handles())
+            legend_below(ax, [network_handle(c["label"], c["arch"], c["depth"]) for c in cells] + style_handles())
         else:
             empty_panel(ax, "not run:\n" + ", ".join(expected))
         panels.append(panel_entry(ax, title, lines, expected, present))

@@ -6,16 +6,22 @@ test set, from each finished run's final checkpoint in eval mode.
 
 from __future__ import annotations
 
+import math
+from textwrap import fill
+
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogFormatterSciNotation, LogLocator, NullFormatter
 
 from degradation.figures.experiment import Experiment
-from degradation.figures.style import BAND_ALPHA, add_note, depth_color, empty_panel, new_figure
+from degradation.figures.style import BAND_ALPHA, add_note, empty_panel, network_color, new_figure
 
 NETWORKS = [("plain", 20), ("plain", 56), ("resnet", 20), ("resnet", 56), ("resnet", 110)]
 WIDE = 10  # max/min std beyond which the y axis is logarithmic
+FEW_DECADES = 3  # a log axis spanning at most this many decades is ticked at 1, 2, 5 x 10^k in plain numbers
+BN_SETTLED = 1000  # iterations below which BN's running statistics (momentum 0.1) are barely trained
+WARN_COLOR = "#A61B1B"
 EXPECTED = ["plain-20", "plain-56", "ResNet-20", "ResNet-56", "ResNet-110"]
 STYLES = {"plain": {"linestyle": (0, (4, 2)), "marker": "o", "markerfacecolor": "white"},
           "resnet": {"linestyle": "-", "marker": "o"}}
@@ -55,20 +61,48 @@ def _cells(exp: Experiment) -> tuple[list[tuple[pd.Series, list[str]]], list[str
     return chosen, notes
 
 
+def _plain(value: float, _pos=None) -> str:
+    """0.05, 0.2, 1, 20, 500: plain numbers, never 1e+03 beside 500."""
+    return f"{value:.10f}".rstrip("0").rstrip(".") if value < 1 else f"{value:.0f}"
+
+
 def _set_yscale(axes: list, values: list[float]) -> str:
-    """Linear from 0 as in the paper, unless one net's responses dwarf the rest (>10x): then log, so all show."""
+    """Linear from 0 as in the paper, unless one net's responses dwarf the rest (>10x): then log, so all show.
+
+    A log axis has one notation: over a few decades ticks at 1, 2, 5 x 10^k written as plain numbers; over more,
+    one tick per decade (or fewer) written 10^k. Minor ticks are unlabelled, so no two labels overlap."""
     positive = [v for v in values if v > 0]
     scale = "log" if positive and max(positive) > WIDE * min(positive) else "linear"
+    decades = math.log10(max(positive) / min(positive)) if scale == "log" else 0.0
     for ax in axes:
         if scale == "log":
             ax.set_yscale("log")
-            ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-            ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+            if decades <= FEW_DECADES and min(positive) >= 1e-3 and max(positive) <= 1e4:
+                ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+                ax.yaxis.set_major_formatter(FuncFormatter(_plain))
+            else:
+                ax.yaxis.set_major_locator(LogLocator(subs=(1.0,), numticks=7))
+                ax.yaxis.set_major_formatter(LogFormatterSciNotation())
             ax.yaxis.set_minor_formatter(NullFormatter())
             ax.set_ylabel("std (log scale)")
         else:
             ax.set_ylim(bottom=0)
     return scale
+
+
+def bn_note(chosen: list[tuple[pd.Series, list[str]]], values: list[float]) -> str | None:
+    """When a drawn run trained too few iterations for BN's running statistics to settle, eval-mode responses
+    reflect those estimates rather than the trained net (a std of 2e6, say): the figure says so."""
+    short = [(c["label"], int(c["iteration"])) for c, _ in chosen
+             if pd.notna(c.get("iteration")) and int(c["iteration"]) < BN_SETTLED]
+    if not short:
+        return None
+    iterations = sorted({it for _, it in short})
+    runs = f"{iterations[0]}" if len(iterations) == 1 else f"{iterations[0]}–{iterations[-1]}"
+    peak = max(values, default=0.0)
+    scale = f"; their scale (up to {peak:,.0f}) says little about the trained net" if peak > 10 else ""
+    return (f"BN statistics barely trained ({runs} iterations, under {BN_SETTLED}): eval-mode responses use "
+            f"running means/variances from few steps{scale}. Use --preset quick or paper for Figure 7.")
 
 
 def draw(exp: Experiment) -> tuple[Figure, dict]:
@@ -80,7 +114,7 @@ def draw(exp: Experiment) -> tuple[Figure, dict]:
         lines = []
         for cell, ids in chosen:
             curve = response_curve(exp.responses, ids, sort)
-            color, style = depth_color(cell["depth"]), STYLES.get(cell["arch"], STYLES["resnet"])
+            color, style = network_color(cell["arch"], cell["depth"]), STYLES.get(cell["arch"], STYLES["resnet"])
             ax.plot(curve["layer"], curve["mean"], color=color, linewidth=1.5, markersize=3, **style)
             if len(ids) > 1:
                 ax.fill_between(curve["layer"], curve["lo"], curve["hi"], color=color, alpha=BAND_ALPHA, linewidth=0)
@@ -96,11 +130,16 @@ def draw(exp: Experiment) -> tuple[Figure, dict]:
         panels.append({"title": "network order" if not sort else "sorted descending", "xlabel": xlabel,
                        "ylabel": "std", "lines": lines, "labels": present,
                        "missing": [name for name in EXPECTED if name not in present]})
-    yscale = _set_yscale(axes, [v for p in panels for line in p["lines"] for v in line["values"]])
+    values = [v for p in panels for line in p["lines"] for v in line["values"]]
+    yscale = _set_yscale(axes, values)
     for ax, panel in zip(axes, panels, strict=True):
         panel["yscale"], panel["ylabel"] = yscale, ax.get_ylabel()
+    warning = bn_note(chosen, values)
+    if warning:  # on the figure itself, above the top panel, not only in the notes
+        axes[0].set_title(fill(warning, 95), fontsize=9, color=WARN_COLOR, loc="left")
     if chosen:
-        handles = [Line2D([], [], color=depth_color(c["depth"]), label=c["label"], linewidth=1.5, markersize=4,
+        handles = [Line2D([], [], color=network_color(c["arch"], c["depth"]), label=c["label"], linewidth=1.5,
+                          markersize=4,
                           **STYLES.get(c["arch"], STYLES["resnet"])) for c, _ in chosen]
         fig.legend(handles=handles, loc="outside right upper", frameon=False)
     not_drawn = panels[0]["missing"]
@@ -115,5 +154,5 @@ def draw(exp: Experiment) -> tuple[Figure, dict]:
     fig.suptitle(title)
     add_note(fig, notes)
     return fig, {"figure": "fig7", "title": title, "panels": panels, "missing": missing,
-                 "no_responses": no_responses, "notes": notes}
+                 "no_responses": no_responses, "notes": notes, "bn_warning": warning}
 

@@ -1,13 +1,14 @@
-"""One look for every figure: Agg backend, fonts, a colour per depth kept across panels and figures, saving.
+"""One look for every figure: Agg backend, fonts, a colour per network kept across panels and figures, saving.
 
-Lines of one depth share a colour in Figures 1, 6 and 7, so a reader can follow plain-56 from one panel to
-the next. Legends and notes sit outside the axes, never over the curves.
+Each network has one colour in Figures 1, 6 and 7, so a reader can follow plain-56 from one figure to the
+next. Legends and notes sit outside the axes, never over the curves.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from textwrap import fill
 
 import matplotlib
 
@@ -34,8 +35,18 @@ RC = {
     "axes.spines.right": False,
     "pdf.fonttype": 42,  # embedded TrueType: text stays editable in the PDF
 }
-DEPTH_COLORS = {20: "#1F77B4", 32: "#2CA02C", 44: "#9467BD", 56: "#D62728", 110: "#000000", 1202: "#FF7F0E"}
-_SPARE = ["#17BECF", "#8C564B", "#BCBD22", "#E377C2", "#7F7F7F", "#0072B2", "#009E73"]
+# One colour per network, the same in Figures 1, 6 and 7: plain nets in warm hues, ResNets in cool ones (and
+# ResNet-110 black, as the paper's deepest standard net), each family darker as it gets deeper. So plain-20
+# and ResNet-20 never share a colour, and in Figures 1 and 6 line style stays free to mean the split
+# (dashed = training, bold = test). Figure 7 adds plain dashed / residual solid and open / filled markers.
+NETWORK_COLORS = {
+    "plain": {20: "#F28E2B", 32: "#E15759", 44: "#B6392F", 56: "#7A1F1F", 110: "#3D0C02", 1202: "#FF9DA7"},
+    "resnet": {20: "#4E9BD6", 32: "#2CA02C", 44: "#17BECF", 56: "#1F3F8F", 110: "#000000", 1202: "#8E5CC2"},
+}
+_SPARE = {  # other depths (smoke tests, 8 or 14 layers): the same hue families, the same colour every time
+    "plain": ["#C8553D", "#D4A017", "#A0522D", "#E377C2", "#8C564B"],
+    "resnet": ["#0072B2", "#009E73", "#5B5EA6", "#4A7C8C", "#7F7F7F"],
+}
 TRAIN_STYLE = {"linestyle": (0, (4, 2)), "linewidth": 1.2}  # dashed, thin: training error (the paper's)
 TEST_STYLE = {"linestyle": "-", "linewidth": 2.2}  # bold: test error
 BAND_ALPHA = 0.2
@@ -43,10 +54,12 @@ BAND_TEXT = "shaded: min–max over seeds, line: mean"
 LONG_RUN = 10_000  # iterations from which the x axis is in units of 1e4, as in the paper
 
 
-def depth_color(depth: int) -> str:
-    """The paper's depths have fixed colours; any other depth gets a spare one, the same every time."""
+def network_color(arch: str, depth: int) -> str:
+    """The paper's networks have fixed colours; any other depth gets a spare of its family, the same every time."""
+    family = "plain" if str(arch) == "plain" else "resnet"
     depth = int(depth)
-    return DEPTH_COLORS.get(depth, _SPARE[(depth // 6) % len(_SPARE)])
+    spare = _SPARE[family]
+    return NETWORK_COLORS[family].get(depth, spare[(depth // 6) % len(spare)])
 
 
 def new_figure(ncols: int, nrows: int = 1, width: float = 4.6, height: float = 3.6) -> tuple[Figure, list]:
@@ -91,8 +104,8 @@ def style_handles() -> list[Line2D]:
             Line2D([], [], color=grey, label="test (bold)", **TEST_STYLE)]
 
 
-def depth_handle(label: str, depth: int) -> Line2D:
-    return Line2D([], [], color=depth_color(depth), label=label, **TEST_STYLE)
+def network_handle(label: str, arch: str, depth: int) -> Line2D:
+    return Line2D([], [], color=network_color(arch, depth), label=label, **TEST_STYLE)
 
 
 def legend_below(ax, handles: list, ncol: int = 2) -> None:
@@ -110,7 +123,12 @@ def add_note(fig: Figure, lines: list[str]) -> None:
 
 
 def empty_panel(ax, text: str) -> None:
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=10, color="#666666", wrap=True)
+    """A panel with nothing to draw: its text sits inside the axes, away from the tick labels, on a white box
+    that hides the grid behind it (wrapped to the panel's width)."""
+    wrapped = "\n".join(fill(part, 32) for part in text.split("\n"))
+    ax.text(0.5, 0.55, wrapped, ha="center", va="center", transform=ax.transAxes, fontsize=9,
+            color="#555555", bbox={"facecolor": "white", "edgecolor": "#BBBBBB", "boxstyle": "round,pad=0.4"},
+            clip_on=True)
 
 
 def save(fig: Figure, out_dir: Path, stem: str) -> list[Path]:

@@ -26,15 +26,18 @@ __all__ = ["SweepRequest", "run_sweep"]
 
 def run_sweep(request: SweepRequest) -> int:
     """Plan, run, collect and report; the exit code: 0, or 1 when a run failed."""
-    console = make_console()
+    console = make_console(wide=request.wide)
     if request.launcher == "slurm":
         _check_slurm(request)
     plan = build_plan(request)
-    print_plan(plan, console)
+    print_plan(plan, console, wide=request.wide)
     note = long_sweep_note(plan)
     if note:
         console.print(note, markup=False)
     if request.dry_run:
+        if request.launcher == "slurm" and slurm.sbatch_missing(plan.launcher):
+            console.print("note: sbatch is not on this machine; run the same command without --dry-run on a SLURM "
+                          "login node to submit", markup=False)
         return 0
 
     held = [Outcome(c.run_id, "locked", f"being trained by {describe_owner(plan.states[c.run_id].owner or {})}")
@@ -63,7 +66,8 @@ def run_sweep(request: SweepRequest) -> int:
 
 def _check_slurm(request: SweepRequest) -> None:
     launcher_overrides = [o for o in request.overrides if o.lstrip("+~").startswith("launcher.")]
-    slurm.check_launcher(compose([f"launcher={request.launcher}", *launcher_overrides]).launcher)
+    slurm.check_launcher(compose([f"launcher={request.launcher}", *launcher_overrides]).launcher,
+                         submitting=not request.dry_run)
 
 
 def _collect_quietly(results_dir: Path, console) -> None:
@@ -76,10 +80,10 @@ def _collect_quietly(results_dir: Path, console) -> None:
 def _launch(plan, todo: list, console) -> list | None:
     watches = {
         c.run_id: RunWatch(c.run_id, c.run_dir, int(c.cfg.schedule.max_iters), int(c.cfg.schedule.batch_size),
-                           plan.estimates.get(c.run_id))
+                           plan.estimates.get(c.run_id), ids={**c.ids(), "shortcut": c.shortcut})
         for c in todo
     }
-    view = SweepView(list(watches.values()), plan.jobs, console)
+    view = SweepView(list(watches.values()), plan.jobs, console, wide=plan.wide)
     if plan.launcher.name == "slurm":
         return _launch_slurm(plan, todo, view, watches, console)
 

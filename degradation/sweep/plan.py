@@ -19,7 +19,15 @@ from degradation import machine
 from degradation.conf import compose, run_id, validate
 from degradation.errors import UsageError
 from degradation.lock import describe_owner, live_owner
-from degradation.runs import CorruptFile, ForeignSchema, effective_status, read_run_json, runs_root
+from degradation.runs import (
+    RESTARTS,
+    CorruptFile,
+    ForeignSchema,
+    effective_status,
+    has_checkpoint,
+    read_run_json,
+    runs_root,
+)
 from degradation.sweep import estimate
 from degradation.sweep.estimate import Sharing
 from degradation.sweep.request import SweepRequest
@@ -65,6 +73,11 @@ class RunState:
     iteration: int = 0
     reason: str | None = None
     owner: dict | None = None
+    checkpoint: bool = True  # False: a partial run stopped before its first checkpoint, so it starts over
+
+    @property
+    def restarts(self) -> bool:
+        return self.status == "partial" and not self.checkpoint
 
     @property
     def trains(self) -> bool:
@@ -72,6 +85,8 @@ class RunState:
 
     @property
     def label(self) -> str:
+        if self.restarts:
+            return RESTARTS
         if self.status == "partial":
             return f"partial at iteration {self.iteration}" if self.iteration else f"partial ({self.reason})"
         if self.status == "failed":
@@ -103,7 +118,10 @@ def read_state(run_dir: Path) -> RunState:
         return RunState("done", iteration, reason)
     if owner or status == "running":
         return RunState("running", iteration, reason, owner or {"pid": info.get("pid"), "hostname": None})
-    return RunState(status if status in ("partial", "failed") else "partial", iteration, reason)
+    status = status if status in ("partial", "failed") else "partial"
+    if status == "partial" and not has_checkpoint(run_dir):
+        return RunState("partial", 0, reason, checkpoint=False)  # the rerun starts at 0: time it so
+    return RunState(status, iteration, reason)
 
 
 def cell_overrides(request: SweepRequest, arch: str, depth: int, shortcut: str, seed: int) -> list[str]:
@@ -185,16 +203,19 @@ class Plan:
     preset: str
     launcher: Any  # the composed launcher config (same for every cell)
     runs_per_gpu: int = 1  # runs sharing one GPU at once in a local CUDA sweep (1 elsewhere)
+    wide: bool = False  # tables show full run ids (--wide)
 
     def todo(self) -> list[Cell]:
         return [c for c in self.cells if self.states[c.run_id].trains]
 
     def counts(self) -> dict[str, int]:
-        names = {"done": "done", "partial": "to resume", "failed": "to retry", "new": "new",
-                 "running": "running elsewhere", "foreign": "of another schema (skipped)"}
+        names = {"done": "done", "partial": "to resume", "restart": "to restart (no checkpoint yet)",
+                 "failed": "to retry", "new": "new", "running": "running elsewhere",
+                 "foreign": "of another schema (skipped)"}
         out = dict.fromkeys(list(names.values())[:-1], 0)  # "of another schema" only when there is one
         for cell in self.cells:
-            name = names[self.states[cell.run_id].status]
+            state = self.states[cell.run_id]
+            name = names["restart" if state.restarts else state.status]
             out[name] = out.get(name, 0) + 1
         return out
 
@@ -307,6 +328,7 @@ def build_plan(request: SweepRequest, *, probe: bool = True) -> Plan:
         preset=request.preset,
         launcher=first.launcher,
         runs_per_gpu=per_gpu,
+        wide=request.wide,
     )
 
 

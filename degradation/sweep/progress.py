@@ -13,7 +13,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from degradation.runs import CorruptFile, part_paths, read_run_json
-from degradation.sweep.report import format_duration
+from degradation.sweep.columns import id_columns
+from degradation.sweep.report import format_duration, new_table
 
 RATE_WINDOW_S = 120.0  # it/s is measured over the iterations seen in this window
 
@@ -21,8 +22,10 @@ RATE_WINDOW_S = 120.0  # it/s is measured over the iterations seen in this windo
 class RunWatch:
     """What one run's files say now; curve parts are read once each, as they appear."""
 
-    def __init__(self, run_id: str, run_dir: Path, total: int, batch_size: int, estimate_s: float | None) -> None:
+    def __init__(self, run_id: str, run_dir: Path, total: int, batch_size: int, estimate_s: float | None,
+                 ids: dict | None = None) -> None:
         self.run_id = run_id
+        self.ids = ids or {"run_id": run_id}  # arch, depth, shortcut, seed, ...: the live table's columns
         self.run_dir = Path(run_dir)
         self.total = total
         self.batch_size = batch_size
@@ -109,8 +112,9 @@ class SweepView:
     """A live table on a terminal, plain lines otherwise. `event` for one-off lines, `tick` to redraw."""
 
     def __init__(self, watches: list[RunWatch], lanes: int, console, *, live: bool | None = None,
-                 interval: float = 30.0) -> None:
+                 interval: float = 30.0, wide: bool = False) -> None:
         self.watches = watches
+        self.wide = wide
         self.lanes = max(1, lanes)
         self.console = console
         self.live_mode = console.is_terminal if live is None else live
@@ -163,20 +167,21 @@ class SweepView:
         )
 
     def _table(self):
-        from rich.table import Table
-
         done = sum(1 for w in self.watches if w.phase == "done")
         caption = (
             f"{done}/{len(self.watches)} done · elapsed {format_duration(time.monotonic() - self.started)} · "
             f"sweep ETA {format_duration(self.sweep_eta_s())}"
         )
-        table = Table(caption=caption, caption_justify="left")
-        for name in ("run id", "state", "iteration", "train err", "test err", "it/s", "ETA"):
-            table.add_column(name, justify="left" if name in ("run id", "state") else "right")
-        for w in self.watches:
+        ids = id_columns([w.ids for w in self.watches], self.wide)
+        table = new_table(ids.title_suffix().strip(" ()"), caption=caption, caption_justify="left")
+        ids.add_to(table)
+        table.add_column("state", ratio=1, min_width=8)
+        for name in ("iteration", "train err", "test err", "it/s", "ETA"):
+            table.add_column(name, justify="right", no_wrap=True)
+        for w, id_cells in zip(self.watches, ids.rows, strict=True):
             rate = w.rate if w.phase == "running" else None
             table.add_row(
-                w.run_id,
+                *id_cells,
                 w.phase + (f" ({w.note})" if w.note else ""),
                 f"{w.iteration}/{w.total}",
                 _pct(w.train_error),

@@ -11,7 +11,8 @@ import pandas as pd
 
 from degradation.errors import UsageError
 from degradation.results import read_runs
-from degradation.runs import runs_root
+from degradation.runs import RESTARTS, has_checkpoint, runs_root
+from degradation.sweep.columns import id_columns
 from degradation.sweep.estimate import LONG_S, quicker_preset
 
 if TYPE_CHECKING:
@@ -21,13 +22,17 @@ if TYPE_CHECKING:
 
 
 
-def make_console(stderr: bool = False) -> Console:
-    """A rich console; wide when not on a terminal, so that tables in logs keep one line per row."""
+def make_console(stderr: bool = False, wide: bool = False) -> Console:
+    """A rich console: the terminal's width (or $COLUMNS when set, as rich reads it); 200 columns when not on a
+    terminal and no width is set, so that tables in logs keep one line per row. `wide` (--wide): tables take
+    the width their full run ids need, one line per row, whatever the terminal."""
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
     tty = stream.isatty()
-    return Console(file=stream, width=None if tty else 200, soft_wrap=not tty, highlight=False)
+    columns = os.environ.get("COLUMNS", "")
+    width = 300 if wide else None if tty or columns.isdigit() else 200
+    return Console(file=stream, width=width, soft_wrap=width is not None and width >= 200, highlight=False)
 
 
 def format_duration(seconds: float | None) -> str:
@@ -51,23 +56,33 @@ def format_params(count: int | None) -> str:
     return f"{count / 1e6:.2f}M" if count >= 1e6 else f"{count / 1e3:.1f}k"
 
 
-def print_plan(plan: Plan, console: Console) -> None:
-    """The plan table: one row per run, then the sweep's total."""
+NARROW = 110  # below this width `status` leaves out best test, wall and img/s (--wide shows them)
+
+
+def new_table(title: str, **kwargs):
+    """A compact table (no outer frame, one space between columns) so that 80 columns hold a run's row."""
+    from rich import box
     from rich.table import Table
 
+    return Table(title=title or None, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 0),
+                 **kwargs)
+
+
+def print_plan(plan: Plan, console: Console, wide: bool = False) -> None:
+    """The plan table: one row per run (its identifying fields and a short id; --wide: the full id), then the
+    sweep's total."""
     n = len(plan.cells)
-    table = Table(title=f"sweep plan: {n} run{'s' * (n != 1)} in {plan.results_dir}", title_justify="left")
-    for name in ("run id", "arch", "depth", "shortcut", "seed", "status", "params", "est. time"):
-        table.add_column(name, justify="right" if name in ("depth", "seed", "params", "est. time") else "left")
-    for cell in plan.cells:
+    ids = id_columns([{**c.ids(), "shortcut": c.shortcut} for c in plan.cells], wide)
+    table = new_table(f"sweep plan: {n} run{'s' * (n != 1)} in {plan.results_dir}{ids.title_suffix()}")
+    ids.add_to(table)
+    table.add_column("status", ratio=1, min_width=12)
+    for name in ("params", "est. time"):
+        table.add_column(name, justify="right", no_wrap=True)
+    for cell, id_cells in zip(plan.cells, ids.rows, strict=True):
         state = plan.states[cell.run_id]
         seconds = plan.estimates.get(cell.run_id)
         table.add_row(
-            cell.run_id,
-            cell.arch,
-            str(cell.depth),
-            cell.shortcut,
-            str(cell.seed),
+            *id_cells,
             state.label,
             format_params(plan.params.get(cell.run_id)),
             "-" if not state.trains else format_duration(seconds),
@@ -123,36 +138,55 @@ def _num(value: object, fmt: str = "{:,.0f}") -> str:
     return "-" if value is None or pd.isna(value) else fmt.format(value)
 
 
-def print_status(results_dir: str | os.PathLike) -> None:
-    """The runs table, read from the run folders now: status, iteration, errors, time, throughput."""
-    from rich.table import Table
+def status_text(row) -> tuple[str, object]:
+    """(status cell, iteration a rerun starts from): a stopped run with no checkpoint yet restarts from 0."""
+    if row.status == "partial" and isinstance(row.run_dir, str) and not has_checkpoint(row.run_dir):
+        return RESTARTS, 0
+    if row.status in ("failed", "partial") and isinstance(row.reason, str):
+        return f"{row.status}: {row.reason}", row.iteration
+    return str(row.status), row.iteration
 
+
+def print_status(results_dir: str | os.PathLike, wide: bool = False) -> None:
+    """The runs table, read from the run folders now: each run's identifying fields and short id (--wide: the
+    full id), status, iteration, errors, time, throughput."""
     results_dir = Path(results_dir)
+    if results_dir.exists() and not results_dir.is_dir():
+        raise UsageError(f"--results {results_dir} is a file, not a results folder; pass the folder a sweep wrote "
+                         f"to (default: results)")
     if not results_dir.is_dir():
         raise UsageError(f"results folder {results_dir} does not exist; start runs with `degradation sweep`")
     runs = read_runs(results_dir)
-    console = make_console()
+    console = make_console(wide=wide)
     if runs.empty:
         console.print(f"no runs under {runs_root(results_dir)} yet")
         return
-    table = Table(title=f"runs in {results_dir}", title_justify="left")
-    for name in ("run id", "status", "iteration", "train err", "test err", "best test", "warm-up", "wall", "img/s"):
-        table.add_column(name, justify="left" if name in ("run id", "status") else "right")
-    for row in runs.itertuples(index=False):
-        status = row.status
-        if row.status in ("failed", "partial") and isinstance(row.reason, str):
-            status = f"{row.status}: {row.reason}"
-        table.add_row(
-            row.run_id,
-            status,
-            f"{_num(row.iteration)}/{_num(row.total_iters)}",
+    ids = id_columns(runs.to_dict("records"), wide)
+    table = new_table(f"runs in {results_dir}{ids.title_suffix()}")
+    ids.add_to(table)
+    statuses = [status_text(row) for row in runs.itertuples(index=False)]
+    table.add_column("status", ratio=1, min_width=min(28, max(12, *(len(s) for s, _ in statuses))))
+    full = wide or console.width >= NARROW
+    names = ("iteration", "train err", "test err") if full else ("iter.", "train", "test")
+    names += ("best test", "warm-up", "wall", "img/s") if full else ()
+    names += ("device",) if wide else ()  # "cpu 1 threads ...": the thread count the run keeps
+    for name in names:
+        table.add_column(name, justify="right", no_wrap=True)
+    for row, id_cells, (status, iteration) in zip(runs.itertuples(index=False), ids.rows, statuses, strict=True):
+        cells = [
+            f"{_num(iteration)}/{_num(row.total_iters)}",
             _pct(row.final_train_error),
             _pct(row.final_test_error),
             _pct(row.best_test_error),
             row.warmup if isinstance(row.warmup, str) else "-",
             "-" if pd.isna(row.wall_s) else format_duration(float(row.wall_s)),
             _num(row.images_per_s),
-        )
+            row.device if isinstance(row.device, str) else "-",
+        ]
+        table.add_row(*id_cells, status, *cells[: len(names)])
     console.print(table)
     counts = runs["status"].value_counts()
     console.print(", ".join(f"{counts[s]} {s}" for s in ("done", "running", "partial", "failed") if s in counts))
+    if not wide:
+        more = "full run ids, device" if full else "full run ids, best test error, warm-up, wall, img/s, device"
+        console.print(f"errors in %; {more}: --wide", style="dim")

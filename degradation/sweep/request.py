@@ -8,22 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from degradation.cliargs import checked_list, int_list
-from degradation.conf import CONF_DIR
+from degradation.conf import CONF_DIR, HYDRA_KEYS
 from degradation.errors import UsageError
+from degradation.train.argv import SWEEP_FLAGS
 
 # Sweep axes and flags: set with the flag, not as an extra override (the grid would silently collapse).
-AXIS_KEYS = {
-    "model": "--archs",
-    "model.arch": "--archs",
-    "model.depth": "--depths",
-    "model.family": "--family",
-    "model.shortcut": "--shortcut",
-    "seed": "--seeds",
-    "data": "--data",
-    "schedule": "--preset",
-    "launcher": "--launcher",
-    "results_dir": "--results",
-}
+AXIS_KEYS = SWEEP_FLAGS
 
 
 def _choice(group: str, value: str, flag: str) -> str:
@@ -61,7 +51,10 @@ def _overrides(values: Sequence[str]) -> list[str]:
             raise UsageError(f"unknown option {item}; extra Hydra overrides go after `--` as key=value")
         if "=" not in item:
             raise UsageError(f"extra override {item!r} is not key=value (e.g. schedule.lr=0.05)")
-        key = item.split("=", 1)[0].lstrip("+~")
+        key, _, value = item.partition("=")
+        key = key.lstrip("+~")
+        if HYDRA_KEYS.get(key) == "results_dir":
+            raise UsageError(f"{key} is not used here (runs go to <results>/runs/<run id>); use --results {value}")
         if key in AXIS_KEYS:
             raise UsageError(f"set {key} with {AXIS_KEYS[key]}, not as an extra override")
         out.append(item)
@@ -94,6 +87,7 @@ class SweepRequest:
     launcher: str = "local"
     dry_run: bool = False
     results_dir: Path = Path("results")
+    wide: bool = False  # tables show full run ids (else the identifying fields and a short id)
     overrides: list[str] = field(default_factory=list)
 
     @classmethod
@@ -111,6 +105,7 @@ class SweepRequest:
         results_dir: str | os.PathLike,
         overrides: Sequence[str],
         family: str = "cifar",
+        wide: bool = False,
     ) -> SweepRequest:
         """Check every input (one-line UsageError each); creates nothing. Empty depths/data/preset: the family's."""
         # deferred: degradation.models loads torch; checking flags does not need it
@@ -137,6 +132,7 @@ class SweepRequest:
             dry_run=bool(dry_run),
             results_dir=_writable_results(Path(results_dir)),
             overrides=extra,
+            wide=bool(wide),
         )
         if request.jobs is not None and request.jobs < 1:
             raise UsageError(f"--jobs {jobs} must be >= 1 (runs at a time)")

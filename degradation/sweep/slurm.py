@@ -97,12 +97,17 @@ class TrainJob(Checkpointable):
         return {"run_id": self.run_id, "status": "done"}
 
 
-def check_launcher(launcher: Any) -> None:
-    """Check the SLURM launcher's settings before anything is submitted (one-line UsageErrors)."""
+def sbatch_missing(launcher: Any) -> bool:
+    return str(launcher.get("cluster", "slurm")) == "slurm" and shutil.which("sbatch") is None
+
+
+def check_launcher(launcher: Any, submitting: bool = True) -> None:
+    """Check the SLURM launcher's settings before anything is submitted (one-line UsageErrors). A dry run
+    (`submitting` false) submits nothing, so it needs no sbatch: a plan can be made on a laptop."""
     cluster = str(launcher.get("cluster", "slurm"))
     if cluster not in CLUSTERS:
         raise UsageError(f"launcher.cluster={cluster!r}; choose slurm or local (local: the same job array, no sbatch)")
-    if cluster == "slurm" and shutil.which("sbatch") is None:
+    if submitting and sbatch_missing(launcher):
         raise UsageError(
             "sbatch not found: --launcher slurm submits from a SLURM login node "
             "(launcher.cluster=local runs the same job array as local processes)"

@@ -9,11 +9,15 @@ from __future__ import annotations
 import sys
 
 from degradation.errors import RunFailed, UsageError, out_of_memory
+from degradation.train import argv
 
-USAGE = """usage: python -m degradation.train [--cfg] [hydra overrides ...]
+USAGE = """usage: python -m degradation.train [--cfg [job|all]] [--info] [hydra overrides ...]
 
 Trains one network; the same command again resumes it (or says it is done).
-  --cfg    print the composed config and stop
+  --cfg    print the composed config and stop (also -c job, --cfg job)
+  --info   the config groups and their options
+A grid (-m / --multirun, model.depth=20,56) is a sweep: the error names the `degradation sweep` command.
+Runs go to <results_dir>/runs/<run id>: set results_dir=..., not hydra.run.dir.
 examples:
   python -m degradation.train model=plain model.depth=56 data=synthetic schedule=demo
   python -m degradation.train model.depth=110 schedule=paper seed=1
@@ -24,22 +28,35 @@ def _error(message: str) -> None:
     print(f"error: {message}", file=sys.stderr)
 
 
+def _defaults(cfg) -> dict[str, str]:
+    """The default config's values of the sweep's flags (for the sweep command a grid is answered with)."""
+    return {"--archs": str(cfg.model.arch), "--depths": str(cfg.model.depth), "--seeds": str(cfg.seed),
+            "--data": str(cfg.data.name), "--preset": str(cfg.schedule.name)}
+
+
 def run_from_args(args: list[str]) -> int:
     """Parse `--cfg` and overrides, compose, validate, train; return the exit code."""
-    args = list(args)
-    if any(a in ("-h", "--help") for a in args):
-        print(USAGE, end="")
-        return 0
-    show_cfg = "--cfg" in args
-    overrides = [a for a in args if a != "--cfg"]
     try:
+        parsed = argv.parse(list(args))
+        if parsed.action == "help":
+            print(USAGE, end="")
+            return 0
+        overrides = parsed.overrides
         # deferred: `--help` and a bad override answer before torch and Hydra load
-        from degradation.conf import compose, validate
+        from degradation.conf import CONF_DIR, compose, validate
 
+        if parsed.grid:
+            raise argv.grid_error(overrides, _defaults(compose([])))
+        if parsed.action == "info":
+            print(argv.info_text(CONF_DIR))
+            return 0
         cfg = compose(overrides)
-        if show_cfg:
+        if parsed.action == "cfg":
+            # deferred: omegaconf is loaded by compose already; only --cfg needs to_yaml
             from omegaconf import OmegaConf
 
+            if parsed.note:
+                print(parsed.note, file=sys.stderr)
             print(OmegaConf.to_yaml(cfg), end="")
             return 0
         validate(cfg)

@@ -26,7 +26,16 @@ from degradation.machine import device_name
 from degradation.models import build_model, count_macs, count_params, input_shape
 from degradation.models.recompute import enable_activation_checkpointing
 from degradation.precision import apply_precision, lightning_precision, precision_name, precision_record
-from degradation.runs import CorruptFile, ForeignSchema, check_writable, missing_windows, read_run_json, trim_parts
+from degradation.runs import (
+    RESTARTS,
+    CorruptFile,
+    ForeignSchema,
+    check_writable,
+    has_checkpoint,
+    missing_windows,
+    read_run_json,
+    trim_parts,
+)
 from degradation.schema import SCHEMA_VERSION
 from degradation.train.checkpoint import UnreadableCheckpoint, checkpoint_iteration, remove_stale_temps, set_aside
 from degradation.train.folder import GRAPH_TAG, RunFolder, static_info
@@ -221,6 +230,9 @@ def _fit(cfg: DictConfig, trainer, folder: RunFolder, model, data, previous: dic
     except (KeyboardInterrupt, SystemExit) as exc:  # Lightning turns Ctrl-C into SystemExit(1); SIGTERM too
         _restore_sigint(sigint)
         reason = f"interrupted at iteration {module.iteration}; run the same command to resume"
+        if not has_checkpoint(folder.path):  # the rerun starts over: say so, not "resume"
+            reason = (f"interrupted at iteration {module.iteration} before its first checkpoint; "
+                      f"the same command {RESTARTS.replace('restarts', 'restarts it')}")
         folder.write_status(module, "partial", reason)
         folder.log(reason)
         folder.close()
