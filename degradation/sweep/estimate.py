@@ -202,6 +202,20 @@ class Sharing:
         return per_gpu / max(1e-9, self.speedup.get(per_gpu, 1.0))
 
 
+# ---- one run on several GPUs (DDP) ------------------------------------------------------------------------
+# Assumed, not measured (no multi-GPU machine was available): the fraction of linear speed-up a DDP run keeps.
+# CIFAR's global batch 128 split 8 ways leaves 16 images per GPU, where the gradient all-reduce and the
+# per-step launch overhead weigh as much as the compute; across nodes the all-reduce crosses the network.
+DDP_EFFICIENCY = {"node": 0.6, "nodes": 0.45}
+
+
+def ddp_speedup(gpus: int, nodes: int = 1) -> float:
+    """How much faster one run trains on `gpus` GPUs (over `nodes` machines) than on one: an assumption."""
+    if gpus <= 1:
+        return 1.0
+    return max(1.0, gpus * DDP_EFFICIENCY["node" if nodes <= 1 else "nodes"])
+
+
 # ---- the sweep's estimate ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Todo:
@@ -222,7 +236,8 @@ class Estimate:
 
 
 def estimate_sweep(todo: Sequence[Todo], results_dir: Path, *, kind: str, threads: int, lanes: int,
-                   per_gpu: int = 1, sharing: Sharing | None = None, probe: bool = True) -> Estimate:
+                   per_gpu: int = 1, sharing: Sharing | None = None, probe: bool = True,
+                   gpus_per_run: int = 1, nodes_per_run: int = 1) -> Estimate:
     """Time every run that trains and the whole sweep with `lanes` runs training at once.
 
     Runs sharing a GPU (`per_gpu` > 1) are each slowed by the measured sharing speed-up; the sweep's time is
@@ -236,6 +251,10 @@ def estimate_sweep(todo: Sequence[Todo], results_dir: Path, *, kind: str, thread
         runs = f"{per_gpu} run{'s' * (per_gpu != 1)} per GPU"
         sources.add(f"{runs} at {gain:.2f}x one run's speed" if gain else f"{runs}, no measured gain assumed")
     slowdown = sharing.slowdown(per_gpu)
+    if gpus_per_run > 1:
+        speedup = ddp_speedup(gpus_per_run, nodes_per_run)
+        slowdown /= speedup
+        sources.add(f"{gpus_per_run} GPUs per run at an assumed {speedup:.1f}x one GPU's speed (DDP, unmeasured)")
     seconds: dict[str, float | None] = {}
     for item in todo:
         each = per_image.get(network_key(item.cfg.model))

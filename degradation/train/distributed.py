@@ -20,11 +20,13 @@ The contract every data path follows (the device-resident CIFAR stream here; a f
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from typing import Any
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 
 
 def world_size(trainer_cfg: Any) -> int:
@@ -81,6 +83,33 @@ def reduce_table(table: torch.Tensor, world: int) -> torch.Tensor:
     if world > 1:
         dist.all_reduce(table, op=dist.ReduceOp.SUM)
     return table
+
+
+@torch.no_grad()
+def evaluate_sets(model: torch.nn.Module, forward: Callable[[torch.Tensor], torch.Tensor], eval_sets: dict[str, Any],
+                  rank: int, world: int, context: Callable[[], Any] = nullcontext) -> dict[str, tuple[float, float]]:
+    """split -> (error, mean loss) over each whole set, sharded over the ranks and reduced once; `model` is in eval
+    mode. The same numbers as one process's, exactly (see the module docstring)."""
+    broadcast_buffers(model, world)
+    device = next(model.parameters()).device
+    tables = {}
+    for split, images in eval_sets.items():
+        table = torch.zeros(num_batches(images), 2, device=device)
+        with context():
+            for index, x, y in shard(images, rank, world):
+                logits = forward(x)
+                table[index, 0] = F.cross_entropy(logits.float(), y, reduction="sum")
+                table[index, 1] = (logits.argmax(1) != y).sum()
+        tables[split] = table
+    if not tables:
+        return {}
+    joined = reduce_table(torch.cat(list(tables.values())), world).double()  # the one device read
+    sums = [part.sum(0).tolist() for part in joined.split([len(t) for t in tables.values()])]
+    results = {}
+    for (split, images), (loss_sum, wrong) in zip(eval_sets.items(), sums, strict=True):
+        count = max(len(images), 1)
+        results[split] = (wrong / count, loss_sum / count)
+    return results
 
 
 def broadcast_buffers(model: torch.nn.Module, world: int) -> None:

@@ -269,29 +269,12 @@ class TrainModule(pl.LightningModule):
         world, rank = self._ranks()
         was_training = self.model.training
         self.model.eval()
-        tables = {}
         try:
-            distributed.broadcast_buffers(self.model, world)
-            for split, images in self.eval_sets.items():
-                table = torch.zeros(distributed.num_batches(images), 2, device=self.device)
-                with self._precision_context():
-                    for index, x, y in distributed.shard(images, rank, world):
-                        logits = self._forward(x)
-                        table[index, 0] = F.cross_entropy(logits.float(), y, reduction="sum")
-                        table[index, 1] = (logits.argmax(1) != y).sum()
-                tables[split] = table
+            results = distributed.evaluate_sets(
+                self.model, self._forward, self.eval_sets, rank, world, self._precision_context
+            )
         finally:
             self.model.train(was_training)
-        sums = {}
-        if tables:
-            joined = distributed.reduce_table(torch.cat(list(tables.values())), world).double()
-            for split, part in zip(tables, joined.split([len(t) for t in tables.values()]), strict=True):
-                sums[split] = part.sum(0).tolist()
-        results = {}
-        for split, images in self.eval_sets.items():
-            loss_sum, wrong = sums[split]
-            count = max(len(images), 1)
-            results[split] = (wrong / count, loss_sum / count)
         self.last_eval = results
         if "test" in results:
             error = results["test"][0]
