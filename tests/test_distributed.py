@@ -157,7 +157,7 @@ def test_sharded_evaluation_equals_one_process_exactly_and_sync_bn_is_the_global
 
 
 # ---- SLURM: one multi-node job per run ---------------------------------------------------------------------
-def test_a_multi_node_slurm_run_is_one_job_with_a_task_per_gpu(tmp_path) -> None:
+def test_a_multi_node_slurm_run_is_one_job_with_a_task_per_gpu(tmp_path, capsys) -> None:
     from degradation.sweep.plan import build_plan
     from degradation.sweep.request import SweepRequest
     from degradation.sweep.slurm import lightning_variables, sbatch_text
@@ -171,6 +171,10 @@ def test_a_multi_node_slurm_run_is_one_job_with_a_task_per_gpu(tmp_path) -> None
     assert (cell.cfg.trainer.devices, cell.cfg.trainer.num_nodes) == (4, 2)  # 8 ranks of 2 images each
     assert "trainer.devices=4" in cell.overrides and "trainer.num_nodes=2" in cell.overrides
     assert plan.gpus_per_run == 8
+    from degradation.sweep.report import make_console, print_plan
+
+    print_plan(plan, make_console())
+    assert "8 GPUs per run" in capsys.readouterr().out
     text = sbatch_text(plan.launcher, tmp_path / "jobs", jobs=plan.jobs, runs=1)
     for line in ("--nodes=2", "--ntasks-per-node=4", "--gpus-per-node=4", "--partition=gpu", "--signal=USR2@90"):
         assert f"#SBATCH {line}" in text
@@ -180,6 +184,14 @@ def test_a_multi_node_slurm_run_is_one_job_with_a_task_per_gpu(tmp_path) -> None
     clash = dataclasses.replace(request, overrides=[*overrides, "trainer.devices=2"])
     with pytest.raises(UsageError, match="leave trainer.devices and trainer.num_nodes out"):
         build_plan(clash, probe=False)
+
+
+def test_the_estimate_assumes_a_sublinear_ddp_speed_up() -> None:
+    from degradation.sweep.estimate import ddp_speedup
+
+    assert ddp_speedup(1) == 1.0
+    assert 1 < ddp_speedup(8, 1, "cifar") < ddp_speedup(8, 1, "imagenet") < 8
+    assert ddp_speedup(16, 2, "imagenet") < 16 * ddp_speedup(8, 1, "imagenet") / 8
 
 
 # ---- whole runs: 2 processes, and a 2-"node" run killed and resumed (slow: several process starts) --------
