@@ -20,6 +20,7 @@ The contract every data path follows (the device-resident CIFAR stream here; a f
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from typing import Any
@@ -50,6 +51,14 @@ def threads_per_rank(threads: int, trainer_cfg: Any, accelerator: str) -> int:
     if accelerator != "cpu" or devices == 1 or trainer_cfg.threads != "auto":
         return threads
     return max(1, threads // devices)
+
+
+def keep_threads(threads: int, trainer_cfg: Any) -> None:
+    """Lightning's DDP launcher sets torch's threads to cores / local ranks unless OMP_NUM_THREADS is set, after
+    the run chose its own: a 2-"node" launch (1 local rank) would then compute with other threads than a 2-device
+    one, and the same run would differ in its last bits by how it was launched. The variable says: chosen."""
+    if world_size(trainer_cfg) > 1:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
 
 
 def graph_note(world: int, device: torch.device, setting: Any) -> str | None:

@@ -45,6 +45,7 @@ def configure_runtime(trainer_cfg: Any) -> int:
     """Threads and cuDNN autotuning, set once before any tensor work; returns the thread count."""
     accelerator = {"cuda": "gpu"}.get(str(trainer_cfg.accelerator), str(trainer_cfg.accelerator))
     threads = distributed.threads_per_rank(cpu_threads(trainer_cfg.threads), trainer_cfg, accelerator)
+    distributed.keep_threads(threads, trainer_cfg)
     torch.set_num_threads(threads)
     torch.backends.cudnn.benchmark = bool(trainer_cfg.cudnn_benchmark)
     quiet_lightning()
