@@ -52,6 +52,20 @@ def test_sync_batchnorm_is_part_of_the_run_id_and_the_device_layout_is_not(tmp_p
     assert run_id(compose(tiny(tmp_path, "trainer.sync_batchnorm=true"))) != base
 
 
+def test_ddp_says_once_why_it_takes_the_eager_step_and_keeps_its_threads(monkeypatch) -> None:
+    from degradation.train import distributed
+
+    note = distributed.graph_note(8, torch.device("cuda", 0), "auto")
+    assert note and note.startswith("the eager step, not the CUDA graph: 8 DDP ranks")
+    assert distributed.graph_note(1, torch.device("cuda", 0), "auto") is None
+    assert distributed.graph_note(2, torch.device("cpu"), "auto") is None
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    trainer = compose(["trainer.devices=2", "trainer.accelerator=cpu"]).trainer
+    distributed.keep_threads(3, trainer)
+    assert os.environ["OMP_NUM_THREADS"] == "3"  # Lightning's launcher leaves torch's threads alone then
+    assert distributed.threads_per_rank(4, trainer, "cpu") == 2  # threads=auto: the node's cores shared
+
+
 # ---- the stream's rank contract ----------------------------------------------------------------------------
 def _images(n: int = 40) -> tuple[torch.Tensor, torch.Tensor]:
     gen = torch.Generator().manual_seed(3)
