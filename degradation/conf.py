@@ -30,6 +30,7 @@ NON_RESULT_KEYS = (
     "data.eval_batch_size",
     "trainer.accelerator",
     "trainer.devices",
+    "trainer.num_nodes",
     "trainer.threads",
     "trainer.progress",
     "trainer.compile",
@@ -139,6 +140,8 @@ def result_tree(tree: dict) -> dict:
         _drop(tree, key)
     if tree.get("model", {}).get("arch") == "plain":
         tree["model"]["shortcut"] = "none"
+    if not tree.get("trainer", {}).get("sync_batchnorm", False):
+        _drop(tree, "trainer.sync_batchnorm")  # the default (BN per device) keeps the run ids made before the key
     return tree
 
 
@@ -281,7 +284,18 @@ def validate(cfg: DictConfig) -> None:
         trainer.accelerator in ("auto", "cpu", "cuda", "gpu", "mps"),
         f"trainer.accelerator={trainer.accelerator!r}; choose auto, cpu, cuda or mps",
     )
-    _whole(trainer.devices, "trainer.devices", 1)
+    devices = _whole(trainer.devices, "trainer.devices", 1)
+    nodes = _whole(trainer.get("num_nodes", 1), "trainer.num_nodes", 1)
+    _need(
+        isinstance(trainer.get("sync_batchnorm", False), bool),
+        f"trainer.sync_batchnorm={trainer.get('sync_batchnorm')!r}; choose true or false",
+    )
+    _need(
+        sched.batch_size % (devices * nodes) == 0,
+        f"schedule.batch_size={sched.batch_size} does not divide among trainer.devices={devices} x "
+        f"trainer.num_nodes={nodes} = {devices * nodes} ranks (each takes an equal slice of the global batch); "
+        "choose a device count that divides it",
+    )
     _need(
         precision_name(trainer.precision) in AUTOCAST,
         f"trainer.precision={trainer.precision!r}; choose 32-true (fp32, TF32 off), tf32 or bf16-mixed",

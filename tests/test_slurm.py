@@ -47,7 +47,7 @@ def test_the_sbatch_script_carries_every_launcher_setting(tmp_path, fake_slurm, 
     results = tmp_path / "r"
     args = sweep_args(results, "--archs", "plain", "--seeds", "0,1,2", "--launcher", "slurm", "--jobs", "2",
                       extra=("trainer.threads=auto", "launcher.wait=false", "launcher.partition=gpu-long",
-                             "launcher.timeout_min=90", "launcher.gpus_per_task=2", "launcher.cpus_per_task=6",
+                             "launcher.timeout_min=90", "launcher.gpus_per_node=2", "launcher.cpus_per_task=6",
                              "launcher.mem_gb=24", "+launcher.additional.account=proj",
                              "+launcher.additional.qos=high"))
     assert main(args) == 0, capsys.readouterr()
@@ -56,7 +56,7 @@ def test_the_sbatch_script_carries_every_launcher_setting(tmp_path, fake_slurm, 
     flags = _flags(script)
     assert flags["partition"] == "gpu-long"
     assert flags["time"] == "90"
-    assert flags["gpus-per-node"] == "2" and flags["ntasks-per-node"] == "1"  # one task a job: per node = per task
+    assert flags["gpus-per-node"] == "2" and flags["ntasks-per-node"] == "2"  # one DDP rank per GPU
     assert flags["cpus-per-task"] == "6"
     assert flags["mem"] == "24GB"
     assert flags["array"] == "0-2%2"  # three runs, two at a time (--jobs)

@@ -426,7 +426,7 @@ def test_sweep_end_to_end_then_skip_on_rerun(tmp_path, capsys, no_probe) -> None
 
 def test_slurm_launcher_through_submitits_local_executor(tmp_path, capsys, no_probe) -> None:
     results = tmp_path / "r"
-    extra = ("launcher.cluster=local", "launcher.gpus_per_task=0", "launcher.cpus_per_task=1", "launcher.timeout_min=5")
+    extra = ("launcher.cluster=local", "launcher.gpus_per_node=0", "launcher.cpus_per_task=1", "launcher.timeout_min=5")
     assert main(sweep_args(results, "--launcher", "slurm", "--archs", "resnet", extra=extra)) == 0
     out = capsys.readouterr().out
     assert "submitted 1 run(s) as job(s)" in out and "sweep finished: 1 done" in out
@@ -474,7 +474,7 @@ def test_slurm_settings_reach_submitit(tmp_path) -> None:
     from degradation.sweep.slurm import make_executor
 
     launcher = compose(["launcher=slurm", "launcher.cluster=local", "launcher.partition=gpu",
-                        "launcher.gpus_per_task=0", "+launcher.additional.account=proj"]).launcher
+                        "launcher.gpus_per_node=0", "+launcher.additional.account=proj"]).launcher
     executor = make_executor(launcher, tmp_path / "jobs", jobs=3)
     assert executor.cluster == "local"
     assert executor._executor.parameters["timeout_min"] == 720
@@ -522,7 +522,7 @@ def test_a_preempted_slurm_job_is_requeued_and_resumes(tmp_path, no_probe) -> No
 
     results = tmp_path / "r"
     longer = ["schedule.max_iters=120", "schedule.milestones=[60,90]", "launcher.cluster=local",
-              "launcher.gpus_per_task=0", "launcher.cpus_per_task=1", "launcher.timeout_min=5"]
+              "launcher.gpus_per_node=0", "launcher.cpus_per_task=1", "launcher.timeout_min=5"]
     plan = build_plan(request(results, archs=["plain"], launcher="slurm", overrides=[*TINY, *longer]), probe=False)
     cell = plan.cells[0]
     (job,) = slurm.submit(plan, [cell], threads=1)

@@ -76,7 +76,9 @@ def _check_layout(batch_size: int, world_size: int, rank: int) -> int:
 class BatchStream:
     """Endless iterator of full (x float32 [b,3,H,W], y int64 [b]) batches on `device`, b = batch_size / world_size.
 
-    Each rank yields its rank-th slice of the same global batch. Batches may straddle epoch boundaries.
+    Each rank yields its rank-th slice of the same global batch: rank r of W takes global positions
+    [k*b + r*b/W, k*b + (r+1)*b/W) of batch k (the contract in train/distributed.py). Batches may straddle
+    epoch boundaries. The state (samples handed out) is global, so it resumes on any W that divides b.
     """
 
     def __init__(
@@ -241,8 +243,18 @@ class EvalSet:
     def num_batches(self) -> int:
         return -(-len(self) // self.batch_size)
 
+    def _batch(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        start = index * self.batch_size
+        chunk = self._images[start : start + self.batch_size]
+        x = torch.addcmul(self._neg_mean, chunk.float(), self._scale).contiguous(memory_format=self.memory_format)
+        return x, self._labels[start : start + self.batch_size]
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for start in range(0, len(self), self.batch_size):
-            chunk = self._images[start : start + self.batch_size]
-            x = torch.addcmul(self._neg_mean, chunk.float(), self._scale).contiguous(memory_format=self.memory_format)
-            yield x, self._labels[start : start + self.batch_size]
+        for index in range(self.num_batches):
+            yield self._batch(index)
+
+    def shard(self, rank: int, world_size: int) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+        """(batch index, x, y) for the batches i with i mod world_size == rank: the ranks together cover the set
+        once, in the same batch boundaries as one process (so each batch's numbers are the one process's)."""
+        for index in range(rank, self.num_batches, world_size):
+            yield (index, *self._batch(index))

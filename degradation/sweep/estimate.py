@@ -213,6 +213,23 @@ class Sharing:
         return per_gpu / max(1e-9, self.speedup.get(per_gpu, 1.0))
 
 
+# ---- one run on several GPUs (DDP) ------------------------------------------------------------------------
+# Assumed, not measured (no multi-GPU machine was available): the fraction of linear speed-up a DDP run keeps,
+# (within one node, across nodes). CIFAR's global batch 128 split 8 ways leaves 16 small images per GPU, where
+# the gradient all-reduce and the per-step launches weigh as much as the compute (and the CUDA graph is off);
+# an ImageNet step (32 images of 224x224 per GPU, as in the paper) is compute-bound. Across nodes the
+# all-reduce crosses the network.
+DDP_EFFICIENCY = {"cifar": (0.6, 0.45), "imagenet": (0.85, 0.75)}
+
+
+def ddp_speedup(gpus: int, nodes: int = 1, family: str = "cifar") -> float:
+    """How much faster one run trains on `gpus` GPUs (over `nodes` machines) than on one: an assumption."""
+    if gpus <= 1:
+        return 1.0
+    within, across = DDP_EFFICIENCY.get(family, DDP_EFFICIENCY["cifar"])
+    return max(1.0, gpus * (within if nodes <= 1 else across))
+
+
 # ---- the sweep's estimate ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Todo:
@@ -233,7 +250,8 @@ class Estimate:
 
 
 def estimate_sweep(todo: Sequence[Todo], results_dir: Path, *, kind: str, threads: int, lanes: int,
-                   per_gpu: int = 1, sharing: Sharing | None = None, probe: bool = True) -> Estimate:
+                   per_gpu: int = 1, sharing: Sharing | None = None, probe: bool = True,
+                   gpus_per_run: int = 1, nodes_per_run: int = 1) -> Estimate:
     """Time every run that trains and the whole sweep with `lanes` runs training at once.
 
     Runs sharing a GPU (`per_gpu` > 1) are each slowed by the measured sharing speed-up; the sweep's time is
@@ -250,7 +268,11 @@ def estimate_sweep(todo: Sequence[Todo], results_dir: Path, *, kind: str, thread
     seconds: dict[str, float | None] = {}
     for item in todo:
         each = per_image.get(network_key(item.cfg.model))
-        seconds[item.run_id] = None if each is None else run_seconds(item.cfg, item.done_iters, each * slowdown)
+        speedup = ddp_speedup(gpus_per_run, nodes_per_run, str(item.cfg.model.family))
+        if speedup > 1:
+            sources.add(f"{gpus_per_run} GPUs per run at an assumed {speedup:.1f}x one GPU's speed (DDP, unmeasured)")
+        seconds[item.run_id] = (None if each is None
+                                else run_seconds(item.cfg, item.done_iters, each * slowdown / speedup))
     known = list(seconds.values())
     total = None if any(s is None for s in known) else sum(known) / max(1, lanes)
     return Estimate(seconds, total, " + ".join(sorted(sources)) or "nothing left to train")

@@ -124,7 +124,8 @@ def read_state(run_dir: Path) -> RunState:
     return RunState(status, iteration, reason)
 
 
-def cell_overrides(request: SweepRequest, arch: str, depth: int, shortcut: str, seed: int) -> list[str]:
+def cell_overrides(request: SweepRequest, arch: str, depth: int, shortcut: str, seed: int,
+                   layout: tuple[str, ...] = ()) -> list[str]:
     overrides = [f"model={arch}", f"model.depth={depth}"]
     if request.family != "cifar":
         overrides.append(f"model.family={request.family}")
@@ -136,8 +137,34 @@ def cell_overrides(request: SweepRequest, arch: str, depth: int, shortcut: str, 
         f"seed={seed}",
         f"launcher={request.launcher}",
         f"results_dir={hydra_value(str(Path(request.results_dir).absolute()))}",
+        *layout,
     ]
     return overrides + list(request.overrides)
+
+
+def slurm_layout(request: SweepRequest, first: tuple[str, int, str, int]) -> tuple[str, ...]:
+    """Under --launcher slurm, launcher.nodes and launcher.gpus_per_node make each run one multi-node job: its
+    trainer.num_nodes and trainer.devices (one DDP rank per GPU; one rank when the nodes have no GPU)."""
+    if request.launcher != "slurm":
+        return ()
+    launcher = compose(cell_overrides(request, *first)).launcher
+    nodes, gpus = launcher.get("nodes", 1), launcher.get("gpus_per_node", 1)
+    for key, value, least in (("nodes", nodes, 1), ("gpus_per_node", gpus, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise UsageError(f"launcher.{key}={value!r} must be a whole number >= {least}")
+    return (f"trainer.devices={max(1, gpus)}", f"trainer.num_nodes={nodes}")
+
+
+def _check_layout(cfg: DictConfig, layout: tuple[str, ...]) -> None:
+    """An explicit trainer.devices / num_nodes that disagrees with the SLURM job's tasks would hang the ranks."""
+    want = dict(item.split("=", 1) for item in layout)
+    have = {"trainer.devices": str(cfg.trainer.devices), "trainer.num_nodes": str(cfg.trainer.num_nodes)}
+    if layout and want != have:
+        raise UsageError(
+            f"with --launcher slurm, launcher.gpus_per_node and launcher.nodes set the run's layout "
+            f"({' '.join(layout)}); leave trainer.devices and trainer.num_nodes out (got "
+            f"{' '.join(f'{k}={v}' for k, v in have.items())})"
+        )
 
 
 def expand(request: SweepRequest) -> list[tuple[str, int, str, int]]:
@@ -155,9 +182,12 @@ def expand(request: SweepRequest) -> list[tuple[str, int, str, int]]:
 def compose_cells(request: SweepRequest) -> list[Cell]:
     """Compose and validate every cell (UsageError on the first bad one, naming it); duplicates dropped."""
     cells: dict[str, Cell] = {}
-    for arch, depth, shortcut, seed in expand(request):
-        overrides = cell_overrides(request, arch, depth, shortcut, seed)
+    grid = expand(request)
+    layout = slurm_layout(request, grid[0]) if grid else ()
+    for arch, depth, shortcut, seed in grid:
+        overrides = cell_overrides(request, arch, depth, shortcut, seed, layout)
         cfg = compose(overrides)  # a bad override reads the same for every cell: no cell named
+        _check_layout(cfg, layout)
         try:
             validate(cfg)
         except UsageError as exc:
@@ -204,6 +234,7 @@ class Plan:
     launcher: Any  # the composed launcher config (same for every cell)
     runs_per_gpu: int = 1  # runs sharing one GPU at once in a local CUDA sweep (1 elsewhere)
     wide: bool = False  # tables show full run ids (--wide)
+    gpus_per_run: int = 1  # DDP ranks of one run on GPUs (trainer.devices x trainer.num_nodes); 0 on a CPU
 
     def todo(self) -> list[Cell]:
         return [c for c in self.cells if self.states[c.run_id].trains]
@@ -311,9 +342,15 @@ def build_plan(request: SweepRequest, *, probe: bool = True) -> Plan:
         device += f", {_sharing_text(request, first.launcher, sharing, jobs, shared)}"
 
     todo = [estimate.Todo(c.run_id, c.cfg, states[c.run_id].iteration) for c in trains]
-    lanes = _lanes(jobs, len(todo), kind, gpus, shared, cores)
+    ranks = int(first.trainer.devices) * int(first.trainer.num_nodes)
+    gpus_per_run = ranks if kind == "cuda" or first.launcher.name == "slurm" and first.launcher.gpus_per_node else 0
+    if first.launcher.name == "slurm":  # the cluster's GPUs, not this machine's: the array's parallelism
+        lanes = max(1, min(jobs, len(todo)))
+    else:
+        lanes = _lanes(jobs, len(todo), kind, max(1, gpus // ranks) if gpus else 0, shared, cores)
     timing = estimate.estimate_sweep(todo, Path(request.results_dir), kind=kind, threads=threads, lanes=lanes,
-                                     per_gpu=per_gpu, sharing=sharing, probe=probe)
+                                     per_gpu=per_gpu, sharing=sharing, probe=probe, gpus_per_run=gpus_per_run,
+                                     nodes_per_run=int(first.trainer.num_nodes))
     return Plan(
         results_dir=Path(request.results_dir),
         cells=cells,
@@ -329,6 +366,7 @@ def build_plan(request: SweepRequest, *, probe: bool = True) -> Plan:
         launcher=first.launcher,
         runs_per_gpu=per_gpu,
         wide=request.wide,
+        gpus_per_run=gpus_per_run,
     )
 
 

@@ -90,9 +90,10 @@ def print_plan(plan: Plan, console: Console, wide: bool = False) -> None:
     console.print(table)
     counts = plan.counts()
     parts = [f"{n} {what}" for what, n in counts.items() if n]
+    gpus = f"{plan.gpus_per_run} GPU{'s' * (plan.gpus_per_run != 1)} per run, " if plan.gpus_per_run else ""
     console.print(
         f"{', '.join(parts)}; estimated {format_duration(plan.total_s)} on this machine "
-        f"({plan.device}, {plan.jobs} at a time; {plan.estimate_source})"
+        f"({plan.device}, {gpus}{plan.jobs} at a time; {plan.estimate_source})"
     )
 
 

@@ -2,8 +2,12 @@
 `python -m degradation.train` and is checkpointable (a preempted or timed-out job is requeued and resumes from
 its run's last checkpoint, because the training entry resumes any run folder that has one).
 
-conf/launcher/slurm.yaml holds the resources (partition, timeout_min, gpus_per_task, cpus_per_task, mem_gb,
+conf/launcher/slurm.yaml holds the resources (partition, timeout_min, nodes, gpus_per_node, cpus_per_task, mem_gb,
 additional sbatch options); every key can be overridden after `--` as launcher.<key>=<value>.
+
+One run = one job of `nodes` machines with one task per GPU (tasks per node = gpus_per_node): every task runs the
+training entry as one DDP rank, and Lightning reads its rank from SLURM's variables (SLURMEnvironment). Rank zero
+holds the run's lock and writes to its train.log; the other ranks write only to submitit's own log files.
 `launcher.cluster=local` runs the same job array through submitit's local executor (real processes, no
 sbatch): how the tests exercise this path.
 """
@@ -11,6 +15,7 @@ sbatch): how the tests exercise this path.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import sys
@@ -65,6 +70,37 @@ def _requeue_exit_code() -> int:
         return -1
 
 
+def task_rank() -> tuple[int, int]:
+    """(global rank, tasks) of this task of the job; (0, 1) outside a submitit job."""
+    import submitit
+
+    try:
+        env = submitit.JobEnvironment()
+        return int(env.global_rank), int(env.num_tasks)
+    except Exception:  # not inside a submitit job (a test calling the job directly)
+        return 0, 1
+
+
+def lightning_variables(job_id: str, rank: int, local_rank: int, node: int, tasks: int) -> dict[str, str]:
+    """What Lightning's LightningEnvironment reads, for a multi-task job of submitit's local executor (SLURM's own
+    variables serve a real SLURM job): one machine, so the address is this host and the port follows the job."""
+    port = 20000 + int(hashlib.blake2b(job_id.encode(), digest_size=4).hexdigest(), 16) % 20000
+    return {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(tasks), "NODE_RANK": str(node),
+            "LOCAL_RANK": str(local_rank), "GLOBAL_RANK": str(rank)}
+
+
+def _local_cluster_ranks() -> None:
+    import submitit
+
+    try:
+        env = submitit.JobEnvironment()
+    except Exception:
+        return
+    if env.cluster == "local" and env.num_tasks > 1:
+        os.environ.update(lightning_variables(str(env.job_id), env.global_rank, env.local_rank, env.node,
+                                              env.num_tasks))
+
+
 class TrainJob(Checkpointable):
     """One run inside a cluster job. On preemption or timeout submitit calls `checkpoint` and requeues a copy of
     this object (Checkpointable's default); the copy re-enters the training entry, which resumes the run from
@@ -84,6 +120,14 @@ class TrainJob(Checkpointable):
         from degradation.train.app import run_from_args  # deferred: torch and Lightning load in the job only
 
         run_dir = Path(self.run_dir)
+        rank, _ = task_rank()
+        if rank != 0:  # another DDP rank of a multi-task job: no lock, no train.log (rank zero holds both)
+            _local_cluster_ranks()
+            code = run_from_args(self.args)
+            if code != 0 and _PREEMPTED["flag"]:
+                raise SystemExit(_requeue_exit_code())
+            return {"run_id": self.run_id, "status": "done" if code == 0 else f"exit code {code}"}
+        _local_cluster_ranks()
         try:
             with run_lock(run_dir) as held, output_to(run_dir / LOG_FILE), _lock_token(held.token):
                 code = run_from_args(self.args)  # the trainer re-enters the lock we hold through the token
@@ -116,25 +160,25 @@ def check_launcher(launcher: Any, submitting: bool = True) -> None:
         value = launcher.get(key)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise UsageError(f"launcher.{key}={value!r} must be a number > 0")
-    gpus = launcher.get("gpus_per_task")
-    if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 0:
-        raise UsageError(f"launcher.gpus_per_task={gpus!r} must be a whole number >= 0")
+    for key, least in (("nodes", 1), ("gpus_per_node", 0)):
+        value = launcher.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise UsageError(f"launcher.{key}={value!r} must be a whole number >= {least}")
 
 
-def make_executor(launcher: Any, folder: Path, jobs: int):
-    """A submitit executor set from the launcher config."""
-    import submitit
-    from omegaconf import OmegaConf
+def job_parameters(launcher: Any, jobs: int) -> dict[str, Any]:
+    """submitit's parameters for one run's job: `nodes` machines, one task (DDP rank) per GPU on each."""
+    from omegaconf import OmegaConf  # deferred: the sweep's start-up does not need it before a SLURM launch
 
-    cluster = str(launcher.get("cluster", "slurm"))
-    executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
+    gpus = int(launcher.get("gpus_per_node", 1))
     params: dict[str, Any] = {
         "name": "degradation",
         "timeout_min": int(launcher.timeout_min),
+        "nodes": int(launcher.get("nodes", 1)),
+        "tasks_per_node": max(1, gpus),
+        "gpus_per_node": gpus,
         "cpus_per_task": int(launcher.cpus_per_task),
         "mem_gb": float(launcher.mem_gb),
-        "gpus_per_node": int(launcher.gpus_per_task),  # one task per job: per node == per task
-        "tasks_per_node": 1,
         "slurm_array_parallelism": int(jobs),
     }
     if launcher.get("partition"):
@@ -142,8 +186,29 @@ def make_executor(launcher: Any, folder: Path, jobs: int):
     additional = launcher.get("additional") or {}
     if additional:
         params["slurm_additional_parameters"] = OmegaConf.to_container(additional, resolve=True)
-    executor.update_parameters(**params)
+    return params
+
+
+def make_executor(launcher: Any, folder: Path, jobs: int):
+    """A submitit executor set from the launcher config."""
+    import submitit
+
+    cluster = str(launcher.get("cluster", "slurm"))
+    executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
+    executor.update_parameters(**job_parameters(launcher, jobs))
     return executor
+
+
+def sbatch_text(launcher: Any, folder: Path, jobs: int, runs: int) -> str:
+    """The sbatch script submitit writes for `runs` runs under these settings (no sbatch needed): what a user or
+    a test reads to see the job that `--launcher slurm` submits."""
+    from submitit.slurm.slurm import SlurmExecutor, _convert_mem, _make_sbatch_string
+
+    names = SlurmExecutor._equivalence_dict()
+    params = {names.get(k.removeprefix("slurm_"), k.removeprefix("slurm_")): v
+              for k, v in job_parameters(launcher, jobs).items()}
+    params["mem"] = _convert_mem(params["mem"])
+    return _make_sbatch_string(command="python -u -m submitit.core._submit", folder=folder, map_count=runs, **params)
 
 
 def submit(plan, cells: list, threads: int) -> list:

@@ -5,10 +5,10 @@ would sit one batch past the checkpoint. Lightning iterates `Ticks` (plain integ
 pulls its batch from the stream itself; the stream's position in a checkpoint is then exactly the step's.
 
 Nothing in the step reads the device: the training error and loss are summed on the device and read once
-per logging window (all-reduced under DDP), where the NaN check, the warm-up switch, evaluation and
-checkpointing happen. On one CUDA device the step is a replayed CUDA graph (train/graphed.py); elsewhere it
-runs eagerly through Lightning's optimizer wrapper. Either way the module ends the fit itself at `stop_at`
-(the graphed step bypasses the wrapper that counts Lightning's global_step).
+per logging window (all-reduced under DDP), where the NaN check, the warm-up switch, evaluation (sharded over
+the ranks, train/distributed.py) and checkpointing happen. On one CUDA device the step is a replayed CUDA
+graph (train/graphed.py); elsewhere it runs eagerly through Lightning's optimizer wrapper. Either way the
+module ends the fit itself at `stop_at` (the graphed step bypasses the wrapper that counts Lightning's global_step).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from degradation.errors import RunFailed, first_line
+from degradation.train import distributed
 from degradation.train.graphed import GraphedStep
 from degradation.train.schedule import Schedule
 
@@ -264,23 +265,17 @@ class TrainModule(pl.LightningModule):
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, tuple[float, float]]:
-        """Error and mean loss over each whole evaluation set (BN in eval mode), read once per set."""
+        """Error and mean loss over each whole evaluation set (BN in eval mode).
+
+        Sharded over the ranks in the one-process batch boundaries and reduced once (train/distributed.py): the
+        numbers are those of one process, exactly. One device read for all sets."""
+        world, rank = self._ranks()
         was_training = self.model.training
         self.model.eval()
-        results = {}
         try:
-            for split, images in self.eval_sets.items():
-                sums = None
-                with self._precision_context():
-                    for x, y in images:
-                        logits = self._forward(x)
-                        batch = torch.stack(
-                            (F.cross_entropy(logits.float(), y, reduction="sum"), (logits.argmax(1) != y).sum().float())
-                        )
-                        sums = batch if sums is None else sums.add_(batch)
-                loss_sum, wrong = sums.tolist() if sums is not None else (0.0, 0.0)
-                count = max(len(images), 1)
-                results[split] = (wrong / count, loss_sum / count)
+            results = distributed.evaluate_sets(
+                self.model, self._forward, self.eval_sets, rank, world, self._precision_context
+            )
         finally:
             self.model.train(was_training)
         self.last_eval = results
@@ -290,6 +285,12 @@ class TrainModule(pl.LightningModule):
             if self.best_test is None or error < self.best_test[0]:
                 self.best_test = (error, self.iteration)
         return results
+
+    def _ranks(self) -> tuple[int, int]:
+        """(world size, global rank) of the fit; (1, 0) outside one (the benchmark, tests)."""
+        if self._trainer is None or self.trainer.world_size == 1:
+            return 1, 0
+        return self.trainer.world_size, self.trainer.global_rank
 
     def _precision_context(self):
         """The autocast the training step runs under (bf16-mixed), fresh for each use."""

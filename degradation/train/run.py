@@ -37,6 +37,7 @@ from degradation.runs import (
     trim_parts,
 )
 from degradation.schema import SCHEMA_VERSION
+from degradation.train import distributed
 from degradation.train.checkpoint import UnreadableCheckpoint, checkpoint_iteration, remove_stale_temps, set_aside
 from degradation.train.folder import GRAPH_TAG, RunFolder, static_info
 from degradation.train.graphed import graph_mode
@@ -49,7 +50,9 @@ from degradation.train.threads import cpu_threads, pin_threads
 def configure_runtime(trainer_cfg: Any) -> int:
     """Threads, cuDNN autotuning and the TF32 switches of the precision, set once before any tensor work; returns the
     thread count."""
-    threads = cpu_threads(trainer_cfg.threads)
+    accelerator = {"cuda": "gpu"}.get(str(trainer_cfg.accelerator), str(trainer_cfg.accelerator))
+    threads = distributed.threads_per_rank(cpu_threads(trainer_cfg.threads), trainer_cfg, accelerator)
+    distributed.keep_threads(threads, trainer_cfg)
     torch.set_num_threads(threads)
     torch.backends.cudnn.benchmark = bool(trainer_cfg.cudnn_benchmark)
     apply_precision(trainer_cfg.precision)
@@ -74,13 +77,14 @@ def build_trainer(trainer_cfg: Any, max_steps: int, root_dir: Path | str, callba
     import pytorch_lightning as pl
 
     accelerator = {"cuda": "gpu"}.get(str(trainer_cfg.accelerator), str(trainer_cfg.accelerator))
-    devices = int(trainer_cfg.devices)
+    devices, nodes = int(trainer_cfg.devices), int(trainer_cfg.get("num_nodes", 1))
     precision = lightning_precision(trainer_cfg.precision)
     try:
         return pl.Trainer(
             accelerator=accelerator,
             devices=devices,
-            strategy="ddp" if devices > 1 else "auto",
+            num_nodes=nodes,
+            strategy=distributed.strategy(trainer_cfg, accelerator),
             precision=precision,
             max_steps=max_steps,
             max_epochs=-1,
@@ -96,7 +100,7 @@ def build_trainer(trainer_cfg: Any, max_steps: int, root_dir: Path | str, callba
             callbacks=callbacks or [],
         )
     except Exception as exc:  # Lightning's MisconfigurationException: no such device, too many devices
-        what = f"trainer.accelerator={trainer_cfg.accelerator} devices={devices}"
+        what = f"trainer.accelerator={trainer_cfg.accelerator} devices={devices} num_nodes={nodes}"
         raise UsageError(f"{what}: {first_line(exc)}") from None
 
 
@@ -116,7 +120,8 @@ def device_label(trainer, threads: int, precision: str) -> str:
         return f"{trainer.world_size}x cuda {device_name(device)} {precision}"
     if device.type == "mps":
         return f"mps {precision}"
-    return f"cpu {threads} threads {precision}"
+    ranks = f"{trainer.world_size}x " if trainer.world_size > 1 else ""
+    return f"{ranks}cpu {threads} threads {precision}"
 
 
 def build_parts(cfg: DictConfig, trainer) -> tuple[torch.nn.Module, Any, dict]:
@@ -130,6 +135,8 @@ def build_parts(cfg: DictConfig, trainer) -> tuple[torch.nn.Module, Any, dict]:
     seed_everything(int(cfg.seed))
     model = build_model(cfg.model)
     counts = {"params": count_params(model), "macs": count_macs(model, input_shape(cfg.model.family))}
+    accelerator = {"cuda": "gpu"}.get(str(cfg.trainer.accelerator), str(cfg.trainer.accelerator))
+    model = distributed.sync_batchnorm(model, cfg.trainer, "cpu" if device.type == "cpu" else accelerator)
     if cfg.trainer.get("activation_checkpointing", False):
         enable_activation_checkpointing(model)  # the same training, bit for bit, in less memory
     model = model.to(device=device, memory_format=memory_format)
@@ -157,8 +164,9 @@ def train(cfg: DictConfig) -> dict:
     writer = trainer.global_rank == 0
 
     previous = previous_run(path)
-    if writer and previous and previous.get("status") == "done":
-        print(f"{path.name}: already done ({previous.get('iteration')}/{previous.get('total_iters')} iterations)")
+    if previous and previous.get("status") == "done":  # every rank: none of them trains
+        if writer:
+            print(f"{path.name}: already done ({previous.get('iteration')}/{previous.get('total_iters')} iterations)")
         return previous
 
     mode = step_mode(cfg.trainer, trainer)
@@ -166,6 +174,8 @@ def train(cfg: DictConfig) -> dict:
     device = device_label(trainer, threads, str(cfg.trainer.precision)) + (GRAPH_TAG if mode == "graph" else "")
     static = static_info(cfg, path, counts["params"], counts["macs"], device, data.train_size)
     static["precision"] = precision_record(str(cfg.trainer.precision))  # the switches as torch reads them now
+    static.update(ranks=trainer.world_size, batch_per_rank=int(cfg.schedule.batch_size) // trainer.world_size,
+                  sync_batchnorm=bool(cfg.trainer.get("sync_batchnorm", False)))
     folder = RunFolder(cfg, path, static, writer=writer, progress_mode=str(cfg.trainer.progress))
     with contextlib.ExitStack() as stack:
         if writer:
@@ -218,6 +228,13 @@ def _fit(cfg: DictConfig, trainer, folder: RunFolder, model, data, previous: dic
     folder.write_status(None, "running")
     what = f"resuming at iteration {start}" if ckpt else "starting"
     folder.log(f"{what}: {folder.static['device']}, {data.name}, {folder.static['params']:,} parameters")
+    if trainer.world_size > 1:
+        bn = "synchronised over the global batch" if folder.static["sync_batchnorm"] else "per rank"
+        folder.log(f"DDP: {trainer.world_size} ranks x {folder.static['batch_per_rank']} images (global batch "
+                   f"{cfg.schedule.batch_size}), BatchNorm statistics {bn}")
+        note = distributed.graph_note(trainer.world_size, trainer.strategy.root_device, cfg.trainer.get("cuda_graphs"))
+        if note:
+            folder.log(note)
     sigint = signal.getsignal(signal.SIGINT)  # Lightning ignores Ctrl-C after the first; put it back after
     try:
         trainer.fit(module, train_dataloaders=Ticks(), ckpt_path=str(ckpt) if ckpt else None, weights_only=True)
