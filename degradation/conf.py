@@ -132,22 +132,12 @@ def _whole(value: object, key: str, minimum: int) -> int:
 def validate(cfg: DictConfig) -> None:
     """Check every value a run depends on before anything is built or written."""
     # deferred: degradation.models loads torch; composing a config does not need it
-    from degradation.models.depth import (
-        check_arch,
-        check_family,
-        check_imagenet_depth,
-        check_shortcut,
-        cifar_blocks_per_stage,
-    )
+    from degradation.models import check_depth
+    from degradation.models.depth import check_shortcut
 
     model, data, sched, trainer = cfg.model, cfg.data, cfg.schedule, cfg.trainer
     _need(_whole(cfg.seed, "seed", 0) < 2**32, f"seed={cfg.seed} must be < 2**32 (numpy's seed range)")
-    check_arch(model.arch)
-    family = check_family(model.family)
-    if family == "cifar":
-        cifar_blocks_per_stage(model.depth)
-    else:
-        check_imagenet_depth(model.depth)
+    check_depth(model.arch, model.family, model.depth, model.get("block", "auto"))
     check_shortcut(model.shortcut)
     _need(_number(model.width, "model.width") > 0, f"model.width={model.width} must be > 0")
     _whole(model.num_classes, "model.num_classes", 2)

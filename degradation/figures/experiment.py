@@ -32,8 +32,9 @@ class Experiment:
         return None if hit.empty else hit.iloc[0]
 
     def family(self, arch: str) -> pd.DataFrame:
-        """Cells of the paper's figures: plain nets, or ResNets with option-A shortcuts, by depth."""
-        shortcut = "none" if arch == "plain" else "A"
+        """Cells of the paper's figures: plain nets, ResNets with option-A shortcuts, or pre-activation nets with
+        their config's B, by depth."""
+        shortcut = {"plain": "none", "preact": "B"}.get(arch, "A")
         cells = self.cells[(self.cells["arch"] == arch) & (self.cells["shortcut"] == shortcut)]
         return cells.sort_values("depth")
 

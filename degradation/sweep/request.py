@@ -32,17 +32,19 @@ def _choice(group: str, value: str, flag: str) -> str:
     return value
 
 
-def _depths(values: Sequence[str] | str, overrides: Sequence[str]) -> list[int]:
+def _depths(values: Sequence[str] | str, overrides: Sequence[str], archs: Sequence[str]) -> list[int]:
+    """Every depth must exist for every requested arch (models.check_depth knows each network's depths)."""
     # deferred: degradation.models loads torch; checking flags does not need it
-    from degradation.models.depth import check_imagenet_depth, cifar_blocks_per_stage
+    from degradation.models import check_depth
 
     depths = int_list(values, "--depths", minimum=-(10**9))
     imagenet = any(o.replace(" ", "") in ("model.family=imagenet", "++model.family=imagenet") for o in overrides)
-    for depth in depths:
-        try:
-            check_imagenet_depth(depth) if imagenet else cifar_blocks_per_stage(depth)
-        except UsageError as exc:
-            raise UsageError(f"--depths: {exc}") from None
+    for arch in archs:
+        for depth in depths:
+            try:
+                check_depth(arch, "imagenet" if imagenet else "cifar", depth)
+            except UsageError as exc:
+                raise UsageError(f"--depths: {exc}") from None
     return depths
 
 
@@ -107,9 +109,10 @@ class SweepRequest:
         from degradation.models.depth import check_arch, check_shortcut
 
         extra = _overrides(list(overrides))
+        arch_list = checked_list(archs, "--archs", check_arch)
         request = cls(
-            depths=_depths(depths, extra),
-            archs=checked_list(archs, "--archs", check_arch),
+            depths=_depths(depths, extra, arch_list),
+            archs=arch_list,
             seeds=int_list(seeds, "--seeds", minimum=0),
             shortcuts=checked_list(shortcuts, "--shortcut", check_shortcut),
             data=_choice("data", str(data), "--data"),
