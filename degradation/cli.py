@@ -182,6 +182,34 @@ def responses(results: ResultsOpt = Path("results")) -> None:
 
 
 @app.command()
+def lesion(
+    results: ResultsOpt = Path("results"),
+    draws: Annotated[int, typer.Option(help="Random draws for each k.")] = 5,
+    max_k: Annotated[
+        int | None, typer.Option(help="Largest k of random lesions (default n, the blocks per stage; 0: none).")
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    recompute: Annotated[bool, typer.Option(help="Measure runs already in lesion.parquet again.")] = False,
+) -> None:
+    """Lesion study: test error with blocks removed, from each finished run's final checkpoint.
+
+    Each block removed on its own (residual: branch dropped, shortcut kept; plain: identity where the shapes
+    allow), then k random blocks (k = 1..max-k, seeded draws). One line per error; writes lesion.parquet;
+    a rerun skips runs already measured.
+
+    \b
+    Examples:
+      degradation lesion
+      degradation lesion --results results/demo --draws 2 --max-k 3
+      degradation lesion --recompute --device cuda
+    """
+    from degradation.analysis.lesion import compute_lesions
+
+    path = compute_lesions(results, device=device, draws=draws, max_k=max_k, recompute=recompute)
+    typer.echo(f"wrote {path}")
+
+
+@app.command()
 def plot(
     results: ResultsOpt = Path("results"),
     out: Annotated[

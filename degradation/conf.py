@@ -32,6 +32,8 @@ NON_RESULT_KEYS = (
     "trainer.activation_checkpointing",
     "trainer.cudnn_benchmark",
     "trainer.channels_last",
+    "trainer.record_layers",
+    "logger",
     "launcher",
 )
 
@@ -199,6 +201,10 @@ def validate(cfg: DictConfig) -> None:
     _need(
         isinstance(trainer.get("activation_checkpointing", False), bool),
         f"trainer.activation_checkpointing={trainer.get('activation_checkpointing')!r}; choose true or false",
+    )
+    _need(
+        isinstance(trainer.get("record_layers", True), bool),
+        f"trainer.record_layers={trainer.get('record_layers')!r}; choose true or false",
     )
     _need(
         trainer.progress in ("auto", "lines", "none"),

@@ -111,7 +111,10 @@ def _table(cells: pd.DataFrame) -> list[str]:
 def build_summary(finals: pd.DataFrame) -> str:
     """The summary's markdown for every (data set, preset) pair in the results."""
     out = ["# Summary: does depth degrade plain nets and not ResNets?", ""]
-    for dataset, preset in experiments(finals):
+    pairs = experiments(finals)
+    out += [f"![{describe(d, p)}: final error against depth](figures/depth{'' if len(pairs) == 1 else f'-{d}-{p}'}.png)"
+            for d, p in pairs] + [""]  # the depth curves (figures/depthcurves.py) answer the title at a glance
+    for dataset, preset in pairs:
         selected, notes = select_runs(finals[(finals["dataset"] == dataset) & (finals["preset"] == preset)])
         cells = cell_stats(selected)
         out += [f"## {describe(dataset, preset)}", ""]

@@ -42,7 +42,8 @@ def draw(exp: Experiment) -> tuple[Figure, dict]:
     x_div, xlabel = x_scale(x_max)
     panels = []
     for ax, (title, _, _, expected), cells in zip(axes, PANELS, chosen, strict=True):
-        lines = [draw_cell(ax, exp.curves, c, split, x_div, _style(c, split)) for c in cells for split in ("train", "test")]
+        lines = [draw_cell(ax, exp.curves, c, split, x_div, _style(c, split))
+                 for c in cells for split in ("train", "test")]
         present = [c["label"] for c in cells]
         ax.set_title(title)
         ax.set_xlabel(xlabel)

@@ -39,7 +39,8 @@ def preact_layout(depth: object, block: object = "auto") -> tuple[bool, int]:
     except ValueError:
         raise UsageError(f"depth '{depth}' is not a whole number; pre-activation depths are 6n+2 or 9n+2") from None
     if not 8 <= depth <= MAX_CIFAR_DEPTH:
-        raise UsageError(f"depth {depth} is out of range; pre-activation depths are 6n+2 or 9n+2 in 8..{MAX_CIFAR_DEPTH}")
+        raise UsageError(f"depth {depth} is out of range; pre-activation depths are 6n+2 or 9n+2, "
+                         f"8..{MAX_CIFAR_DEPTH}")
     basic, bottle = (depth - 2) % 6 == 0, (depth - 2) % 9 == 0 and depth >= 11
     if block == "auto":
         block = "bottleneck" if bottle and (depth >= BOTTLENECK_FROM or not basic) else "basic"

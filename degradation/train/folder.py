@@ -24,6 +24,7 @@ from degradation.runs import CHECKPOINT, CONFIG_FILE, CURVES_DIR, LOG_FILE, RUN_
 from degradation.schema import SCHEMA_VERSION
 from degradation.train.checkpoint import save_checkpoint
 from degradation.train.curves import CurveWriter
+from degradation.train.layers import LayerWriter
 from degradation.train.progress import Progress
 
 GRAPH_TAG = ", CUDA graph"  # appended to run.json's device while the step is a replayed CUDA graph
@@ -99,6 +100,7 @@ class RunFolder:
             batch_size=int(cfg.schedule.batch_size),
             train_size=int(static["train_size"]),
         )
+        self.layers = LayerWriter(self.path, self.curves.ids)
         self.progress = Progress(static["run_id"], int(cfg.schedule.max_iters), self.path / LOG_FILE, progress_mode)
 
     @property
@@ -118,6 +120,7 @@ class RunFolder:
         wall = module.wall_s()
         for split, metric, value in rows:
             self.curves.add(iteration, split, metric, value, wall)
+        self.layers.add(iteration, getattr(module, "layer_rows", []))
         if module.schedule.warmup.ended_at == iteration:
             self.progress.log(f"warm-up ended at iteration {iteration} (train error {module.last['train_error']:.3f})")
         self.progress.update(iteration, module.last["train_error"], module.last["test_error"], evaluated)
@@ -127,6 +130,7 @@ class RunFolder:
     def checkpoint(self, module, iteration: int) -> None:
         if self.writer:
             self.check_intact()
+            self.layers.flush(iteration)  # first: a curve part at a step promises everything up to it
             self.curves.flush(iteration)
         save_checkpoint(module.trainer, self.checkpoint_path)
         if self.writer:
@@ -168,6 +172,7 @@ class RunFolder:
 
     def flush_curves(self, iteration: int) -> None:
         if self.writer:
+            self.layers.flush(iteration)
             self.curves.flush(iteration)
 
 
