@@ -18,6 +18,9 @@ from degradation.precision import AUTOCAST, precision_name
 
 CONF_DIR = Path(os.environ.get("DEGRADATION_CONF", Path(__file__).resolve().parent.parent / "conf"))
 
+LOGGERS = ("none", "csv", "tensorboard", "wandb", "mlflow")  # conf/logger/*.yaml; train/loggers.py builds them
+OPTIONAL_LOGGERS = ("tensorboard", "wandb", "mlflow")  # each an optional extra of the same name
+
 # Keys that say where or how a run computes, not what it computes: left out of the run id's hash.
 NON_RESULT_KEYS = (
     "results_dir",
@@ -206,7 +209,19 @@ def validate(cfg: DictConfig) -> None:
         isinstance(trainer.get("record_layers", True), bool),
         f"trainer.record_layers={trainer.get('record_layers')!r}; choose true or false",
     )
+    _check_logger(cfg.get("logger"))
     _need(
         trainer.progress in ("auto", "lines", "none"),
         f"trainer.progress={trainer.progress!r}; choose auto, lines or none",
     )
+
+
+def _check_logger(logger: object) -> None:
+    """A known logger whose package is installed: a missing extra is found before anything is created."""
+    name = logger.get("name", "none") if logger is not None and hasattr(logger, "get") else "none"
+    _need(name in LOGGERS, f"unknown logger '{name}'; choose from {', '.join(LOGGERS)}")
+    if name in OPTIONAL_LOGGERS:
+        import importlib.util  # deferred: only an optional logger needs the look-up
+
+        _need(importlib.util.find_spec(name) is not None,
+              f"logger={name} needs the {name} package: pip install 'degradation[{name}]' (or logger=none)")

@@ -25,6 +25,7 @@ from degradation.schema import SCHEMA_VERSION
 from degradation.train.checkpoint import save_checkpoint
 from degradation.train.curves import CurveWriter
 from degradation.train.layers import LayerWriter
+from degradation.train.loggers import MetricLogger, make_logger
 from degradation.train.progress import Progress
 
 GRAPH_TAG = ", CUDA graph"  # appended to run.json's device while the step is a replayed CUDA graph
@@ -101,6 +102,7 @@ class RunFolder:
             train_size=int(static["train_size"]),
         )
         self.layers = LayerWriter(self.path, self.curves.ids)
+        self.logger: MetricLogger | None = None  # logger=csv|tensorboard|wandb|mlflow, made by create()
         self.progress = Progress(static["run_id"], int(cfg.schedule.max_iters), self.path / LOG_FILE, progress_mode)
 
     @property
@@ -112,6 +114,7 @@ class RunFolder:
         (self.path / CHECKPOINT).parent.mkdir(parents=True, exist_ok=True)
         (self.path / CURVES_DIR).mkdir(exist_ok=True)
         write_text_atomic(self.path / CONFIG_FILE, OmegaConf.to_yaml(self.cfg, resolve=True))
+        self.logger = make_logger(self.cfg.get("logger"), self.path, self.static["run_id"], resolved_dict(self.cfg))
 
     # ---- Recorder protocol (called by TrainModule) --------------------------------------------------------
     def window(self, module, iteration: int, rows: list[tuple[str, str, float]], evaluated: bool) -> None:
@@ -121,6 +124,8 @@ class RunFolder:
         for split, metric, value in rows:
             self.curves.add(iteration, split, metric, value, wall)
         self.layers.add(iteration, getattr(module, "layer_rows", []))
+        if self.logger is not None:
+            self.logger.log(iteration, rows)
         if module.schedule.warmup.ended_at == iteration:
             self.progress.log(f"warm-up ended at iteration {iteration} (train error {module.last['train_error']:.3f})")
         self.progress.update(iteration, module.last["train_error"], module.last["test_error"], evaluated)
@@ -169,6 +174,9 @@ class RunFolder:
     def close(self) -> None:
         if self.writer:
             self.progress.close()
+            if self.logger is not None:
+                self.logger.close()
+                self.logger = None
 
     def flush_curves(self, iteration: int) -> None:
         if self.writer:
