@@ -190,6 +190,9 @@ def lesion(
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
     recompute: Annotated[bool, typer.Option(help="Measure runs already in lesion.parquet again.")] = False,
+    images: Annotated[
+        int | None, typer.Option(help="Only the first N test images (coarser, cheaper; default: the whole set).")
+    ] = None,
 ) -> None:
     """Lesion study: test error with blocks removed, from each finished run's final checkpoint.
 
@@ -200,12 +203,12 @@ def lesion(
     \b
     Examples:
       degradation lesion
-      degradation lesion --results results/demo --draws 2 --max-k 3
+      degradation lesion --results results/demo --draws 1 --max-k 2 --images 250
       degradation lesion --recompute --device cuda
     """
     from degradation.analysis.lesion import compute_lesions
 
-    path = compute_lesions(results, device=device, draws=draws, max_k=max_k, recompute=recompute)
+    path = compute_lesions(results, device=device, draws=draws, max_k=max_k, recompute=recompute, images=images)
     typer.echo(f"wrote {path}")
 
 

@@ -70,6 +70,7 @@ LESION_COLUMNS: dict[str, str] = {
     "removed": "string",     # block names removed, space-separated ("" for the intact net)
     "block_index": "int64",  # 1-based position of the single block removed (0 otherwise)
     "test_error": "float64", # fraction
+    "images": "int64",       # test images it was measured on (the whole test set unless --images caps it)
     "skipped": "string",     # why nothing was measured (a plain block whose shape changes), else ""
 }
 

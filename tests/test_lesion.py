@@ -50,6 +50,7 @@ def test_lesion_rows_and_intact_error_equal_the_run(results, capsys) -> None:
         skipped = single[single["skipped"] != ""]
         assert len(skipped) == (2 if rows["arch"].iloc[0] == "plain" else 0)
         assert skipped["test_error"].isna().all() and single[single["skipped"] == ""]["test_error"].notna().all()
+    assert (frame.loc[frame["skipped"] == "", "images"] == 40).all()  # the whole (tiny) test set
     err = capsys.readouterr().err
     assert err.count("lesion ") == len(frame)  # one line per error
     # Seeded: measured again, the same rows.
@@ -67,6 +68,7 @@ def test_a_rerun_skips_measured_runs(results, monkeypatch) -> None:
     (["--draws", "0"], "--draws 0 must be >= 1"),
     (["--max-k", "-1"], "--max-k -1"),
     (["--device", "tpu"], "--device"),
+    (["--images", "0"], "--images 0"),
 ])
 def test_bad_input_is_one_line_and_exit_2(results, capsys, args, needle) -> None:
     assert main(["lesion", "--results", str(results), *args]) == 2
@@ -80,3 +82,9 @@ def test_missing_results_and_help(tmp_path, capsys) -> None:
     assert not (tmp_path / "nothing").exists()
     help_text = CliRunner().invoke(app, ["lesion", "--help"]).output
     assert "Examples" in help_text and "degradation lesion --results" in help_text
+
+
+def test_images_caps_the_test_set(results) -> None:
+    frame = pd.read_parquet(les.compute_lesions(results, device="cpu", draws=1, max_k=0, images=25, recompute=True))
+    assert (frame.loc[frame["skipped"] == "", "images"] == 25).all()
+    assert set(frame["kind"]) == {"none", "single"}

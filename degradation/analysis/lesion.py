@@ -5,6 +5,8 @@ evaluation) of the network with blocks removed:
 - single: each block removed on its own. Residual blocks lose their branch and keep the shortcut (and the
   block's last ReLU on a post-activation net); a plain block becomes the identity where its input and output
   shapes agree, and is skipped, with the reason in the row, where they do not (the first block of a stage);
+- the test set: whole, unless `images` caps it at its first N images (a coarser, cheaper lesion; the
+  demo's), recorded per row;
 - random: k blocks removed at once (k = 1..max_k, default n = blocks per stage), `draws` draws each, chosen
   from the removable blocks by a generator seeded with (run seed, k, draw): the same rows on every rerun.
 Rows go to results/lesion.parquet, written after each run: a rerun skips runs already there (like
@@ -78,15 +80,21 @@ def removed(chosen: list[tuple[str, nn.Sequential, int, nn.Module]]) -> Iterator
 
 
 @torch.no_grad()
-def test_error(model: nn.Module, batches, device: str) -> float:
+def test_error(model: nn.Module, batches, device: str, limit: int | None = None) -> tuple[float, int]:
+    """(error, images) over the test batches in order, the first `limit` images when given."""
     wrong, count = 0, 0
     for x, y in batches:
+        if limit is not None:
+            x, y = x[: limit - count], y[: limit - count]
         wrong += int((model(x.to(device)).argmax(1) != y.to(device)).sum())
         count += int(y.shape[0])
-    return wrong / max(count, 1)
+        if limit is not None and count >= limit:
+            break
+    return wrong / max(count, 1), count
 
 
-def run_lesions(run_dir: Path, ids: dict, device: str, draws: int, max_k: int | None) -> pd.DataFrame:
+def run_lesions(run_dir: Path, ids: dict, device: str, draws: int, max_k: int | None,
+                images: int | None = None) -> pd.DataFrame:
     """Every lesion of one finished run, one line per error on stderr."""
     model, cfg = load_network(run_dir)
     model = model.to(device).eval()
@@ -99,13 +107,14 @@ def run_lesions(run_dir: Path, ids: dict, device: str, draws: int, max_k: int | 
     rows = []
 
     def row(kind: str, k: int, draw: int, chosen: list, index: int, skipped: str = "") -> None:
-        error = float("nan")
+        error, count = float("nan"), 0
         if not skipped:
             with removed(chosen):
-                error = test_error(model, test, device)
+                error, count = test_error(model, test, device, images)
         names = " ".join(b[0] for b in chosen)
         rows.append({**ids, "kind": kind, "k": k, "draw": draw, "removed": names, "block_index": index,
-                     "test_error": error, "skipped": skipped})
+                     "test_error": error, "images": count,
+                     "skipped": skipped})
         shown = skipped if skipped else f"{100 * error:.2f}%"
         print(f"lesion {ids['run_id']}: {kind} {names or '(intact)'}: {shown}", file=sys.stderr, flush=True)
 
@@ -138,13 +147,15 @@ def load_lesion(results_dir: str | Path) -> pd.DataFrame:
 
 
 def compute_lesions(results_dir: str | Path, *, device: str = "auto", draws: int = 5, max_k: int | None = None,
-                    recompute: bool = False) -> Path:
+                    recompute: bool = False, images: int | None = None) -> Path:
     """<results>/lesion.parquet for every finished run; runs already there are kept unless `recompute`."""
     results_dir = Path(results_dir)
     if device not in ("auto", "cpu", "cuda", "mps"):
         raise UsageError(f"--device {device!r}: choose auto, cpu, cuda or mps")
     if draws < 1:
         raise UsageError(f"--draws {draws} must be >= 1 (random draws per k)")
+    if images is not None and images < 1:
+        raise UsageError(f"--images {images} must be >= 1 (leave it out for the whole test set)")
     if max_k is not None and max_k < 0:
         raise UsageError(f"--max-k {max_k} must be >= 0 (0: single-block lesions only)")
     if not results_dir.is_dir():
@@ -167,7 +178,7 @@ def compute_lesions(results_dir: str | Path, *, device: str = "auto", draws: int
             continue
         ids = {k: (int(run[k]) if k in ("depth", "seed") else str(run[k])) for k in IDS}
         try:
-            new = run_lesions(Path(run["run_dir"]), ids, device, draws, max_k)
+            new = run_lesions(Path(run["run_dir"]), ids, device, draws, max_k, images)
         except (UsageError, OSError, KeyError, RuntimeError, ValueError) as exc:
             failures.append(f"{ids['run_id']}: {first_line(exc)}")
             print(f"warning: no lesions for {failures[-1]}", file=sys.stderr)
