@@ -4,6 +4,7 @@ ResNet (from results/lesion.parquet, `degradation lesion`)."""
 from __future__ import annotations
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from degradation.figures.experiment import Experiment
 from degradation.figures.style import add_note, depth_color, empty_panel, legend_below, new_figure
@@ -41,6 +42,8 @@ def draw(exp: Experiment) -> tuple[Figure, dict]:
                               label=cell["label"])
             panels[0]["lines"].append({"label": cell["label"], "points": len(single), "intact_pct": intact})
             panels[1]["lines"].append({"label": cell["label"], "ks": [int(k) for k in by_k.index]})
+    for ax in (single_ax, k_ax):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # blocks and k are counts
     for ax, title, xlabel in ((single_ax, "one block removed", "removed block (network order)"),
                               (k_ax, "k random blocks removed", "k")):
         ax.set_title(title)
