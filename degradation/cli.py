@@ -97,7 +97,7 @@ def train(ctx: typer.Context) -> None:
 def sweep(
     ctx: typer.Context,
     depths: Annotated[list[str], typer.Option(help="Depths, comma list or repeated: 20,56,110.")] = ["20,32,44,56,110"],
-    archs: Annotated[list[str], typer.Option(help="plain, resnet (comma list or repeated).")] = ["plain,resnet"],
+    archs: Annotated[list[str], typer.Option(help="plain, resnet, preact (comma list or repeated).")] = ["plain,resnet"],
     seeds: Annotated[list[str], typer.Option(help="Seeds, comma list or repeated: 0,1,2.")] = ["0"],
     shortcut: Annotated[list[str], typer.Option(help="Shortcut options for residual nets: A, B, C.")] = ["A"],
     data: Annotated[str, typer.Option(help="cifar10, cifar100 or synthetic.")] = "cifar10",
@@ -236,7 +236,7 @@ def plot(
 def bench(
     ctx: typer.Context,
     depths: Annotated[str, typer.Option(help="Comma list of depths.")] = "20,56,110",
-    archs: Annotated[str, typer.Option(help="plain, resnet.")] = "resnet",
+    archs: Annotated[str, typer.Option(help="plain, resnet, preact.")] = "resnet",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
     iters: Annotated[int | None, typer.Option(help="Timed iterations per network (default 10; --share: a cap).")] = (
         None
