@@ -145,10 +145,12 @@ def bare_loop_seconds(model, batches, sched, iters: int, precision: str, compile
     return time.perf_counter() - start, time.process_time() - cpu
 
 
-def tool_seconds(cfg, model, data, iters: int) -> tuple[float, float]:
-    """(wall, process CPU) seconds for `iters` steps of the real training path (Trainer.fit, TrainModule, stream)."""
+def tool_seconds(cfg, model, data, iters: int, record_layers: bool | None = None) -> tuple[float, float]:
+    """(wall, process CPU) seconds for `iters` steps of the real training path (Trainer.fit, TrainModule, stream).
+
+    record_layers None: as the config says (trainer.record_layers, on by default), like a run."""
     clock = _StepClock(WARMUP_STEPS, WARMUP_STEPS + iters)
-    _fit_timed(cfg, model, data, clock)
+    _fit_timed(cfg, model, data, clock, record_layers)
     return clock.seconds
 
 
@@ -159,13 +161,15 @@ def tool_window(cfg, model, data, seconds: float, max_iters: int) -> tuple[float
     return clock.seconds[0], clock.last - clock.first
 
 
-def _fit_timed(cfg, model, data, clock: _StepClock) -> None:
+def _fit_timed(cfg, model, data, clock: _StepClock, record_layers: bool | None = None) -> None:
+    if record_layers is None:
+        record_layers = bool(cfg.trainer.get("record_layers", True))
     with tempfile.TemporaryDirectory() as root:
         trainer = build_trainer(cfg.trainer, clock.last, root, callbacks=[clock.as_callback()])
         module = TrainModule(
             model, data.train, {}, cfg.schedule, int(cfg.model.depth), compile_model=bool(cfg.trainer.compile),
             step_mode=step_mode(cfg.trainer, trainer), precision=str(cfg.trainer.precision),
-            stop_at=clock.last, arch=str(cfg.model.arch),
+            stop_at=clock.last, arch=str(cfg.model.arch), record_layers=record_layers,
         )
         trainer.fit(module, train_dataloaders=Ticks())
 
@@ -209,12 +213,14 @@ def bench_one(
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
-    bare_runs, tool_runs = [], []
+    bare_runs, tool_runs, quiet_runs = [], [], []
     for _ in range(rounds):  # alternate, keep each path's best round: other load only ever adds time
         bare_runs.append(bare_loop_seconds(bare_model, batches, cfg.schedule, iters, precision, compiled))
-        tool_runs.append(tool_seconds(cfg, model, data, iters))
+        tool_runs.append(tool_seconds(cfg, model, data, iters, record_layers=True))
+        quiet_runs.append(tool_seconds(cfg, model, data, iters, record_layers=False))  # gradient flow's cost
     bare, tool = min(w for w, _ in bare_runs), min(w for w, _ in tool_runs)
     bare_cpu, tool_cpu = min(c for _, c in bare_runs), min(c for _, c in tool_runs)
+    quiet, quiet_cpu = min(w for w, _ in quiet_runs), min(c for _, c in quiet_runs)
     stream = min(stream_seconds(data.train, device, max(iters, 5)) for _ in range(rounds))
     peak, kind = _peak_memory_mb(device)
 
@@ -239,6 +245,10 @@ def bench_one(
         # CPU time is what a loaded machine cannot inflate (with one thread it is the step's own work)
         "ratio_cpu_time": bare_cpu / tool_cpu if tool_cpu > 0 else float("nan"),
         "tool_step_ms": 1000 * step_s,
+        # gradient flow per layer (trainer.record_layers): the step with it against the step without it
+        "no_layers_step_ms": 1000 * quiet / iters,
+        "layers_cost": tool / quiet - 1 if quiet > 0 else float("nan"),
+        "layers_cost_cpu": tool_cpu / quiet_cpu - 1 if quiet_cpu > 0 else float("nan"),
         "bare_step_ms": 1000 * bare / iters,
         "stream_ms": 1000 * stream,
         "stream_share": stream / step_s,
@@ -270,13 +280,16 @@ def print_bench(frame) -> None:
         mem_mb=frame.peak_memory_mb.round(0).astype(int),
         need_mb=frame.counted_memory_mb.round(0).astype(int),
         run_64k=frame.projected_64k_s.map(_duration),
+        layers=(100 * frame.layers_cost).round(1).astype(str) + "%",
+        layers_cpu=(100 * frame.layers_cost_cpu).round(1).astype(str) + "%",
     )
     columns = ["net", "device", "threads", "precision", "step", "tool_img_s", "bare_img_s", "ratio", "ratio_cpu",
-               "stream", "gmac_s", "mem_mb", "need_mb", "run_64k"]  # fmt: skip
+               "stream", "gmac_s", "mem_mb", "need_mb", "run_64k", "layers", "layers_cpu"]  # fmt: skip
     shown = shown[columns]
     print(shown.to_string(index=False))
     print(f"mem_mb: {frame.memory_kind.iloc[0]}; need_mb: weights, gradients, momentum and saved activations of a "
-          "step, counted by autograd; gmac_s counts forward + backward as 3x the forward's multiply-adds")
+          "step, counted by autograd; gmac_s counts forward + backward as 3x the forward's multiply-adds; layers: "
+          "what recording gradient flow (trainer.record_layers) adds to a step, wall and CPU time")
 
 
 def run_bench(

@@ -124,7 +124,9 @@ def sweep(
     depths: Annotated[
         list[str], typer.Option(help="Depths, comma list or repeated (default cifar 20,32,44,56,110; imagenet 18,34).")
     ] = [],
-    archs: Annotated[list[str], typer.Option(help="plain, resnet (comma list or repeated).")] = ["plain,resnet"],
+    archs: Annotated[
+        list[str], typer.Option(help="plain, resnet, preact (comma list or repeated).")
+    ] = ["plain,resnet"],
     seeds: Annotated[list[str], typer.Option(help="Seeds, comma list or repeated: 0,1,2.")] = ["0"],
     shortcut: Annotated[list[str], typer.Option(help="Shortcut options for residual nets: A, B, C.")] = ["A"],
     data: Annotated[
@@ -242,6 +244,37 @@ def responses(results: ResultsOpt = Path("results")) -> None:
 
 
 @app.command()
+def lesion(
+    results: ResultsOpt = Path("results"),
+    draws: Annotated[int, typer.Option(help="Random draws for each k.")] = 5,
+    max_k: Annotated[
+        int | None, typer.Option(help="Largest k of random lesions (default n, the blocks per stage; 0: none).")
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    recompute: Annotated[bool, typer.Option(help="Measure runs already in lesion.parquet again.")] = False,
+    images: Annotated[
+        int | None, typer.Option(help="Only the first N test images (coarser, cheaper; default: the whole set).")
+    ] = None,
+) -> None:
+    """Lesion study: test error with blocks removed, from each finished run's final checkpoint.
+
+    Each block removed on its own (residual: branch dropped, shortcut kept; plain: identity where the shapes
+    allow), then k random blocks (k = 1..max-k, seeded draws). One line per error; writes lesion.parquet;
+    a rerun skips runs already measured.
+
+    \b
+    Examples:
+      degradation lesion
+      degradation lesion --results results/demo --draws 1 --max-k 2 --images 250
+      degradation lesion --recompute --device cuda
+    """
+    from degradation.analysis.lesion import compute_lesions
+
+    path = compute_lesions(results, device=device, draws=draws, max_k=max_k, recompute=recompute, images=images)
+    typer.echo(f"wrote {path}")
+
+
+@app.command()
 def plot(
     results: ResultsOpt = Path("results"),
     out: Annotated[
@@ -265,7 +298,7 @@ def plot(
 def bench(
     ctx: typer.Context,
     depths: Annotated[str, typer.Option(help="Comma list of depths.")] = "20,56,110",
-    archs: Annotated[str, typer.Option(help="plain, resnet.")] = "resnet",
+    archs: Annotated[str, typer.Option(help="plain, resnet, preact.")] = "resnet",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
     iters: Annotated[int | None, typer.Option(help="Timed iterations per network (default 10; --share: a cap).")] = (
         None

@@ -19,6 +19,9 @@ from degradation.precision import AUTOCAST, precision_name
 
 CONF_DIR = Path(os.environ.get("DEGRADATION_CONF", Path(__file__).resolve().parent.parent / "conf"))
 
+LOGGERS = ("none", "csv", "tensorboard", "wandb", "mlflow")  # conf/logger/*.yaml; train/loggers.py builds them
+OPTIONAL_LOGGERS = ("tensorboard", "wandb", "mlflow")  # each an optional extra of the same name
+
 # Keys that say where or how a run computes, not what it computes: left out of the run id's hash.
 NON_RESULT_KEYS = (
     "results_dir",
@@ -38,6 +41,8 @@ NON_RESULT_KEYS = (
     "trainer.activation_checkpointing",
     "trainer.cudnn_benchmark",
     "trainer.channels_last",
+    "trainer.record_layers",
+    "logger",
     "launcher",
 )
 
@@ -214,22 +219,12 @@ def _whole(value: object, key: str, minimum: int) -> int:
 def validate(cfg: DictConfig) -> None:
     """Check every value a run depends on before anything is built or written."""
     # deferred: degradation.models loads torch; composing a config does not need it
-    from degradation.models.depth import (
-        check_arch,
-        check_family,
-        check_imagenet_depth,
-        check_shortcut,
-        cifar_blocks_per_stage,
-    )
+    from degradation.models import check_depth
+    from degradation.models.depth import check_shortcut
 
     model, data, sched, trainer = cfg.model, cfg.data, cfg.schedule, cfg.trainer
     _need(_whole(cfg.seed, "seed", 0) < 2**32, f"seed={cfg.seed} must be < 2**32 (numpy's seed range)")
-    check_arch(model.arch)
-    family = check_family(model.family)
-    if family == "cifar":
-        cifar_blocks_per_stage(model.depth)
-    else:
-        check_imagenet_depth(model.depth)
+    check_depth(model.arch, model.family, model.depth, model.get("block", "auto"))
     check_shortcut(model.shortcut)
     _need(_number(model.width, "model.width") > 0, f"model.width={model.width} must be > 0")
     _whole(model.num_classes, "model.num_classes", 2)
@@ -313,6 +308,11 @@ def validate(cfg: DictConfig) -> None:
         f"trainer.activation_checkpointing={trainer.get('activation_checkpointing')!r}; choose true or false",
     )
     _need(
+        isinstance(trainer.get("record_layers", True), bool),
+        f"trainer.record_layers={trainer.get('record_layers')!r}; choose true or false",
+    )
+    _check_logger(cfg.get("logger"))
+    _need(
         trainer.progress in ("auto", "lines", "none"),
         f"trainer.progress={trainer.progress!r}; choose auto, lines or none",
     )
@@ -334,3 +334,14 @@ def _validate_images(data: DictConfig) -> None:
     _need(data.workers == "auto" or (isinstance(data.workers, int) and not isinstance(data.workers, bool)),
           f"data.workers={data.workers!r}; use auto or a whole number >= 0")
     auto_workers(data.workers)
+
+
+def _check_logger(logger: object) -> None:
+    """A known logger whose package is installed: a missing extra is found before anything is created."""
+    name = logger.get("name", "none") if logger is not None and hasattr(logger, "get") else "none"
+    _need(name in LOGGERS, f"unknown logger '{name}'; choose from {', '.join(LOGGERS)}")
+    if name in OPTIONAL_LOGGERS:
+        import importlib.util  # deferred: only an optional logger needs the look-up
+
+        _need(importlib.util.find_spec(name) is not None,
+              f"logger={name} needs the {name} package: pip install 'degradation[{name}]' (or logger=none)")

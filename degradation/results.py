@@ -17,10 +17,12 @@ import pyarrow.parquet as pq
 from degradation.errors import UsageError, first_line
 from degradation.io import remove_stale_temps, write_atomic
 from degradation.runs import (
+    LAYERS_DIR,
     LOG_FILE,
     CorruptFile,
     effective_status,
     is_foreign,
+    part_paths,
     read_failure,
     read_parts,
     read_run_json,
@@ -28,7 +30,17 @@ from degradation.runs import (
     runs_root,
     warn,
 )
-from degradation.schema import CURVE_COLUMNS, CURVES_SCHEMA, CURVES_TABLE, RUN_COLUMNS, RUNS_SCHEMA, RUNS_TABLE
+from degradation.schema import (
+    CURVE_COLUMNS,
+    CURVES_SCHEMA,
+    CURVES_TABLE,
+    LAYER_COLUMNS,
+    LAYERS_SCHEMA,
+    LAYERS_TABLE,
+    RUN_COLUMNS,
+    RUNS_SCHEMA,
+    RUNS_TABLE,
+)
 from degradation.train.schedule import describe_warmup
 from degradation.variants import run_variant
 
@@ -86,6 +98,23 @@ def merge_curves(tables: list[pa.Table]) -> pd.DataFrame:
     return _typed(frame, CURVE_COLUMNS)
 
 
+def read_layers(folders: list[Path]) -> pd.DataFrame:
+    """Every run's layers parts (gradient flow), the last row of each (run, step, layer, metric) kept."""
+    tables = []
+    for folder in folders:
+        for path in part_paths(folder, LAYERS_DIR):
+            try:
+                tables.append(pq.read_table(path).select(list(LAYER_COLUMNS)).cast(LAYERS_SCHEMA))
+            except Exception as exc:  # a truncated or foreign part: skipped, named
+                warn(f"skipping {path}: {first_line(exc)}")
+    if not tables:
+        return _typed(pd.DataFrame(columns=list(LAYER_COLUMNS)), LAYER_COLUMNS)
+    frame = pa.concat_tables(tables).to_pandas()
+    frame = frame.drop_duplicates(subset=["run_id", "step", "layer_index", "metric"], keep="last")
+    return _typed(frame.sort_values(["run_id", "metric", "step", "layer_index"], kind="stable")
+                  .reset_index(drop=True), LAYER_COLUMNS)
+
+
 def _write_table(path: Path, frame: pd.DataFrame, schema: pa.Schema) -> None:
     table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
     table = table.replace_schema_metadata(schema.metadata)  # no pandas metadata: readers get plain dtypes
@@ -106,6 +135,7 @@ def collect(results_dir: str | os.PathLike) -> tuple[Path, Path]:
     curves_path, runs_path = results_dir / CURVES_TABLE, results_dir / RUNS_TABLE
     _write_table(curves_path, curves, CURVES_SCHEMA)
     _write_table(runs_path, runs, RUNS_SCHEMA)
+    _write_table(results_dir / LAYERS_TABLE, read_layers([f for f in folders if not is_foreign(f)]), LAYERS_SCHEMA)
     return curves_path, runs_path
 
 
@@ -127,3 +157,8 @@ def load_curves(results_dir: str | os.PathLike) -> pd.DataFrame:
 def load_runs(results_dir: str | os.PathLike) -> pd.DataFrame:
     """results/runs.parquet (one row per run)."""
     return _load(Path(results_dir) / RUNS_TABLE, "runs")
+
+
+def load_layers(results_dir: str | os.PathLike) -> pd.DataFrame:
+    """results/layers.parquet (gradient norm and update ratio per layer and logging window)."""
+    return _load(Path(results_dir) / LAYERS_TABLE, "layers")

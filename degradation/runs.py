@@ -7,6 +7,7 @@ io and lock, because both sides need it; it only reads, except for the sweep's f
     config.yaml                 the resolved config (written once, before training)
     run.json                    status, progress, final numbers, provenance (rewritten atomically)
     curves/part-<step>.parquet  the curve rows up to <step> (9 digits), one part per checkpoint
+    layers/part-<step>.parquet  gradient flow per layer (train/layers.py), written beside each curve part
     checkpoints/last.ckpt       the latest checkpoint
     train.log                   the run's log
     failure.json                the sweep's note when the process died without saying why
@@ -33,6 +34,7 @@ RUNS_DIR = "runs"              # <results>/runs/<run_id>/
 RUN_FILE = "run.json"
 CONFIG_FILE = "config.yaml"
 CURVES_DIR = "curves"
+LAYERS_DIR = "layers"
 CHECKPOINT = "checkpoints/last.ckpt"
 LOG_FILE = "train.log"
 FAILURE_FILE = "failure.json"  # written by the sweep when a training process dies without recording why
@@ -204,9 +206,9 @@ def part_step(path: Path) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def part_paths(run_dir: Path) -> list[Path]:
-    """A run's curve parts in step order."""
-    folder = Path(run_dir) / CURVES_DIR
+def part_paths(run_dir: Path, kind: str = CURVES_DIR) -> list[Path]:
+    """A run's curve (or layers) parts in step order."""
+    folder = Path(run_dir) / kind
     if not folder.is_dir():
         return []
     return sorted((p for p in folder.iterdir() if part_step(p) is not None), key=part_step)
@@ -238,11 +240,17 @@ def read_curves(run_dir: Path):
 
 
 def trim_parts(run_dir: Path, step: int) -> list[Path]:
-    """Delete parts past `step` (the checkpoint's iteration) and temp files a kill left; return what went."""
-    folder = Path(run_dir) / CURVES_DIR
+    """Delete curve and layers parts past `step` (the checkpoint's iteration) and temp files a kill left."""
+    removed: list[Path] = []
+    for kind in (CURVES_DIR, LAYERS_DIR):
+        folder = Path(run_dir) / kind
+        if folder.is_dir():
+            removed += _trim(folder, step)
+    return removed
+
+
+def _trim(folder: Path, step: int) -> list[Path]:
     removed = []
-    if not folder.is_dir():
-        return removed
     for path in sorted(folder.iterdir()):
         at = part_step(path)
         if (at is not None and at > step) or path.name.endswith(".tmp"):

@@ -14,6 +14,8 @@ SCHEMA_VERSION = 1
 CURVES_TABLE = "curves.parquet"
 RUNS_TABLE = "runs.parquet"
 RESPONSES_TABLE = "responses.parquet"
+LAYERS_TABLE = "layers.parquet"
+LESION_TABLE = "lesion.parquet"
 
 # The columns that say which run a row belongs to: first in every table.
 RUN_IDENTITY: dict[str, str] = {
@@ -46,6 +48,30 @@ RESPONSE_COLUMNS: dict[str, str] = {
     "layer_index": "int64",  # 1-based, network order
     "layer": "string",       # module name of the BN after that 3x3 conv
     "std": "float64",
+}
+
+# Gradient flow (train/layers.py): one row per (run, step, layer, metric); written in every run's layers/ parts.
+LAYER_COLUMNS: dict[str, str] = {
+    **RUN_IDENTITY,
+    "step": "int64",         # the logging window's last iteration; values are means over the window
+    "layer_index": "int64",  # 1-based, network order (every conv and the fc)
+    "layer": "string",       # module name, e.g. stage1.0.conv1
+    "stage": "string",       # stem | stage1 | stage2 | stage3 | fc
+    "metric": "string",      # grad_norm | update_ratio
+    "value": "float64",
+}
+
+# Lesion study (analysis/lesion.py): one row per (run, lesion).
+LESION_COLUMNS: dict[str, str] = {
+    **RUN_IDENTITY,
+    "kind": "string",        # none | single | random
+    "k": "int64",            # blocks removed (0 for the intact net)
+    "draw": "int64",         # which seeded draw of k blocks (0 for none / single)
+    "removed": "string",     # block names removed, space-separated ("" for the intact net)
+    "block_index": "int64",  # 1-based position of the single block removed (0 otherwise)
+    "test_error": "float64", # fraction
+    "images": "int64",       # test images it was measured on (the whole test set unless --images caps it)
+    "skipped": "string",     # why nothing was measured (a plain block whose shape changes), else ""
 }
 
 # runs.parquet: one row per run (the contract's columns, plus where its log is and when it last wrote).
@@ -90,3 +116,5 @@ def arrow_schema(columns: dict[str, str]) -> pa.Schema:
 
 CURVES_SCHEMA = arrow_schema(CURVE_COLUMNS)   # curves.parquet and every run's curve parts
 RUNS_SCHEMA = arrow_schema(RUN_COLUMNS)
+LAYERS_SCHEMA = arrow_schema(LAYER_COLUMNS)   # layers.parquet and every run's layers parts
+LESION_SCHEMA = arrow_schema(LESION_COLUMNS)

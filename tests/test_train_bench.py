@@ -14,13 +14,14 @@ TINY = ["schedule.batch_size=8", "data.train_size=64", "data.test_size=16", "tra
 def test_bench_prints_and_writes_its_table(tmp_path, capsys) -> None:
     frame = run_bench([8], ["plain"], "cpu", 2, tmp_path, overrides=TINY, rounds=1)
     table = capsys.readouterr().out
-    assert "plain-8" in table and "ratio" in table
+    assert "plain-8" in table and "ratio" in table and "layers" in table  # gradient flow's cost is shown
     saved = pd.read_parquet(tmp_path / "bench.parquet")
     assert saved.equals(frame) and list(saved.arch) == ["plain"] and list(saved.depth) == [8]
     for column in ("tool_images_per_s", "bare_images_per_s", "ratio", "train_gmacs_per_s", "peak_memory_mb",
-                   "projected_64k_s", "stream_share", "counted_memory_mb"):  # fmt: skip
+                   "projected_64k_s", "stream_share", "counted_memory_mb", "no_layers_step_ms"):  # fmt: skip
         assert (saved[column] > 0).all(), column
     assert saved.batch_size.iloc[0] == 8 and saved.macs_per_image.iloc[0] > 0
+    assert saved["layers_cost"].notna().all() and saved["layers_cost_cpu"].notna().all()
     assert saved.step.iloc[0] == "eager"  # no CUDA here: the graph path is for one CUDA device
 
 

@@ -28,6 +28,9 @@ def label(arch: str, depth: int, shortcut: str | None = "A") -> str:
     """The paper's legend names: plain-20, ResNet-56; a non-A shortcut is named, e.g. ResNet-56 (B)."""
     if arch == "plain":
         return f"plain-{int(depth)}"
+    if arch == "preact":  # He et al. 2016 name theirs "ResNet-1001 (pre-act)"; B is its config's default
+        name = f"PreAct-{int(depth)}"
+        return name if shortcut in (None, "B", "none") else f"{name} ({shortcut})"
     name = f"ResNet-{int(depth)}" if arch == "resnet" else f"{arch}-{int(depth)}"
     return name if shortcut in (None, "A", "none") else f"{name} ({shortcut})"
 

@@ -206,7 +206,10 @@ def _with_series(cells: pd.DataFrame) -> pd.DataFrame:
 def build_summary(finals: pd.DataFrame) -> str:
     """The summary's markdown for every (data set, preset) pair in the results."""
     out = ["# Summary: does depth degrade plain nets and not ResNets?", ""]
-    for dataset, preset in experiments(finals):
+    pairs = experiments(finals)
+    out += [f"![{describe(d, p)}: final error against depth](figures/depth{'' if len(pairs) == 1 else f'-{d}-{p}'}.png)"
+            for d, p in pairs if d not in IMAGE_DATA] + [""]  # the depth curves (figures/depthcurves.py) at a glance
+    for dataset, preset in pairs:
         images = dataset in IMAGE_DATA  # ImageNet / image folders: val (centre crop) and 10-crop, not test
         mine = finals[(finals["dataset"] == dataset) & (finals["preset"] == preset)]
         selected, notes = select_runs(mine)

@@ -18,15 +18,29 @@ from degradation.analysis.finals import IMAGE_DATA, experiments, run_finals
 from degradation.analysis.load import load_responses, load_results
 from degradation.analysis.summary import write_summary
 from degradation.errors import UsageError
-from degradation.figures import fig1, fig4, fig6, fig7
+from degradation.figures import depthcurves, fig1, fig4, fig6, fig7, gradflow, lesion
 from degradation.figures.experiment import build_experiment
 from degradation.figures.style import save
 from degradation.figures.table6 import write_table6
 from degradation.figures.tables23 import write_tables23
 from degradation.io import write_json_atomic
 
-FIGURES = {"fig1": fig1.draw, "fig6": fig6.draw, "fig7": fig7.draw}  # file stem -> draw(experiment)
-IMAGE_FIGURES = {"fig4": fig4.draw}  # ImageNet and image folders: Figure 4; CIFAR-sized sets: Figures 1, 6, 7
+FIGURES = {"fig1": fig1.draw, "fig6": fig6.draw, "fig7": fig7.draw,  # file stem -> draw(experiment)
+           "depth": depthcurves.draw, "gradflow": gradflow.draw, "lesion": lesion.draw}
+IMAGE_FIGURES = {"fig4": fig4.draw}  # ImageNet and image folders: Figure 4; CIFAR-sized sets: the figures above
+OPTIONAL_TABLES = ("layers.parquet", "lesion.parquet")  # drawn when collected / measured; never computed here
+
+
+def _optional(results_dir: Path, name: str) -> pd.DataFrame | None:
+    """A table beyond the paper's (gradient flow, lesions), or None when absent or unreadable (said once)."""
+    path = results_dir / name
+    if not path.is_file():
+        return None
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # a damaged optional table costs its figure only
+        print(f"{name}: not readable ({type(exc).__name__}); its figure is drawn empty", file=sys.stderr)
+        return None
 
 
 def _responses(results_dir: Path, finals: pd.DataFrame) -> pd.DataFrame | None:
@@ -74,7 +88,8 @@ def render_all(results_dir: str | Path, out_dir: str | Path | None = None) -> li
     manifest: dict = {"results": str(results_dir), "band": "min-max over seeds, line = mean", "figures": []}
     for dataset, preset in pairs:
         suffix = "" if len(pairs) == 1 else f"-{dataset}-{preset}"
-        exp = build_experiment(dataset, preset, finals, curves, responses, suffix)
+        exp = build_experiment(dataset, preset, finals, curves, responses, suffix,
+                               *(_optional(results_dir, name) for name in OPTIONAL_TABLES))
         for stem, draw in (IMAGE_FIGURES if dataset in IMAGE_DATA else FIGURES).items():
             fig, entry = draw(exp)
             paths = save(fig, out, f"{stem}{exp.stem_suffix}")

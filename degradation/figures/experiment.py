@@ -19,6 +19,8 @@ class Experiment:
     responses: pd.DataFrame | None = None  # rows of finished selected runs only
     stem_suffix: str = ""  # "" when this is the only experiment, "-<dataset>-<preset>" otherwise
     ran: set[str] = field(default_factory=set)  # labels of every run of this pair, whatever its status
+    layers: pd.DataFrame | None = None  # gradient flow rows of the selected runs (layers.parquet), if collected
+    lesion: pd.DataFrame | None = None  # lesion rows of the selected runs (lesion.parquet), if measured
 
     @property
     def title(self) -> str:
@@ -32,8 +34,9 @@ class Experiment:
         return None if hit.empty else hit.iloc[0]
 
     def family(self, arch: str) -> pd.DataFrame:
-        """Cells of the paper's figures: plain nets, or ResNets with option-A shortcuts, by depth."""
-        shortcut = "none" if arch == "plain" else "A"
+        """Cells of the paper's figures: plain nets, ResNets with option-A shortcuts, or pre-activation nets with
+        their config's B, by depth."""
+        shortcut = {"plain": "none", "preact": "B"}.get(arch, "A")
         cells = self.cells[(self.cells["arch"] == arch) & (self.cells["shortcut"] == shortcut)]
         return cells.sort_values("depth")
 
@@ -46,7 +49,8 @@ class Experiment:
 
 
 def build_experiment(dataset: str, preset: str, finals: pd.DataFrame, curves: pd.DataFrame,
-                     responses: pd.DataFrame | None, suffix: str = "") -> Experiment:
+                     responses: pd.DataFrame | None, suffix: str = "", layers: pd.DataFrame | None = None,
+                     lesion: pd.DataFrame | None = None) -> Experiment:
     """Select the runs of one (data set, preset) pair and gather what its figures draw."""
     mine = finals[(finals["dataset"] == dataset) & (finals["preset"] == preset)]
     runs, notes = select_runs(mine)
@@ -55,5 +59,9 @@ def build_experiment(dataset: str, preset: str, finals: pd.DataFrame, curves: pd
     if responses is not None:
         resp = responses[responses["run_id"].isin(set(runs.loc[runs["finished"], "run_id"]))]
     notes = several_variants(mine) + notes
-    return Experiment(dataset, preset, errors, cell_stats(runs), notes, resp, suffix, set(mine["network"]))
+    ids = set(runs["run_id"])
+    mine_layers = layers[layers["run_id"].isin(ids)] if layers is not None else None
+    mine_lesion = lesion[lesion["run_id"].isin(ids)] if lesion is not None else None
+    return Experiment(dataset, preset, errors, cell_stats(runs), notes, resp, suffix, set(mine["network"]),
+                      mine_layers, mine_lesion)
 

@@ -7,6 +7,8 @@ from matplotlib.figure import Figure
 from degradation.figures.curves import draw_cell, panel_entry, seeds_note, set_limits, x_extent
 from degradation.figures.experiment import Experiment
 from degradation.figures.style import (
+    TEST_STYLE,
+    TRAIN_STYLE,
     add_note,
     empty_panel,
     legend_below,
@@ -53,22 +55,32 @@ def _paper_axes(exp: Experiment, axes: list, panels: list[dict], cells: list) ->
     return [f"Ends above the paper's 0-20% axis (out of view): {', '.join(high)}"] if high else []
 
 
+def _style(cell, split: str) -> dict | None:
+    """Pre-activation nets share the depth colours; triangles tell them apart."""
+    if cell["arch"] != "preact":
+        return None
+    return {**(TRAIN_STYLE if split == "train" else TEST_STYLE), "marker": "^", "markevery": 0.1, "markersize": 3}
+
+
 def draw(exp: Experiment) -> tuple[Figure, dict]:
     fig, axes = new_figure(3, width=4.5, height=3.7)
     chosen = [[c for _, c in exp.family(arch).iterrows() if keep(int(c["depth"]))] for _, arch, keep, _ in PANELS]
     chosen[0], left_out = off_panel(chosen[0])
+    chosen[2] += [c for _, c in exp.family("preact").iterrows()]  # He et al. 2016's nets, when run: beside 110/1202
     everything = [c for cells in chosen for c in cells]
     x_max = x_extent(everything, exp.curves)
     x_div, xlabel = x_scale(x_max)
     panels = []
     for ax, (title, _, _, expected), cells in zip(axes, PANELS, chosen, strict=True):
-        lines = [draw_cell(ax, exp.curves, c, split, x_div) for c in cells for split in ("train", "test")]
+        lines = [draw_cell(ax, exp.curves, c, split, x_div, _style(c, split))
+                 for c in cells for split in ("train", "test")]
         present = list(dict.fromkeys(c["network"] for c in cells))
         ax.set_title(title)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("error (%)")
         if cells:
-            legend_below(ax, [network_handle(c["label"], c["arch"], c["depth"]) for c in cells] + style_handles())
+            legend_below(ax, [network_handle(c["label"], c["arch"], c["depth"], _style(c, "test")) for c in cells]
+                         + style_handles())
         else:
             empty_panel(ax, "not run:\n" + ", ".join(expected))
         panels.append(panel_entry(ax, title, lines, expected, present))

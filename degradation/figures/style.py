@@ -104,8 +104,8 @@ def style_handles() -> list[Line2D]:
             Line2D([], [], color=grey, label="test (bold)", **TEST_STYLE)]
 
 
-def network_handle(label: str, arch: str, depth: int) -> Line2D:
-    return Line2D([], [], color=network_color(arch, depth), label=label, **TEST_STYLE)
+def network_handle(label: str, arch: str, depth: int, style: dict | None = None) -> Line2D:
+    return Line2D([], [], color=network_color(arch, depth), label=label, **(style or TEST_STYLE))
 
 
 def legend_below(ax, handles: list, ncol: int = 2) -> None:

@@ -19,6 +19,8 @@ from degradation.io import write_text_atomic
 PAPER_RESNET = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43, 1202: 7.93}
 PAPER_MEAN = {110: (6.61, 0.16, 5)}  # 6.43 is the best of 5 runs; mean ± std of those runs
 PLAIN_NOTE = "none (curves only)"
+# He et al. 2016 ("Identity Mappings"), Tables 3 and 4: pre-activation nets on CIFAR-10, same 64k schedule.
+PAPER_PREACT = {110: 6.37, 164: 5.46, 1001: 4.92}
 
 
 def paper_reference(arch: str, shortcut: str, depth: int) -> tuple[float, str]:
@@ -26,6 +28,9 @@ def paper_reference(arch: str, shortcut: str, depth: int) -> tuple[float, str]:
     depth = int(depth)
     if arch == "plain":
         return math.nan, PLAIN_NOTE
+    if arch == "preact":
+        hit = PAPER_PREACT.get(depth, math.nan) if shortcut == "B" else math.nan
+        return hit, f"{hit:.2f} (He et al. 2016)" if math.isfinite(hit) else "none"
     if arch != "resnet" or shortcut != "A" or depth not in PAPER_RESNET:
         return math.nan, "none"
     if depth in PAPER_MEAN:
@@ -60,7 +65,8 @@ def build_table6(finals: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
                 "final_test_error_best_seed": c["test_min"],
                 "final_train_error_mean": c["train_mean"], "warmup": c["warmup"], "differs": c["differs"],
                 "best_test_point_error": c["best_point"], "best_test_point_step": c["best_point_step"],
-                "paper_error": PAPER_RESNET.get(int(c["depth"]), math.nan) if math.isfinite(reference) else math.nan,
+                "paper_error": (PAPER_PREACT if c["arch"] == "preact" else PAPER_RESNET).get(int(c["depth"]), math.nan)
+                if math.isfinite(reference) else math.nan,
                 "paper": paper_text,
                 "difference": c["test_mean"] - reference if comparable else math.nan,
                 "run_ids": " ".join(c["run_ids"]),
@@ -147,7 +153,8 @@ def table6_markdown(table: pd.DataFrame, notes: list[str]) -> str:
         "the test set, so it is reported separately and never used as our result.",
         "Paper: He et al. 2015, Table 6 (ResNets with option-A shortcuts). Plain nets: the paper gives no numbers, "
         "only the Figure 6 curves. "
-        "ResNet-110: the paper's 6.43 is the best of 5 runs; the difference is taken against their mean, 6.61.",
+        "ResNet-110: the paper's 6.43 is the best of 5 runs; the difference is taken against their mean, 6.61. "
+        "PreAct nets: He et al. 2016 (Identity Mappings), Tables 3-4.",
         "Warm-up: lr 0.01 until a logging window's training error is below 80% (\"ended at N\"), or until the cap "
         "schedule.warmup.max_iters (\"cap at N\": the net had not left 80% by then); \"none\": no warm-up.",
         "Seeds: only runs that differ in nothing but the seed are pooled; a network run with other settings too has "

@@ -17,20 +17,24 @@ from torch import nn
 from degradation.errors import UsageError
 from degradation.models.cifar import CifarNet, cifar_net
 from degradation.models.complexity import count_macs, count_params
-from degradation.models.depth import check_family
+from degradation.models.depth import check_arch, check_family, check_imagenet_depth, cifar_blocks_per_stage
 from degradation.models.imagenet import ImageNetNet, imagenet_net
+from degradation.models.preact import PreActNet, preact_layout, preact_net
 from degradation.models.responses import ResponseRecorder, response_layers
 
 __all__ = [
     "CifarNet",
     "ImageNetNet",
+    "PreActNet",
     "ResponseRecorder",
     "build_model",
+    "check_depth",
     "cifar_net",
     "count_macs",
     "count_params",
     "imagenet_net",
     "input_shape",
+    "preact_net",
     "response_layers",
 ]
 
@@ -57,8 +61,26 @@ def build_model(model_cfg: Any) -> nn.Module:
         "num_classes": _get(model_cfg, "num_classes", 10 if cifar else 1000),
         "width": _get(model_cfg, "width", 1.0),
     }
+    arch, depth = _get(model_cfg, "arch"), _get(model_cfg, "depth")
+    check_depth(arch, family, depth, _get(model_cfg, "block", "auto"))
+    if arch == "preact":
+        kwargs["shortcut"] = _get(model_cfg, "shortcut", "B")
+        return preact_net(depth, block=_get(model_cfg, "block", "auto"), **kwargs)
     factory = cifar_net if cifar else imagenet_net
-    return factory(_get(model_cfg, "arch"), _get(model_cfg, "depth"), **kwargs)
+    return factory(arch, depth, **kwargs)
+
+
+def check_depth(arch: object, family: object, depth: object, block: object = "auto") -> None:
+    """The one place that knows which depths each (arch, family) has: a one-line UsageError otherwise."""
+    arch, family = check_arch(arch), check_family(family)
+    if arch == "preact":
+        if family != "cifar":
+            raise UsageError("model.arch=preact is a CIFAR network; use model.family=cifar")
+        preact_layout(depth, block)
+    elif family == "cifar":
+        cifar_blocks_per_stage(depth)
+    else:
+        check_imagenet_depth(depth)
 
 
 def input_shape(family: str, batch: int = 1) -> tuple[int, int, int, int]:

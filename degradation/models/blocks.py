@@ -103,6 +103,10 @@ class ResidualBasicBlock(PlainBasicBlock):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.relu(self.residual(x) + self.shortcut(x))
 
+    def skip(self, x: torch.Tensor) -> torch.Tensor:
+        """The block with its residual branch removed (lesion studies): the shortcut, then the block's ReLU."""
+        return self.relu(self.shortcut(x))
+
 
 class PlainBottleneck(nn.Module):
     """1x1 (reduce) - 3x3 - 1x1 (expand x4), BN after each, ReLU after the first two and at the end.
@@ -142,6 +146,10 @@ class ResidualBottleneck(PlainBottleneck):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.relu(self.residual(x) + self.shortcut(x))
+
+    def skip(self, x: torch.Tensor) -> torch.Tensor:
+        """The block with its residual branch removed (lesion studies): the shortcut, then the block's ReLU."""
+        return self.relu(self.shortcut(x))
 
 
 def block_types(bottleneck: bool, residual: bool) -> type[nn.Module]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from degradation.errors import UsageError
 from degradation.models.blocks import conv3x3, init_weights, make_stage
 from degradation.models.checks import check_num_classes, check_width
 from degradation.models.depth import check_arch, check_shortcut, cifar_blocks_per_stage
@@ -57,6 +58,8 @@ class CifarNet(nn.Module):
 def cifar_net(arch: str, depth: int, shortcut: str = "A", num_classes: int = 10, width: float = 1.0) -> CifarNet:
     """plain-/resnet-<depth> for 32x32 inputs; raises UsageError for a depth that is not 6n+2 etc."""
     n = cifar_blocks_per_stage(depth)
-    residual = check_arch(arch) == "resnet"
+    if check_arch(arch) not in ("plain", "resnet"):
+        raise UsageError(f"arch {arch!r} is not built here; use build_model")
+    residual = arch == "resnet"
     option = check_shortcut(shortcut)
     return CifarNet(n, option if residual else None, check_num_classes(num_classes), check_width(width))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from degradation.errors import UsageError
 
-ARCHS = ("plain", "resnet")
+ARCHS = ("plain", "resnet", "preact")  # preact: CIFAR only (models/preact.py)
 SHORTCUTS = ("A", "B", "C")
 FAMILIES = ("cifar", "imagenet")
 IMAGENET_DEPTHS = (18, 34, 50, 101, 152)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from degradation.errors import UsageError
 from degradation.models.blocks import init_weights, make_stage
 from degradation.models.checks import check_num_classes, check_width
 from degradation.models.depth import check_arch, check_imagenet_depth, check_shortcut
@@ -74,7 +75,9 @@ def imagenet_net(
     arch: str, depth: int, shortcut: str = "B", num_classes: int = 1000, width: float = 1.0
 ) -> ImageNetNet:
     """plain-/resnet-<depth> of Table 1 for 224x224 inputs; UsageError for a depth not in 18/34/50/101/152."""
-    residual = check_arch(arch) == "resnet"
+    if check_arch(arch) not in ("plain", "resnet"):
+        raise UsageError(f"arch {arch!r} is not built here; use build_model")
+    residual = arch == "resnet"
     option = check_shortcut(shortcut)
     return ImageNetNet(
         check_imagenet_depth(depth), option if residual else None, check_num_classes(num_classes), check_width(width)

@@ -171,7 +171,7 @@ def expand(request: SweepRequest) -> list[tuple[str, int, str, int]]:
     """(arch, depth, shortcut, seed) for every run: residual nets once per shortcut, plain nets once."""
     grid = []
     for arch in request.archs:
-        shortcuts = request.shortcuts if arch == "resnet" else ["none"]
+        shortcuts = {"plain": ["none"], "preact": ["B"]}.get(arch, request.shortcuts)  # preact: its config's
         for depth in request.depths:
             for shortcut in shortcuts:
                 for seed in request.seeds:

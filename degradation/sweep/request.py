@@ -30,17 +30,18 @@ FAMILY_DEFAULTS = {
 }
 
 
-def _depths(values: Sequence[str] | str, family: str) -> list[int]:
+def _depths(values: Sequence[str] | str, family: str, archs: Sequence[str]) -> list[int]:
+    """Every depth must exist for every requested arch (models.check_depth knows each network's depths)."""
     # deferred: degradation.models loads torch; checking flags does not need it
-    from degradation.models.depth import check_imagenet_depth, cifar_blocks_per_stage
+    from degradation.models import check_depth
 
     depths = int_list(values, "--depths", minimum=-(10**9))
-    imagenet = family == "imagenet"
-    for depth in depths:
-        try:
-            check_imagenet_depth(depth) if imagenet else cifar_blocks_per_stage(depth)
-        except UsageError as exc:
-            raise UsageError(f"--depths: {exc}") from None
+    for arch in archs:
+        for depth in depths:
+            try:
+                check_depth(arch, family, depth)
+            except UsageError as exc:
+                raise UsageError(f"--depths: {exc}") from None
     return depths
 
 
@@ -119,10 +120,11 @@ class SweepRequest:
         defaults = FAMILY_DEFAULTS[family]
         depths = depths or defaults["depths"]
         data, preset = data or defaults["data"], preset or defaults["preset"]
+        arch_list = checked_list(archs, "--archs", check_arch)
         request = cls(
             family=family,
-            depths=_depths(depths, family),
-            archs=checked_list(archs, "--archs", check_arch),
+            depths=_depths(depths, family, arch_list),
+            archs=arch_list,
             seeds=int_list(seeds, "--seeds", minimum=0),
             shortcuts=checked_list(shortcuts, "--shortcut", check_shortcut),
             data=_choice("data", str(data), "--data"),

@@ -24,6 +24,8 @@ from degradation.runs import CHECKPOINT, CONFIG_FILE, CURVES_DIR, LOG_FILE, RUN_
 from degradation.schema import SCHEMA_VERSION
 from degradation.train.checkpoint import save_checkpoint
 from degradation.train.curves import CurveWriter
+from degradation.train.layers import LayerWriter
+from degradation.train.loggers import MetricLogger, make_logger
 from degradation.train.progress import Progress
 
 GRAPH_TAG = ", CUDA graph"  # appended to run.json's device while the step is a replayed CUDA graph
@@ -102,6 +104,8 @@ class RunFolder:
             batch_size=int(cfg.schedule.batch_size),
             train_size=int(static["train_size"]),
         )
+        self.layers = LayerWriter(self.path, self.curves.ids)
+        self.logger: MetricLogger | None = None  # logger=csv|tensorboard|wandb|mlflow, made by create()
         self.progress = Progress(static["run_id"], int(cfg.schedule.max_iters), self.path / LOG_FILE, progress_mode)
 
     @property
@@ -113,6 +117,7 @@ class RunFolder:
         (self.path / CHECKPOINT).parent.mkdir(parents=True, exist_ok=True)
         (self.path / CURVES_DIR).mkdir(exist_ok=True)
         write_text_atomic(self.path / CONFIG_FILE, OmegaConf.to_yaml(self.cfg, resolve=True))
+        self.logger = make_logger(self.cfg.get("logger"), self.path, self.static["run_id"], resolved_dict(self.cfg))
 
     # ---- Recorder protocol (called by TrainModule) --------------------------------------------------------
     def window(self, module, iteration: int, rows: list[tuple[str, str, float]], evaluated: bool) -> None:
@@ -121,6 +126,9 @@ class RunFolder:
         wall = module.wall_s()
         for split, metric, value in rows:
             self.curves.add(iteration, split, metric, value, wall)
+        self.layers.add(iteration, getattr(module, "layer_rows", []))
+        if self.logger is not None:
+            self.logger.log(iteration, rows)
         warm = module.schedule.warmup
         if getattr(module, "warmup_ended_now", False):
             error = f"{module.last['train_error']:.3f}"
@@ -134,6 +142,7 @@ class RunFolder:
     def checkpoint(self, module, iteration: int) -> None:
         if self.writer:
             self.check_intact()
+            self.layers.flush(iteration)  # first: a curve part at a step promises everything up to it
             self.curves.flush(iteration)
         save_checkpoint(module.trainer, self.checkpoint_path)
         if self.writer:
@@ -172,9 +181,13 @@ class RunFolder:
     def close(self) -> None:
         if self.writer:
             self.progress.close()
+            if self.logger is not None:
+                self.logger.close()
+                self.logger = None
 
     def flush_curves(self, iteration: int) -> None:
         if self.writer:
+            self.layers.flush(iteration)
             self.curves.flush(iteration)
 
 

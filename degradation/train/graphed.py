@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from degradation.precision import autocast_dtype, precision_name
+from degradation.train.layers import LayerFlow
 
 WARMUP_ITERS = 3  # side-stream iterations before capture (PyTorch's whole-network capture recipe uses a few)
 GRAPH_PRECISIONS = ("32-true", "tf32", "bf16-mixed")  # 16-mixed needs a grad scaler, which reads the device
@@ -45,12 +46,14 @@ class GraphedStep:
         *,
         precision: str,
         capture: bool,
+        flow: LayerFlow | None = None,
     ) -> None:
         if precision_name(precision) not in GRAPH_PRECISIONS:
             raise ValueError(f"precision {precision!r} cannot be graphed; use one of {', '.join(GRAPH_PRECISIONS)}")
         self.model, self.forward, self.optimizer, self.acc = model, forward, optimizer, acc
         self.autocast_dtype = autocast_dtype(precision)
         self.capture = capture
+        self.flow = flow  # gradient flow per layer: summed inside the graph, between backward and the update
         self.device = acc.device
         self.lr = torch.zeros((), dtype=torch.float32, device=self.device)  # the fused CUDA kernel reads a float
         self._lr_value: float | None = None
@@ -80,6 +83,8 @@ class GraphedStep:
             logits = self.forward(self.static_x)
             loss = F.cross_entropy(logits, self.static_y)
         loss.backward()
+        if self.flow is not None:
+            self.flow.accumulate(self.lr)
         self.optimizer.step()
         with torch.no_grad():
             wrong = (logits.argmax(1) != self.static_y).sum()
@@ -145,6 +150,8 @@ class GraphedStep:
     def _state_tensors(self) -> list[torch.Tensor]:
         """Every tensor a step changes: parameters, buffers (BN statistics, counters), momentum, accumulator."""
         tensors = [*self.model.parameters(), *self.model.buffers(), self.acc]
+        if self.flow is not None and self.flow.acc is not None:
+            tensors.append(self.flow.acc)
         for state in self.optimizer.state.values():
             tensors += [v for v in state.values() if isinstance(v, torch.Tensor)]
         return tensors

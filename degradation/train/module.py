@@ -29,6 +29,7 @@ from torch import nn
 from degradation.errors import RunFailed, first_line
 from degradation.train import distributed
 from degradation.train.graphed import GraphedStep
+from degradation.train.layers import LayerFlow
 from degradation.train.schedule import Schedule
 
 
@@ -106,6 +107,8 @@ class TrainModule(pl.LightningModule):
     graph_fallback: when preparing the graph fails (trainer.cuda_graphs=auto), train on with the eager step.
     stop_at: the iteration the fit ends at (default the schedule's max_iters; the benchmark stops earlier).
     arch: the net's family (plain | resnet), for which nets warm up by default.
+    record_layers: sum each weighted layer's gradient norm and update ratio on the device at every step and
+        read them per window into `layer_rows` (train/layers.py; trainer.record_layers).
     """
 
     def __init__(
@@ -122,6 +125,7 @@ class TrainModule(pl.LightningModule):
         stop_at: int | None = None,
         graph_fallback: bool = False,
         arch: str = "resnet",
+        record_layers: bool = False,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -137,6 +141,8 @@ class TrainModule(pl.LightningModule):
             raise ValueError(f"step_mode {step_mode!r}: eager, graph or emulate")
         self.step_mode, self.precision, self.graph_fallback = step_mode, precision, graph_fallback
         self._graphed: GraphedStep | None = None
+        self.flow = LayerFlow(model) if record_layers else None
+        self.layer_rows: list[tuple[int, str, str, str, float]] = []  # the last window's, for the recorder
         self.log_every = int(sched.log_every)
         self.eval_every = int(sched.eval_every)
         self.checkpoint_every = int(sched.checkpoint_every)
@@ -174,9 +180,11 @@ class TrainModule(pl.LightningModule):
             self._eager_step(x, y)
         else:
             if self._graphed is None:  # here, not earlier: after Lightning has restored a checkpoint
+                if self.flow is not None:
+                    self.flow.sums(self.device)  # before capture: the graph holds its address
                 self._graphed = GraphedStep(
                     self.model, self._forward, self.optimizers().optimizer, self._window_sums(),
-                    precision=self.precision, capture=self.step_mode == "graph",
+                    precision=self.precision, capture=self.step_mode == "graph", flow=self.flow,
                 )
             try:
                 self._graphed(x, y, self.lr_now)
@@ -197,6 +205,8 @@ class TrainModule(pl.LightningModule):
         loss = F.cross_entropy(logits, y)
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
+        if self.flow is not None:
+            self.flow.accumulate(self.lr_now)
         opt.step()
         with torch.no_grad():
             self._window_sums().add_(torch.stack((loss.detach().float(), (logits.argmax(1) != y).sum().float())))
@@ -220,6 +230,8 @@ class TrainModule(pl.LightningModule):
     def on_train_start(self) -> None:
         if self._acc is not None:  # restored before the module reached its device
             self._acc = self._acc.to(self.device, torch.float32)
+        if self.flow is not None and self.flow.acc is not None:
+            self.flow.acc = self.flow.acc.to(self.device, torch.float32)
         self._t0 = time.perf_counter()
         self._mark = self._t0
 
@@ -233,6 +245,7 @@ class TrainModule(pl.LightningModule):
             self.trainer.should_stop = True
         if it % self.log_every and not final:
             return
+        self.layer_rows = self.flow.read(self._window_steps) if self.flow is not None else []
         train_error, train_loss = self._read_window()
         now = time.perf_counter()
         self.session["train_s"] += now - self._mark
@@ -303,7 +316,8 @@ class TrainModule(pl.LightningModule):
             "lr_now": self.lr_now,
             "stream": self.stream.state_dict(),
             "warmup": self.schedule.warmup.state_dict(),
-            "window": {"acc": self._acc, "steps": self._window_steps, "images": self._window_images},
+            "window": {"acc": self._acc, "steps": self._window_steps, "images": self._window_images,
+                       "layers": self.flow.acc if self.flow is not None else None},
             "last": dict(self.last),
             "last_eval": {k: list(v) for k, v in self.last_eval.items()},
             "best_test": list(self.best_test) if self.best_test else None,
@@ -320,6 +334,8 @@ class TrainModule(pl.LightningModule):
         self._acc = state["window"]["acc"]  # restored before the first step, so before any graph holds _acc
         self._window_steps = int(state["window"]["steps"])
         self._window_images = int(state["window"]["images"])
+        if self.flow is not None and state["window"].get("layers") is not None:
+            self.flow.acc = state["window"]["layers"]
         self.last = dict(state["last"])
         self.last_eval = {k: (float(v[0]), float(v[1])) for k, v in state["last_eval"].items()}
         self.best_test = (float(state["best_test"][0]), int(state["best_test"][1])) if state["best_test"] else None

@@ -224,6 +224,7 @@ def _fit(cfg: DictConfig, trainer, folder: RunFolder, model, data, previous: dic
         step_mode=mode,
         precision=str(cfg.trainer.precision),
         graph_fallback=str(cfg.trainer.get("cuda_graphs", "auto")).lower() == "auto",
+        record_layers=bool(cfg.trainer.get("record_layers", True)),
     )
     folder.write_status(None, "running")
     what = f"resuming at iteration {start}" if ckpt else "starting"

@@ -1,0 +1,55 @@
+"""Depth curves: final training and test error against depth for each family, seed spread as error bars, the
+papers' numbers as markers. The one picture that answers "does depth help or hurt?" (top of summary.md)."""
+
+from __future__ import annotations
+
+import math
+
+from matplotlib.figure import Figure
+
+from degradation.figures.experiment import Experiment
+from degradation.figures.style import add_note, empty_panel, legend_below, new_figure
+from degradation.figures.table6 import PAPER_PREACT, PAPER_RESNET
+
+FAMILIES = (("plain", "plain", "#D62728", "s"), ("resnet", "ResNet (A)", "#1F77B4", "o"),
+            ("preact", "PreAct ResNet (B)", "#2CA02C", "^"))
+PAPER = {"resnet": PAPER_RESNET, "preact": PAPER_PREACT}  # test error %, CIFAR-10 only
+
+
+def draw(exp: Experiment) -> tuple[Figure, dict]:
+    fig, axes = new_figure(2, width=4.8, height=3.8)
+    panels = []
+    for ax, key, title in zip(axes, ("train", "test"), ("final training error", "final test error"), strict=True):
+        lines = []
+        for arch, name, color, marker in FAMILIES:
+            cells = exp.family(arch)
+            cells = cells[cells[f"{key}_mean"].notna()]
+            if cells.empty:
+                continue
+            spread = [s if s is not None and math.isfinite(s) else 0.0 for s in cells[f"{key}_std"]]
+            ax.errorbar(cells["depth"], cells[f"{key}_mean"], yerr=spread, color=color, marker=marker,
+                        capsize=3, label=name)
+            lines.append({"family": arch, "depths": [int(d) for d in cells["depth"]],
+                          "values_pct": [float(v) for v in cells[f"{key}_mean"]],
+                          "std_pct": spread, "seeds": [int(n) for n in cells["n_seeds"]]})
+            paper = PAPER.get(arch, {})
+            if key == "test" and exp.dataset == "cifar10" and paper:
+                depths = sorted(paper)
+                ax.scatter(depths, [paper[d] for d in depths], color=color, marker="x", s=40, zorder=3,
+                           label=f"{name}: paper")
+        ax.set_xscale("log")
+        ax.set_xlabel("depth (layers)")
+        ax.set_ylabel("error (%)")
+        ax.set_title(title)
+        if lines:
+            legend_below(ax, ax.get_legend_handles_labels()[0])
+        else:
+            empty_panel(ax, "no finished runs")
+        panels.append({"title": title, "lines": lines})
+    notes = ["Points: mean over seeds of each run's final value; bars: std over seeds (ddof=1; none with one seed)."]
+    if exp.dataset == "cifar10":
+        notes.append("x: the papers' CIFAR-10 test errors (He et al. 2015 Table 6; He et al. 2016 for pre-activation).")
+    title = f"Final error against depth — {exp.title}"
+    fig.suptitle(title)
+    add_note(fig, notes)
+    return fig, {"figure": "depth", "title": title, "panels": panels, "missing": [], "notes": notes}

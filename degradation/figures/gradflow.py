@@ -1,0 +1,90 @@
+"""Gradient flow: layer x iteration heatmaps of the gradient norm, a plain net beside its residual twin, and the
+first layer's gradient norm against iterations for every depth (from results/layers.parquet)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+
+from degradation.analysis.flow import early_verdict, grid
+from degradation.figures.experiment import Experiment
+from degradation.figures.style import add_note, empty_panel, legend_below, network_color, new_figure
+
+
+def _pair(exp: Experiment, recorded: set[str]):
+    """The deepest depth with both a plain net and a ResNet (A) that recorded layers."""
+    plain, res = exp.family("plain"), exp.family("resnet")
+    for depth in sorted(set(plain["depth"]) & set(res["depth"]), reverse=True):
+        p, r = plain[plain["depth"] == depth].iloc[0], res[res["depth"] == depth].iloc[0]
+        if set(p["run_ids"]) & recorded and set(r["run_ids"]) & recorded:
+            return p, r
+    return None
+
+
+def _heatmap(ax, values, title: str, norm) -> object:
+    steps = values.columns.to_numpy()
+    image = ax.imshow(values.to_numpy(), aspect="auto", origin="lower", norm=norm, cmap="viridis",
+                      extent=(steps.min(), steps.max(), 0.5, len(values) + 0.5), interpolation="nearest")
+    ax.set_title(title)
+    ax.set_xlabel("iterations")
+    ax.set_ylabel("layer (1 = first conv)")
+    ax.grid(False)
+    return image
+
+
+def draw(exp: Experiment) -> tuple[Figure, dict]:
+    layers = exp.layers
+    fig, axes = new_figure(3, width=4.6, height=3.8)
+    entry: dict = {"figure": "gradflow", "panels": [], "missing": [], "notes": []}
+    recorded = set(layers["run_id"]) if layers is not None else set()
+    pair = _pair(exp, recorded) if recorded else None
+    notes = []
+    if pair is None:
+        for ax in axes[:2]:
+            empty_panel(ax, "no plain/ResNet pair of one depth\nwith recorded gradients")
+        notes.append("Heatmaps need a plain net and a ResNet of one depth run with trainer.record_layers=true.")
+    else:
+        plain, res = pair
+        grids = [grid(layers, next(i for i in c["run_ids"] if i in recorded)) for c in (plain, res)]
+        finite = np.concatenate([g.to_numpy().ravel() for g in grids])
+        finite = finite[np.isfinite(finite) & (finite > 0)]
+        norm = LogNorm(vmin=finite.min(), vmax=finite.max()) if finite.size else None
+        for ax, g, c in zip(axes[:2], grids, (plain, res), strict=True):
+            image = _heatmap(ax, g, f"{c['label']}: gradient norm", norm)
+        fig.colorbar(image, ax=axes[:2], label="||grad|| (log scale)", shrink=0.9)
+        ratio, word = early_verdict(layers, list(plain["run_ids"]), list(res["run_ids"]))
+        verdict = (f"Early layers (stem + stage 1) of {plain['label']}: gradient norm {ratio:.2f}x "
+                   f"{res['label']}'s (median over windows): {word}") if math.isfinite(ratio) else ""
+        entry.update(pair=[plain["label"], res["label"]], early_ratio=ratio, early_verdict=word)
+        if verdict:
+            notes.append(verdict)
+        entry["panels"] += [{"title": f"{c['label']} heatmap", "layers": len(g), "windows": g.shape[1]}
+                            for g, c in zip(grids, (plain, res), strict=True)]
+    ax = axes[2]
+    lines = []
+    for arch, style in (("plain", "--"), ("resnet", "-")):
+        for _, c in exp.family(arch).iterrows():
+            ids = [i for i in c["run_ids"] if i in recorded]
+            if not ids:
+                continue
+            first = layers[(layers["run_id"] == ids[0]) & (layers["metric"] == "grad_norm")
+                           & (layers["layer_index"] == 1)].sort_values("step")
+            ax.plot(first["step"], first["value"], style, color=network_color(c["arch"], c["depth"]), label=c["label"])
+            lines.append({"label": c["label"], "points": len(first)})
+    ax.set_title("first layer's gradient norm")
+    ax.set_xlabel("iterations")
+    ax.set_ylabel("||grad|| of layer 1")
+    if lines:
+        ax.set_yscale("log")
+        legend_below(ax, ax.get_lines())
+    else:
+        empty_panel(ax, "no recorded gradients")
+    entry["panels"].append({"title": "first layer", "lines": lines})
+    title = f"Gradient flow (dashed = plain, solid = ResNet) — {exp.title}"
+    fig.suptitle(title)
+    add_note(fig, notes)
+    entry.update(title=title, notes=notes)
+    return fig, entry

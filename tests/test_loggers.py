@@ -1,0 +1,76 @@
+"""logger=csv|tensorboard|wandb|mlflow: the curve parquet's numbers at its steps, plus the resolved config."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+
+import pytest
+from _train_helpers import folder_of, tiny_cfg
+
+from degradation.conf import compose, run_id, validate
+from degradation.errors import UsageError
+from degradation.runs import read_curves
+from degradation.train.run import train
+
+
+def _curve_rows(folder) -> list[tuple[int, str, str, float]]:
+    frame = read_curves(folder)
+    return sorted((int(r.step), r.split, r.metric, float(r.value)) for r in frame.itertuples())
+
+
+def test_csv_logger_sends_the_parquet_numbers_and_the_config(tmp_path) -> None:
+    cfg = tiny_cfg(tmp_path, "logger=csv")
+    assert run_id(cfg) == run_id(tiny_cfg(tmp_path))  # a logger does not change what the run computes
+    train(cfg)
+    folder = folder_of(tmp_path, "logger=csv")
+    with (folder / "logs" / "metrics.csv").open() as f:
+        logged = sorted((int(r["step"]), r["split"], r["metric"], float(r["value"])) for r in csv.DictReader(f))
+    assert logged == _curve_rows(folder)
+    config = json.loads((folder / "logs" / "config.json").read_text())
+    assert config["model"]["depth"] == 8 and config["logger"]["name"] == "csv"
+
+
+def test_unknown_or_missing_logger_is_one_line(tmp_path) -> None:
+    with pytest.raises(UsageError, match="logger"):
+        validate(compose(["logger=nonsense"]))
+    for name in ("tensorboard", "wandb", "mlflow"):
+        if importlib.util.find_spec(name) is None:
+            with pytest.raises(UsageError, match=f"pip install 'degradation\\[{name}\\]'"):
+                validate(tiny_cfg(tmp_path, f"logger={name}"))
+            assert not (tmp_path / "runs").exists()
+
+
+def test_tensorboard_logger(tmp_path) -> None:
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train(tiny_cfg(tmp_path, "logger=tensorboard"))
+    folder = folder_of(tmp_path, "logger=tensorboard")
+    events = EventAccumulator(str(folder / "logs" / "tensorboard"))
+    events.Reload()
+    logged = sorted((e.step, *tag.split("/"), e.value) for tag in events.Tags()["scalars"]
+                    for e in events.Scalars(tag))
+    assert [r[:3] for r in logged] == [r[:3] for r in _curve_rows(folder)]
+    assert [r[3] for r in logged] == pytest.approx([r[3] for r in _curve_rows(folder)], rel=1e-6)
+
+
+def test_mlflow_logger(tmp_path) -> None:
+    mlflow = pytest.importorskip("mlflow")
+    train(tiny_cfg(tmp_path, "logger=mlflow"))
+    folder = folder_of(tmp_path, "logger=mlflow")
+    client = mlflow.tracking.MlflowClient(tracking_uri=(folder / "logs" / "mlruns").absolute().as_uri())
+    run = client.search_runs([client.get_experiment_by_name("degradation").experiment_id])[0]
+    logged = sorted((m.step, *key.split("/"), m.value) for key in run.data.metrics
+                    for m in client.get_metric_history(run.info.run_id, key))
+    assert [r[:3] for r in logged] == [r[:3] for r in _curve_rows(folder)]
+    assert run.data.params["model.depth"] == "8"
+
+
+def test_wandb_offline_logger(tmp_path, monkeypatch) -> None:
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    train(tiny_cfg(tmp_path, "logger=wandb"))
+    folder = folder_of(tmp_path, "logger=wandb")
+    assert list((folder / "logs" / "wandb").glob("offline-run-*"))
