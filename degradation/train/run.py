@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import random
 import signal
+import sys
 import threading
 import traceback
 from pathlib import Path
@@ -20,6 +21,7 @@ from omegaconf import DictConfig
 from degradation.conf import run_dir, validate
 from degradation.data import build_data
 from degradation.errors import RunFailed, UsageError, first_line
+from degradation.fetch import prepare_config
 from degradation.io import remove_stale_temps as remove_stale_io_temps
 from degradation.lock import run_lock
 from degradation.machine import cpu_cores, device_name
@@ -125,6 +127,7 @@ def build_parts(cfg: DictConfig, trainer) -> tuple[torch.nn.Module, Any, dict]:
     if cfg.trainer.get("activation_checkpointing", False):
         enable_activation_checkpointing(model)  # the same training, bit for bit, in less memory
     model = model.to(device=device, memory_format=memory_format)
+    prepare_config(cfg.data, say=lambda line: print(line, file=sys.stderr))  # once per data root, under its lock
     data = build_data(
         cfg.data, batch_size=batch, seed=int(cfg.seed), device=device, memory_format=memory_format,
         world_size=world, rank=rank,
