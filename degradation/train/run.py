@@ -31,6 +31,7 @@ from degradation.precision import precision_name
 from degradation.runs import CorruptFile, ForeignSchema, check_writable, missing_windows, read_run_json, trim_parts
 from degradation.schema import SCHEMA_VERSION
 from degradation.train.checkpoint import UnreadableCheckpoint, checkpoint_iteration, remove_stale_temps, set_aside
+from degradation.train.curves import rebuild_parts
 from degradation.train.folder import GRAPH_TAG, RunFolder, static_info
 from degradation.train.graphed import graph_mode
 from degradation.train.module import Ticks, TrainModule
@@ -265,6 +266,9 @@ def _resume_point(folder: RunFolder) -> tuple[Path | None, int]:
         folder.log(f"warning: checkpoint {ckpt} cannot be read ({exc.cause}); kept as {aside.name}, starting over")
         return None, 0
     gaps = missing_windows(folder.path, start, int(folder.cfg.schedule.log_every)) if folder.writer else []
+    if gaps and rebuild_parts(folder.path, folder.curves.ids) is not None:  # the checkpoint carries the rows
+        folder.log(f"curve rows of iterations {gaps[0]}-{gaps[-1]} were lost; rebuilt from the checkpoint")
+        gaps = missing_windows(folder.path, start, int(folder.cfg.schedule.log_every))
     if gaps:
         aside = set_aside(ckpt)
         folder.log(f"warning: curve rows of iterations {gaps[0]}-{gaps[-1]} are missing (a part lost or damaged); "
