@@ -196,6 +196,59 @@ def prepare_imagenet(
     prepare(archives, out, log=typer.echo)
 
 
+data_app = typer.Typer(
+    help="Download, verify and extract a data set once (e.g. on a cluster's login node), or check it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+app.add_typer(data_app, name="data")
+DataName = Annotated[str, typer.Argument(help="cifar10 or cifar100.")]
+RootOpt = Annotated[
+    Path | None,
+    typer.Option("--root", parser=_folder, help="Data folder (default: $DEGRADATION_DATA, else data)."),
+]
+
+
+def _data_root(root: Path | None) -> Path:
+    """The folder runs read (conf/data/*.yaml: data.root = ${oc.env:DEGRADATION_DATA,data})."""
+    import os
+
+    return root if root is not None else Path(os.environ.get("DEGRADATION_DATA") or "data")
+
+
+@data_app.command("fetch")
+def data_fetch(name: DataName, root: RootOpt = None) -> None:
+    """Download (if needed), verify against the published md5 and extract; safe to run twice at once.
+
+    \b
+    Examples:
+      degradation data fetch cifar10
+      degradation data fetch cifar100 --root /shared/datasets
+    """
+    from degradation.fetch import check, prepare
+
+    prepare(name, _data_root(root), say=lambda line: typer.echo(line, err=True))
+    folder = check(name, _data_root(root))
+    typer.echo(f"{name} ready in {folder.absolute()} (every file matches its published md5)")
+
+
+@data_app.command("check")
+def data_check(name: DataName, root: RootOpt = None) -> None:
+    """Check that the extracted data set is complete and matches its published md5; downloads nothing.
+
+    \b
+    Examples:
+      degradation data check cifar10
+      degradation data check cifar10 --root /shared/datasets
+    """
+    from degradation.fetch import check
+
+    folder = check(name, _data_root(root))
+    typer.echo(f"{name} ready in {folder.absolute()} (every file matches its published md5)")
+
+
 @app.command()
 def collect(results: ResultsOpt = Path("results")) -> None:
     """Merge every run folder into results/curves.parquet and results/runs.parquet.

@@ -17,7 +17,18 @@ from omegaconf import DictConfig, OmegaConf
 from degradation.errors import UsageError, first_line
 from degradation.precision import AUTOCAST, precision_name
 
-CONF_DIR = Path(os.environ.get("DEGRADATION_CONF", Path(__file__).resolve().parent.parent / "conf"))
+
+def _conf_dir() -> Path:
+    """$DEGRADATION_CONF; else the copy an installed wheel carries (degradation/_conf, put there by setup.py's
+    build step); else the checkout's top-level conf/, the one source both come from."""
+    if os.environ.get("DEGRADATION_CONF"):
+        return Path(os.environ["DEGRADATION_CONF"])
+    package = Path(__file__).resolve().parent
+    shipped = package / "_conf"
+    return shipped if (shipped / "config.yaml").is_file() else package.parent / "conf"
+
+
+CONF_DIR = _conf_dir()
 
 LOGGERS = ("none", "csv", "tensorboard", "wandb", "mlflow")  # conf/logger/*.yaml; train/loggers.py builds them
 OPTIONAL_LOGGERS = ("tensorboard", "wandb", "mlflow")  # each an optional extra of the same name

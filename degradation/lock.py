@@ -23,7 +23,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,9 +94,9 @@ def current_job_id() -> str | None:
     return os.environ.get("SLURM_JOB_ID")
 
 
-def read_lock(run_dir: str | os.PathLike) -> dict | None:
+def read_lock(run_dir: str | os.PathLike, name: str = LOCK_FILE) -> dict | None:
     """The lock's owner as a dict; None when there is no lock. Unreadable content -> {"unreadable": True}."""
-    path = Path(run_dir) / LOCK_FILE
+    path = Path(run_dir) / name
     try:
         text = path.read_text()
         mtime = path.stat().st_mtime
@@ -150,10 +150,11 @@ class Lock:
     owner: dict
     inherited: bool = False
     child_pid: int | None = field(default=None)
+    name: str = LOCK_FILE
 
     @property
     def path(self) -> Path:
-        return self.run_dir / LOCK_FILE
+        return self.run_dir / self.name
 
     @property
     def token(self) -> str:
@@ -168,7 +169,7 @@ class Lock:
     def release(self) -> None:
         if self.inherited:
             return
-        current = read_lock(self.run_dir)
+        current = read_lock(self.run_dir, self.name)
         if current is None:
             return
         ours = current.get("token") == self.token
@@ -232,7 +233,7 @@ def _take_over(path: Path, stale: dict, owner: dict) -> bool:
         return False
     os.close(fd)
     try:
-        again = read_lock(path.parent)
+        again = read_lock(path.parent, path.name)
         if again is not None and (again.get("token"), again.get("pid")) != (stale.get("token"), stale.get("pid")):
             return False  # someone else changed it meanwhile
         if again is not None and owner_alive(again):
@@ -244,30 +245,57 @@ def _take_over(path: Path, stale: dict, owner: dict) -> bool:
             guard.unlink()
 
 
-def try_acquire(run_dir: str | os.PathLike) -> Lock | dict:
+def try_acquire(run_dir: str | os.PathLike, name: str = LOCK_FILE) -> Lock | dict:
     """Take the run's lock: a `Lock`, or the live owner's dict when someone else holds it.
 
-    Creates the run folder (the lock lives in it); call only once the run is known to be valid.
+    Creates the run folder (the lock lives in it); call only once the run is known to be valid. `name`: another
+    lock file in the folder (a data root holds one per data set, see `wait_lock`).
     """
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / LOCK_FILE
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise unwritable(run_dir, exc) from None
+    path = run_dir / name
     token = os.environ.get(TOKEN_ENV)
     for _ in range(5):
         owner = _new_owner()
         if _create(path, owner):
-            return Lock(run_dir, owner)
-        current = read_lock(run_dir)
+            return Lock(run_dir, owner, name=name)
+        current = read_lock(run_dir, name)
         if current is None:
             continue  # released between our attempt and our look: try again
         if token and current.get("token") == token:
-            return Lock(run_dir, current, inherited=True)
+            return Lock(run_dir, current, inherited=True, name=name)
         if owner_alive(current):
             return current
         if _take_over(path, current, owner):
-            return Lock(run_dir, owner)
-    current = read_lock(run_dir)
+            return Lock(run_dir, owner, name=name)
+    current = read_lock(run_dir, name)
     return current or {"pid": "?", "hostname": None}
+
+
+@contextlib.contextmanager
+def wait_lock(folder: str | os.PathLike, name: str, *, poll_s: float = 0.2,
+              on_wait: Callable[[dict], None] | None = None) -> Iterator[Lock]:
+    """Hold lock file `name` in `folder`, waiting while a live process holds it (once: `on_wait(owner)`).
+
+    For work that every process needs done once, such as preparing a data set: the second process waits, then
+    finds the work done. Same file format and stale take-over as a run's lock.
+    """
+    told = False
+    while True:
+        got = try_acquire(folder, name)
+        if isinstance(got, Lock):
+            break
+        if on_wait is not None and not told:
+            on_wait(got)
+            told = True
+        time.sleep(poll_s)
+    try:
+        yield got
+    finally:
+        got.release()
 
 
 @contextlib.contextmanager

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from degradation.errors import UsageError, first_line
 from degradation.io import remove_stale_temps, write_atomic
+from degradation.lock import live_owner
 from degradation.runs import (
     LAYERS_DIR,
     LOG_FILE,
@@ -41,6 +42,7 @@ from degradation.schema import (
     RUNS_SCHEMA,
     RUNS_TABLE,
 )
+from degradation.train.curves import rebuild_parts
 from degradation.train.schedule import describe_warmup
 from degradation.variants import run_variant
 
@@ -121,6 +123,29 @@ def _write_table(path: Path, frame: pd.DataFrame, schema: pa.Schema) -> None:
     write_atomic(path, lambda tmp: pq.write_table(table, tmp))
 
 
+ID_FIELDS = ("run_id", "arch", "depth", "shortcut", "dataset", "preset", "seed")
+
+
+def _parts_repaired(folder: Path) -> list[pa.Table]:
+    """The run's curve parts; a damaged one of a run nobody trains is rebuilt from the rows its checkpoint
+    carries (train/curves.py), or, when the checkpoint cannot help, named with what to do."""
+    tables = read_parts(folder)
+    if len(tables) == len(part_paths(folder)) or live_owner(folder) is not None:
+        return tables
+    try:
+        info = read_run_json(folder) or {}
+    except CorruptFile:
+        info = {}
+    repair = rebuild_parts(folder, {k: info.get(k) for k in ID_FIELDS}) if set(ID_FIELDS) <= set(info) else None
+    if repair is None:
+        warn(f"{folder.name}: a damaged curve part cannot be rebuilt (its checkpoint holds no curve rows); "
+             f"its curves have a gap until the run is trained again (delete {folder} and rerun the sweep)")
+        return tables
+    warn(f"{folder.name}: rebuilt {len(repair.written)} curve part(s) from its checkpoint "
+         f"(damaged part(s) kept as {', '.join(p.name for p in repair.set_aside)})")
+    return read_parts(folder)
+
+
 def collect(results_dir: str | os.PathLike) -> tuple[Path, Path]:
     """Merge every run folder into <results>/curves.parquet and <results>/runs.parquet (each written atomically)."""
     results_dir = Path(results_dir)
@@ -130,7 +155,10 @@ def collect(results_dir: str | os.PathLike) -> tuple[Path, Path]:
     for folder in [results_dir, *folders]:  # what writers killed mid-write (a collect, a run) left behind
         remove_stale_temps(folder)
     runs = read_runs(results_dir)
-    tables = [table for folder in folders if not is_foreign(folder) for table in read_parts(folder)]
+    tables = []
+    for folder in folders:
+        if not is_foreign(folder):
+            tables += _parts_repaired(folder)
     curves = merge_curves(tables)
     curves_path, runs_path = results_dir / CURVES_TABLE, results_dir / RUNS_TABLE
     _write_table(curves_path, curves, CURVES_SCHEMA)

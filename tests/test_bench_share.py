@@ -158,18 +158,25 @@ def test_cuda_jobs_are_gpus_times_runs_per_gpu(tmp_path, two_gpus, case, jobs, p
     assert plan.device.startswith("cuda x2, ") and why in plan.device
 
 
+def _scale(cell) -> float:
+    """The probed depth-8 net's time scaled to this cell's net by multiply-adds (sweep/estimate.py)."""
+    from degradation.models import cifar_net, count_macs
+
+    return count_macs(cifar_net(cell.arch, cell.depth)) / count_macs(cifar_net(cell.arch, 8))
+
+
 def test_shared_runs_are_slowed_by_the_measured_speedup(tmp_path, two_gpus) -> None:
     results = tmp_path / "r"
     write_share(results, chosen=2)
     plan = build_plan(cuda_request(results))  # 8 runs, 2 GPUs x 2: each run at 1.6 / 2 of its lone speed
     assert (plan.jobs, plan.runs_per_gpu) == (4, 2) and "2 runs per GPU at 1.60x" in plan.estimate_source
-    shared = {c.run_id: run_seconds(c.cfg, 0, 1e-3 * c.depth / 8 * 2 / 1.6) for c in plan.cells}
+    shared = {c.run_id: run_seconds(c.cfg, 0, 1e-3 * _scale(c) * 2 / 1.6) for c in plan.cells}
     assert plan.estimates == pytest.approx(shared)
     assert plan.total_s == pytest.approx(sum(shared.values()) / 4)
 
     unmeasured = build_plan(cuda_request(tmp_path / "u", extra=["launcher.runs_per_gpu=2"]))
     assert "2 runs per GPU, no measured gain assumed" in unmeasured.estimate_source
-    halved = {c.run_id: run_seconds(c.cfg, 0, 1e-3 * c.depth / 8 * 2) for c in plan.cells}
+    halved = {c.run_id: run_seconds(c.cfg, 0, 1e-3 * _scale(c) * 2) for c in plan.cells}
     assert unmeasured.estimates == pytest.approx(halved)  # each run at half its lone speed
     assert unmeasured.total_s == pytest.approx(sum(halved.values()) / 4)
 

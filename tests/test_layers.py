@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "degradation"
 # Lowest first. A module may import its own layer or any layer below; a package's layer covers its modules.
 LAYERS: list[tuple[str, ...]] = [
     ("models", "data", "errors", "schema", "precision", "machine"),
-    ("conf", "io", "lock", "runs", "cliargs", "variants"),
+    ("conf", "io", "lock", "runs", "cliargs", "variants", "fetch"),
     ("train",),
     ("results",),
     ("analysis", "sweep", "bench", "bench_share", "bench_loader"),

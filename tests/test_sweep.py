@@ -28,7 +28,7 @@ from degradation.cli import main
 from degradation.conf import compose, run_id
 from degradation.errors import UsageError
 from degradation.lock import pid_alive
-from degradation.models import cifar_net, count_params
+from degradation.models import cifar_net, count_macs, count_params
 from degradation.sweep import estimate
 from degradation.sweep import plan as plan_mod
 from degradation.sweep.api import SweepRequest
@@ -144,7 +144,7 @@ def test_dry_run_prints_the_plan_and_stops(tmp_path, capsys, no_probe) -> None:
     for cell in plan.cells:
         row = next(line for line in out.splitlines() if short_id(cell.run_id) in line)
         assert "new" in row and ("75.3k" in row or "172.5k" in row)
-    assert "4 new; estimated" in out and "measured probe" in out
+    assert "4 new; estimated" in out and "probe: plain-8" in out and "scaled by multiply-adds" in out
     assert not results.exists()
 
 
@@ -177,15 +177,17 @@ def test_plan_reads_each_runs_state(tmp_path, no_probe) -> None:
                              "new": 0, "running elsewhere": 1}
 
 
-def test_one_probe_per_kind_of_net_scaled_by_depth(tmp_path, monkeypatch) -> None:
+def test_one_probe_per_kind_of_net_scaled_by_multiply_adds(tmp_path, monkeypatch) -> None:
     probed = []
     monkeypatch.setattr(estimate, "probe_run", lambda cfg, kind, threads: probed.append(cfg.model.depth) or 1e-3)
     plan = build_plan(request(tmp_path, depths=["8,14,26"]))
-    assert sorted(probed) == [8, 8]  # the shallowest plain and the shallowest residual net
+    assert sorted(probed) == [8, 8]  # the cheapest plain and the cheapest residual net
     seconds = {(c.arch, c.depth): plan.estimates[c.run_id] for c in plan.cells}
     cfg = plan.cells[0].cfg
-    assert seconds[("resnet", 26)] == pytest.approx(run_seconds(cfg, 0, 1e-3 * 26 / 8))
-    assert plan.estimate_source == "measured probe + scaled by depth"
+    ratio = count_macs(cifar_net("resnet", 26)) / count_macs(cifar_net("resnet", 8))
+    assert seconds[("resnet", 26)] == pytest.approx(run_seconds(cfg, 0, 1e-3 * ratio))
+    assert plan.estimate_source == "probe: plain-8 1000 img/s; probe: resnet-8 1000 img/s; " \
+        "others scaled by multiply-adds"
 
 
 def test_estimates_come_from_bench_parquet_when_present(tmp_path) -> None:
@@ -197,7 +199,7 @@ def test_estimates_come_from_bench_parquet_when_present(tmp_path) -> None:
         "tool_images_per_s": [1000.0, 500.0, 9000.0, 700.0],
     }).to_parquet(results / "bench.parquet")
     plan = build_plan(request(results, overrides=TINY), probe=False)  # trainer.threads=1: the 1-thread rows
-    assert plan.estimate_source == "bench.parquet"
+    assert plan.estimate_source.startswith("measured: bench 20") and "plain-8 1000 img/s" in plan.estimate_source
     seconds = {c.arch: plan.estimates[c.run_id] for c in plan.cells}
     cfg = plan.cells[0].cfg
     assert seconds["plain"] == pytest.approx(run_seconds(cfg, 0, 1 / 1000))
@@ -557,3 +559,17 @@ def test_ctrl_c_on_a_real_sweep_leaves_the_run_partial_and_the_next_sweep_finish
     curves = pd.read_parquet(results / "curves.parquet")
     train = curves[(curves.split == "train") & (curves.metric == "error")]
     assert list(train["step"]) == list(range(2, 61, 2))
+
+
+def test_unmeasured_nets_scale_from_bench_parquet_by_multiply_adds(tmp_path, monkeypatch) -> None:
+    results = tmp_path / "r"
+    results.mkdir()
+    pd.DataFrame({"arch": ["resnet"], "depth": [8], "device": ["cpu"], "threads": [1],
+                  "tool_images_per_s": [500.0]}).to_parquet(results / "bench.parquet")
+    monkeypatch.setattr(estimate, "probe_run", lambda *a: pytest.fail("bench.parquet is there: no probe"))
+    plan = build_plan(request(results, depths=["8,20"], overrides=TINY))
+    seconds = {(c.arch, c.depth): plan.estimates[c.run_id] for c in plan.cells}
+    cfg = plan.cells[0].cfg
+    ratio = count_macs(cifar_net("plain", 20)) / count_macs(cifar_net("resnet", 8))
+    assert seconds[("plain", 20)] == pytest.approx(run_seconds(cfg, 0, ratio / 500))
+    assert "resnet-8 500 img/s" in plan.estimate_source and "others scaled by multiply-adds" in plan.estimate_source

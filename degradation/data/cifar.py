@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import pickle
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,6 +101,30 @@ def _missing(spec: CifarSpec, folder: Path) -> list[str]:
     return [name for name, _ in spec.train_files + spec.test_files if not (folder / name).is_file()]
 
 
+def is_extracted(name: str, root: str | Path) -> bool:
+    """Whether the official folder is under root with every batch file (not checksummed: see `verify`)."""
+    spec = _spec(name)
+    folder = Path(root).expanduser() / spec.folder
+    return folder.is_dir() and not _missing(spec, folder)
+
+
+def verify(name: str, root: str | Path) -> Path:
+    """The extracted folder, every batch file checked against its published md5; UsageError naming what is wrong."""
+    spec = _spec(name)
+    root = Path(root).expanduser()
+    folder = root / spec.folder
+    if not folder.is_dir():
+        raise UsageError(f"{spec.title} is not extracted under {root}/; {_where_to_put(spec, root)}")
+    missing = _missing(spec, folder)
+    if missing:
+        raise UsageError(f"{folder}/{missing[0]} is missing; delete {folder} and fetch it again")
+    for file_name, md5 in spec.train_files + spec.test_files:
+        if _md5(folder / file_name) != md5:
+            raise UsageError(f"{folder / file_name} is truncated or corrupt (its md5 is not the published one); "
+                             f"delete {folder} and fetch it again")
+    return folder
+
+
 def _extract_verified(spec: CifarSpec, root: Path, archive: Path) -> None:
     """Check the archive's published md5, then extract it next to itself, atomically (temp folder + rename)."""
     actual = _md5(archive)
@@ -121,8 +144,9 @@ def _extract_verified(spec: CifarSpec, root: Path, archive: Path) -> None:
                 f"{archive} does not contain the official {spec.folder}/ folder; {_where_to_put(spec, root)}"
             )
         target = root / spec.folder
-        if target.exists():
-            shutil.rmtree(target)
+        if target.exists():  # an incomplete folder: moved aside in one rename, so no reader sees it half-deleted
+            stale = Path(scratch) / "incomplete"
+            target.rename(stale)
         extracted.rename(target)
 
 

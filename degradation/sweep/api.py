@@ -11,12 +11,13 @@ from pathlib import Path
 from degradation import machine
 from degradation.conf import compose
 from degradation.errors import UsageError
+from degradation.fetch import describe, prepare_config
 from degradation.lock import describe_owner
 from degradation.results import collect
 from degradation.runs import run_folders
 from degradation.sweep import slurm
 from degradation.sweep.launch import LocalLauncher, Outcome
-from degradation.sweep.plan import build_plan
+from degradation.sweep.plan import build_plan, cell_overrides, expand
 from degradation.sweep.progress import RunWatch, SweepView
 from degradation.sweep.report import long_sweep_note, make_console, print_outcomes, print_plan
 from degradation.sweep.request import SweepRequest
@@ -29,8 +30,13 @@ def run_sweep(request: SweepRequest) -> int:
     console = make_console(wide=request.wide)
     if request.launcher == "slurm":
         _check_slurm(request)
+    data_cfg = compose(cell_overrides(request, *expand(request)[0])).data  # one data set per sweep: --data
+    if not request.dry_run:  # here, in the parent, before anything is created or launched (one line on failure)
+        prepare_config(data_cfg, say=lambda line: console.print(line, markup=False))
     plan = build_plan(request)
     print_plan(plan, console, wide=request.wide)
+    console.print(describe(str(data_cfg.name), str(data_cfg.get("root", "data")), bool(data_cfg.get("download", True))),
+                  markup=False)
     note = long_sweep_note(plan)
     if note:
         console.print(note, markup=False)

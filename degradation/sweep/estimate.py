@@ -3,8 +3,9 @@
 The plan decides what runs and where (jobs, threads, runs per GPU); this module owns every number of time.
 Time comes from stored figures (<results>/bench.parquet from `degradation bench`, when it has the network and
 device) or else from a short probe: a few real training steps of the network at the run's thread count.
-Both give seconds per training image; a run's time is its remaining images plus its evaluations, slowed by
-the measured cost of sharing a GPU (<results>/bench_share.parquet from `degradation bench --share`).
+Both give seconds per training image of one network, scaled to the others by multiply-adds; a run's time is
+its remaining images plus its evaluations, slowed by the measured cost of sharing a GPU
+(<results>/bench_share.parquet from `degradation bench --share`).
 """
 
 from __future__ import annotations
@@ -259,11 +260,16 @@ def estimate_sweep(todo: Sequence[Todo], results_dir: Path, *, kind: str, thread
     """
     sharing = sharing or Sharing()
     stored = stored_seconds_per_image(Path(results_dir), kind, threads)
-    per_image, sources = seconds_per_image([t.cfg for t in todo], stored, probe=probe, kind=kind, threads=threads)
+    label = "bench.parquet"
+    if stored:
+        stamp = time.strftime("%Y-%m-%d", time.localtime((Path(results_dir) / "bench.parquet").stat().st_mtime))
+        label = f"bench {stamp}"
+    per_image, sources = seconds_per_image([t.cfg for t in todo], stored, probe=probe, kind=kind, threads=threads,
+                                           stored_label=label)
     if per_gpu > 1:
         gain = sharing.speedup.get(per_gpu)
         runs = f"{per_gpu} run{'s' * (per_gpu != 1)} per GPU"
-        sources.add(f"{runs} at {gain:.2f}x one run's speed" if gain else f"{runs}, no measured gain assumed")
+        sources.append(f"{runs} at {gain:.2f}x one run's speed" if gain else f"{runs}, no measured gain assumed")
     slowdown = sharing.slowdown(per_gpu)
     seconds: dict[str, float | None] = {}
     for item in todo:
@@ -275,7 +281,7 @@ def estimate_sweep(todo: Sequence[Todo], results_dir: Path, *, kind: str, thread
                                 else run_seconds(item.cfg, item.done_iters, each * slowdown / speedup))
     known = list(seconds.values())
     total = None if any(s is None for s in known) else sum(known) / max(1, lanes)
-    return Estimate(seconds, total, " + ".join(sorted(sources)) or "nothing left to train")
+    return Estimate(seconds, total, "; ".join(sources) or "nothing left to train")
 
 
 def quicker_preset(total_s: float | None, preset: str) -> tuple[str, float] | None:
@@ -310,36 +316,96 @@ def param_counts(cfgs: dict[str, Any]) -> dict[str, int | None]:
     return out
 
 
-def seconds_per_image(cfgs: Sequence[Any], stored: dict, *, probe: bool, kind: str, threads: int):
-    """Seconds per training image for each network of `cfgs`: stored figures, else a probe.
+def macs_on_meta(model_cfg: Any) -> int | None:
+    """Multiply-adds per image of a network built on the meta device (shapes only: no memory, no compute)."""
+    try:
+        import torch
 
-    A CIFAR net's cost per image is close to proportional to its depth (every stage costs the same per block;
-    ResNet-110 / ResNet-20 measured 5.2x here for 5.5x the depth), so of the depths of one kind of net only the
-    shallowest is probed and the others scaled: a deep net's probe alone can take a minute on a busy CPU.
+        # deferred: torch loads only when a network is sized or probed
+        from degradation.models import build_model, count_macs, input_shape
+
+        with torch.device("meta"):
+            model = build_model(model_cfg)
+        return int(count_macs(model, input_shape(str(model_cfg.family)))) or None
+    except Exception:
+        return None
+
+
+def _net_name(key: tuple) -> str:
+    arch, _, depth, shortcut = key[:4]
+    return f"{arch}-{depth}" + (f"-{shortcut}" if arch == "resnet" and shortcut != "A" else "")
+
+
+def _with_net(model_cfg: Any, stored_key: tuple) -> Any:
+    """`model_cfg` with another (arch, depth, shortcut): the stored network a run's time is scaled from."""
+    arch, depth, shortcut = stored_key
+    changes = {"arch": arch, "depth": int(depth)}
+    if arch == "resnet":
+        changes["shortcut"] = shortcut
+    return OmegaConf.merge(model_cfg, changes)
+
+
+def seconds_per_image(cfgs: Sequence[Any], stored: dict, *, probe: bool, kind: str, threads: int,
+                      stored_label: str = "bench.parquet"):
+    """Seconds per training image for each network of `cfgs`, and what they rest on (for the plan's header).
+
+    A network measured by `degradation bench` (stored) takes its own figure. Any other is scaled by
+    multiply-adds per image from one measured network of its kind: a stored one when bench.parquet has one
+    (the same arch first), else a probe of the cheapest network of its kind. Multiply-adds, not depth: the
+    stages of a CIFAR net cost alike per block, but a projection shortcut or an ImageNet bottleneck does not.
     """
     out: dict[tuple, float | None] = {}
-    sources: set[str] = set()
+    sources: list[str] = []
     groups: dict[tuple, dict[tuple, Any]] = {}
     for cfg in cfgs:
         key = network_key(cfg.model)
-        stored_key = (key[0], key[2], key[3])  # arch, depth, shortcut
-        if stored_key in stored:
-            out[key] = stored[stored_key]
-            sources.add("bench.parquet")
-        elif probe:
-            group = key[:2] + key[3:] if key[1] == "cifar" else key  # everything but the depth
-            groups.setdefault(group, {})[key] = cfg
+        if (key[0], key[2], key[3]) in stored:
+            out[key] = stored[(key[0], key[2], key[3])]
+            sources.append(f"measured: {stored_label}, {_net_name(key)} {1 / out[key]:.0f} img/s")
         else:
-            out[key] = None
+            groups.setdefault(key[:2] + key[3:], {})[key] = cfg  # everything but the depth
+    macs: dict[tuple, int | None] = {}
+
+    def macs_of(key: tuple, model_cfg: Any) -> int | None:
+        if key not in macs:
+            macs[key] = macs_on_meta(model_cfg)
+        return macs[key]
+
+    scaled = False
     for members in groups.values():
-        base = min(members, key=lambda k: k[2])
-        seconds = probe_run(members[base], kind, threads)
-        sources.add("measured probe")
-        for key in members:
-            out[key] = None if seconds is None else seconds * key[2] / base[2]
-            if key != base:
-                sources.add("scaled by depth")
-    return out, sources
+        some = next(iter(members.values()))
+        basis, basis_s, basis_macs = None, None, None
+        if stored:  # a stored network of the same arch (else any): the closest in depth
+            arch = some.model.arch
+            candidates = sorted(stored, key=lambda k: (k[0] != arch, abs(int(k[1]) - int(some.model.depth))))
+            for skey in candidates:
+                model = _with_net(some.model, skey)
+                basis_macs = macs_of(network_key(model), model)
+                if basis_macs:
+                    basis, basis_s = network_key(model), stored[skey]
+                    sources.append(f"measured: {stored_label}, {_net_name(basis)} {1 / basis_s:.0f} img/s")
+                    break
+        if basis is None and probe:
+            cheapest = min(members, key=lambda k: (macs_of(k, members[k].model) or float("inf"), k[2]))
+            basis, basis_macs = cheapest, macs_of(cheapest, members[cheapest].model)
+            basis_s = probe_run(members[cheapest], kind, threads)
+            if basis_s is not None:
+                sources.append(f"probe: {_net_name(basis)} {1 / basis_s:.0f} img/s")
+        for key, cfg in members.items():
+            if basis_s is None:
+                out[key] = None
+            elif key == basis:
+                out[key] = basis_s
+            else:
+                mine = macs_of(key, cfg.model)
+                ratio = mine / basis_macs if mine and basis_macs else key[2] / basis[2]
+                out[key] = basis_s * ratio
+                scaled = True
+    unique = list(dict.fromkeys(sources))
+    shown = unique[:2] + ([f"{len(unique) - 2} more measured"] if len(unique) > 2 else [])
+    if scaled:
+        shown.append("others scaled by multiply-adds")
+    return out, shown
 
 
 def probe_run(cfg: Any, kind: str, threads: int) -> float | None:

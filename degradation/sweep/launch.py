@@ -6,7 +6,9 @@ every GPU carries K runs, and with one GPU every run shares it. Its stdout and s
 train.log. The sweep holds the run's lock while the child lives and hands it down through DEGRADATION_LOCK_TOKEN.
 
 Ctrl-C (or SIGTERM to the sweep) stops every child (SIGTERM to its process group, a wait, then SIGKILL):
-the runs are left partial at their last checkpoint and the next sweep resumes them.
+the runs are left partial at their last checkpoint and the next sweep resumes them. A sweep killed outright
+(kill -9, the OOM killer) cannot do that; its runs then stop by themselves (train/lifeline.py: a parent-death
+signal on Linux), with the same result.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from degradation.lock import TOKEN_ENV, Lock, describe_owner, try_acquire
 from degradation.runs import LOG_FILE, CorruptFile, clear_failure, read_run_json, record_failure
 from degradation.sweep.plan import Cell, Plan
 from degradation.sweep.progress import RunWatch, SweepView
+from degradation.train.lifeline import PARENT_ENV
 
 STOP_TIMEOUT_S = 30.0  # after SIGTERM, how long a child may take to write its partial state
 
@@ -138,7 +141,7 @@ class LocalLauncher:
         log_path = cell.run_dir / LOG_FILE
         clear_failure(cell.run_dir)  # this attempt writes its own story
         command = child_command(cell, self.plan.threads)
-        env = dict(os.environ, PYTHONUNBUFFERED="1", **{TOKEN_ENV: got.token})
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **{TOKEN_ENV: got.token, PARENT_ENV: str(os.getpid())})
         env.setdefault("OMP_NUM_THREADS", str(self.plan.threads))
         gpu = self._pick_gpu()
         if gpu is not None:

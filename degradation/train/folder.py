@@ -139,6 +139,13 @@ class RunFolder:
         if time.monotonic() - self._status_at >= STATUS_EVERY_S:  # fast GPU runs end a window many times a second
             self.write_status(module, "running")
 
+    def curve_history(self) -> dict | None:
+        """Every curve row so far, for the checkpoint (rank zero holds them)."""
+        return self.curves.history_state() if self.writer else None
+
+    def restore_curve_history(self, state: dict) -> None:
+        self.curves.restore_history(state)
+
     def checkpoint(self, module, iteration: int) -> None:
         if self.writer:
             self.check_intact()

@@ -324,6 +324,10 @@ class TrainModule(pl.LightningModule):
             "wall_s": self.wall_s(),
             "rng": _rng_state(),
         }
+        history = getattr(self.recorder, "curve_history", None)
+        rows = history() if history is not None else None
+        if rows is not None:  # the curve rows so far: a part damaged later is rebuilt from them (train/curves.py)
+            checkpoint["degradation"]["curves"] = rows
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint["degradation"]
@@ -341,6 +345,8 @@ class TrainModule(pl.LightningModule):
         self.best_test = (float(state["best_test"][0]), int(state["best_test"][1])) if state["best_test"] else None
         self.wall_base = float(state["wall_s"])
         _set_rng_state(state["rng"])
+        if state.get("curves") is not None and hasattr(self.recorder, "restore_curve_history"):
+            self.recorder.restore_curve_history(state["curves"])
 
     def summary(self) -> dict:
         """The numbers run.json reports about training so far."""

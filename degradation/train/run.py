@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import random
 import signal
+import sys
 import threading
 import traceback
 from pathlib import Path
@@ -20,6 +21,7 @@ from omegaconf import DictConfig
 from degradation.conf import run_dir, validate
 from degradation.data import build_data
 from degradation.errors import RunFailed, UsageError, first_line
+from degradation.fetch import prepare_config
 from degradation.io import remove_stale_temps as remove_stale_io_temps
 from degradation.lock import run_lock
 from degradation.machine import device_name
@@ -39,6 +41,7 @@ from degradation.runs import (
 from degradation.schema import SCHEMA_VERSION
 from degradation.train import distributed
 from degradation.train.checkpoint import UnreadableCheckpoint, checkpoint_iteration, remove_stale_temps, set_aside
+from degradation.train.curves import rebuild_parts
 from degradation.train.folder import GRAPH_TAG, RunFolder, static_info
 from degradation.train.graphed import graph_mode
 from degradation.train.module import Ticks, TrainModule
@@ -140,6 +143,7 @@ def build_parts(cfg: DictConfig, trainer) -> tuple[torch.nn.Module, Any, dict]:
     if cfg.trainer.get("activation_checkpointing", False):
         enable_activation_checkpointing(model)  # the same training, bit for bit, in less memory
     model = model.to(device=device, memory_format=memory_format)
+    prepare_config(cfg.data, say=lambda line: print(line, file=sys.stderr))  # once per data root, under its lock
     data = build_data(
         cfg.data, batch_size=batch, seed=int(cfg.seed), device=device, memory_format=memory_format,
         world_size=world, rank=rank,
@@ -302,6 +306,9 @@ def _resume_point(folder: RunFolder) -> tuple[Path | None, int]:
         folder.log(f"warning: checkpoint {ckpt} cannot be read ({exc.cause}); kept as {aside.name}, starting over")
         return None, 0
     gaps = missing_windows(folder.path, start, int(folder.cfg.schedule.log_every)) if folder.writer else []
+    if gaps and rebuild_parts(folder.path, folder.curves.ids) is not None:  # the checkpoint carries the rows
+        folder.log(f"curve rows of iterations {gaps[0]}-{gaps[-1]} were lost; rebuilt from the checkpoint")
+        gaps = missing_windows(folder.path, start, int(folder.cfg.schedule.log_every))
     if gaps:
         aside = set_aside(ckpt)
         folder.log(f"warning: curve rows of iterations {gaps[0]}-{gaps[-1]} are missing (a part lost or damaged); "

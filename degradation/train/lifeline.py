@@ -1,0 +1,45 @@
+"""A run started by a local sweep dies with its sweep (Linux): no orphan keeps training when the sweep is gone.
+
+The sweep starts each run in its own session (so that Ctrl-C in the terminal reaches the sweep, which stops
+its runs in order); a `kill -9` of the sweep, the OOM killer or a lost terminal would then leave the runs
+training, and the next sweep would find them "running elsewhere" and collect half curves. So the launcher
+names itself in DEGRADATION_SWEEP_PID, and the run, first thing, asks the kernel for SIGTERM when its parent
+dies (prctl PR_SET_PDEATHSIG), then checks that the parent is still the sweep (it may have died before the
+request: the run is then already an orphan and stops). SIGTERM ends the run as Ctrl-C does: status partial
+at its last checkpoint, resumed by the next sweep.
+
+Elsewhere (macOS, a SLURM job, `degradation train` by hand) nothing changes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+
+PARENT_ENV = "DEGRADATION_SWEEP_PID"
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> bool:
+    """Ask for `sig` when the parent process dies; True when the kernel took the request (Linux)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def bind_to_sweep() -> None:
+    """When a sweep started this process: die with it, and exit at once if it is already gone."""
+    parent = os.environ.get(PARENT_ENV)
+    if not parent or not parent.isdigit():
+        return
+    if not die_with_parent():
+        return
+    if os.getppid() != int(parent):  # the sweep died before the request: we were reparented
+        print(f"error: the sweep that started this run (pid {parent}) is gone; not training", file=sys.stderr)
+        sys.exit(130)
