@@ -19,7 +19,9 @@ def summary(folder: Path, specs: list[dict]) -> str:
 
 
 def headline(text: str) -> str:
-    return text.split("\n\n")[2]
+    """The first paragraph after the first section's heading (above it: the title and the depth figure)."""
+    paragraphs = text.split("\n\n")
+    return paragraphs[[i for i, p in enumerate(paragraphs) if p.startswith("## ")][0] + 1]
 
 
 def test_one_seed_and_a_tiny_gap_is_inconclusive(tmp_path: Path) -> None:

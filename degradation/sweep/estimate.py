@@ -275,8 +275,9 @@ def estimate_sweep(todo: Sequence[Todo], results_dir: Path, *, kind: str, thread
     for item in todo:
         each = per_image.get(network_key(item.cfg.model))
         speedup = ddp_speedup(gpus_per_run, nodes_per_run, str(item.cfg.model.family))
-        if speedup > 1:
-            sources.add(f"{gpus_per_run} GPUs per run at an assumed {speedup:.1f}x one GPU's speed (DDP, unmeasured)")
+        ddp = f"{gpus_per_run} GPUs per run at an assumed {speedup:.1f}x one GPU's speed (DDP, unmeasured)"
+        if speedup > 1 and ddp not in sources:
+            sources.append(ddp)
         seconds[item.run_id] = (None if each is None
                                 else run_seconds(item.cfg, item.done_iters, each * slowdown / speedup))
     known = list(seconds.values())
