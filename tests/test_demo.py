@@ -5,12 +5,16 @@ itself (a few minutes on 2 CPU cores): `pytest -m slow tests/test_demo.py`."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 
 from degradation.cli import main
 from degradation.results import load_curves
+
+DEMO = Path(__file__).resolve().parents[1] / "conf" / "schedule" / "demo.yaml"
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +31,8 @@ def test_the_demo_shows_degradation_like_figure_1(tmp_path) -> None:
     assert final["plain-20"] < 0.30  # plain-20 learns: well below chance (90%)
     assert final["plain-56"] < 0.75  # plain-56 learns too, it does not sit at chance
     second = net[net.index > net.index.max() / 2]
-    window = 10 * 128  # images per logging window of the demo
+    demo = OmegaConf.load(DEMO)
+    window = demo.log_every * demo.batch_size  # images per logging window of the demo
     noise = [2 * math.sqrt(sum(p * (1 - p) / window for p in pair))
              for pair in zip(second["plain-20"], second["plain-56"], strict=True)]
     assert ((second["plain-56"] - second["plain-20"]) > pd.Series(noise, index=second.index)).all()
