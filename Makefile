@@ -30,7 +30,7 @@ install: $(VENV)/.installed ## Create .venv and install the tool with its depend
 demo: install ## The main job: offline synthetic-data sweep (plain vs ResNet), figures and summary on a CPU
 	$(BIN)/degradation sweep --data synthetic --preset demo --depths $(DEMO_DEPTHS) --archs plain,resnet \
 		$(if $(DEMO_JOBS),--jobs $(DEMO_JOBS)) --results $(DEMO_RESULTS)
-	$(BIN)/degradation lesion --results $(DEMO_RESULTS) --draws 1 --max-k 2 --images 250  # coarse: ~1/2 min
+	$(BIN)/degradation lesion --results $(DEMO_RESULTS) --draws 1 --max-k 2 --images 250  # coarse: about 1 min
 	$(BIN)/degradation plot --results $(DEMO_RESULTS)
 	@echo "Figures: $(DEMO_RESULTS)/figures   Summary: $(DEMO_RESULTS)/summary.md"
 

@@ -46,7 +46,7 @@ def __getattr__(name: str) -> Any:
 
 def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[Any, Any]:
     """(the run's network with its final checkpoint's weights, in eval mode, on `device`; its resolved config)."""
-    from degradation.analysis.responses import load_network  # deferred: torch loads on first use
+    from degradation.analysis.trained import load_network  # deferred: torch loads on first use
     from degradation.errors import UsageError  # deferred: keeps `import degradation` free of everything else
     from degradation.runs import CHECKPOINT, CONFIG_FILE  # deferred: as above
 

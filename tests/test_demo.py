@@ -1,6 +1,7 @@
 """`make demo` draws Figure 1's shape (issue 15, point 5): both plain nets learn, the deeper one stays worse over the
-second half by more than the noise, and the deeper ResNet ends at or below the shallower one. Slow: it is the demo
-itself (a few minutes on 2 CPU cores): `pytest -m slow tests/test_demo.py`."""
+second half by more than the noise, and the deeper ResNet ends at or below the shallower one; and the study tools'
+tables and figures come out of it (issue 20). Slow: it is the demo itself, with the Makefile's lesion flags (about 7
+minutes on 2 CPU cores): `pytest -m slow tests/test_demo.py`."""
 
 from __future__ import annotations
 
@@ -37,3 +38,11 @@ def test_the_demo_shows_degradation_like_figure_1(tmp_path) -> None:
              for pair in zip(second["plain-20"], second["plain-56"], strict=True)]
     assert ((second["plain-56"] - second["plain-20"]) > pd.Series(noise, index=second.index)).all()
     assert final["resnet-56"] <= final["resnet-20"]
+
+    lesion = ["--draws", "1", "--max-k", "2", "--images", "250"]  # make demo's coarse lesion
+    assert main(["lesion", "--results", str(results), *lesion]) == 0
+    assert main(["plot", "--results", str(results)]) == 0
+    for table in ("layers.parquet", "lesion.parquet", "summary.md"):
+        assert (results / table).is_file(), table
+    for figure in ("gradflow", "lesion", "depth", "fig1", "fig6", "fig7"):  # heatmap, lesion, depth curves, paper's
+        assert (results / "figures" / f"{figure}.png").is_file(), figure

@@ -11,6 +11,7 @@ import torch
 from omegaconf import OmegaConf
 
 from degradation.analysis import responses as resp
+from degradation.analysis.trained import strip_prefix
 from degradation.conf import compose, run_id
 from degradation.errors import UsageError
 from degradation.models import build_model
@@ -116,9 +117,9 @@ def test_checkpoint_prefixes_are_found_generically() -> None:
     state = model.state_dict()
     for prefix in ("", "model.", "model._orig_mod.", "module.net."):
         wrapped = {prefix + k: v for k, v in state.items()} | {"other.thing": torch.zeros(1)}
-        assert list(resp.strip_prefix(wrapped, model)) == list(state)
+        assert list(strip_prefix(wrapped, model)) == list(state)
     with pytest.raises(KeyError, match="no prefix"):
-        resp.strip_prefix({"model.x": torch.zeros(1)}, model)
+        strip_prefix({"model.x": torch.zeros(1)}, model)
 
 
 def test_no_finished_run_or_unreadable_checkpoints_are_usage_errors(tmp_path: Path) -> None:

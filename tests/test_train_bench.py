@@ -22,6 +22,8 @@ def test_bench_prints_and_writes_its_table(tmp_path, capsys) -> None:
         assert (saved[column] > 0).all(), column
     assert saved.batch_size.iloc[0] == 8 and saved.macs_per_image.iloc[0] > 0
     assert saved["layers_cost"].notna().all() and saved["layers_cost_cpu"].notna().all()
+    assert (saved.layers_step_ms > 0).all() and (saved.layers_share > 0).all()  # the recording timed on its own
+    assert (saved.layers_share < 1).all()  # a share of the step, not a ratio the wrong way round
     assert saved.step.iloc[0] == "eager"  # no CUDA here: the graph path is for one CUDA device
 
 

@@ -27,13 +27,12 @@ import pyarrow.parquet as pq
 import torch
 from torch import nn
 
-from degradation.analysis.responses import _device, finished_runs, load_network
+from degradation.analysis.trained import load_network, run_ids, runs_to_measure
 from degradation.data import build_data
 from degradation.errors import UsageError, first_line
 from degradation.io import write_atomic
-from degradation.schema import LESION_COLUMNS, LESION_SCHEMA, LESION_TABLE, RUN_IDENTITY
-
-IDS = tuple(RUN_IDENTITY)
+from degradation.machine import device_kind
+from degradation.schema import LESION_COLUMNS, LESION_SCHEMA, LESION_TABLE
 
 
 class Skip(nn.Module):
@@ -158,11 +157,7 @@ def compute_lesions(results_dir: str | Path, *, device: str = "auto", draws: int
         raise UsageError(f"--images {images} must be >= 1 (leave it out for the whole test set)")
     if max_k is not None and max_k < 0:
         raise UsageError(f"--max-k {max_k} must be >= 0 (0: single-block lesions only)")
-    if not results_dir.is_dir():
-        raise UsageError(f"results folder {results_dir} does not exist; run `degradation sweep` first")
-    done = finished_runs(results_dir)
-    if done.empty:
-        raise UsageError(f"no finished runs under {results_dir / 'runs'}; a lesion needs a final checkpoint")
+    done = runs_to_measure(results_dir, "lesions")
     path = results_dir / LESION_TABLE
     old = None
     if path.is_file() and not recompute:
@@ -172,11 +167,11 @@ def compute_lesions(results_dir: str | Path, *, device: str = "auto", draws: int
             print(f"warning: {exc}; recomputing every run", file=sys.stderr)
     frame = old[old["run_id"].isin(set(done["run_id"]))] if old is not None else pd.DataFrame(
         columns=list(LESION_COLUMNS))
-    device, failures, measured = _device(device), [], 0
+    device, failures, measured = device_kind("auto") if device == "auto" else device, [], 0
     for _, run in done.iterrows():
         if run["run_id"] in set(frame["run_id"]):
             continue
-        ids = {k: (int(run[k]) if k in ("depth", "seed") else str(run[k])) for k in IDS}
+        ids = run_ids(run)
         try:
             new = run_lesions(Path(run["run_dir"]), ids, device, draws, max_k, images)
         except (UsageError, OSError, KeyError, RuntimeError, ValueError) as exc:

@@ -15,54 +15,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
-from omegaconf import OmegaConf
 from torch import nn
 
 from degradation.analysis.load import load_responses
+from degradation.analysis.trained import load_network, run_ids, runs_to_measure
 from degradation.data import build_data
 from degradation.errors import UsageError, first_line
 from degradation.io import write_atomic
 from degradation.machine import device_kind
-from degradation.models import ResponseRecorder, build_model
-from degradation.results import read_runs
-from degradation.runs import CHECKPOINT, CONFIG_FILE
-from degradation.schema import RESPONSE_COLUMNS, RESPONSES_TABLE, RUN_IDENTITY, arrow_schema
+from degradation.models import ResponseRecorder
+from degradation.schema import RESPONSE_COLUMNS, RESPONSES_TABLE, arrow_schema
 
 SCHEMA = arrow_schema(RESPONSE_COLUMNS)
-IDS = tuple(RUN_IDENTITY)
-
-
-def strip_prefix(state: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
-    """The checkpoint's weights keyed as `model` names them, whatever wrapper prefix they carry.
-
-    Lightning stores `model.<name>`, torch.compile adds `_orig_mod.`; the prefix is found by matching the
-    model's own first key, so any wrapper works and other entries in the state dict are ignored.
-    """
-    wanted = list(model.state_dict())
-    if not wanted or all(k in state for k in wanted):
-        return {k: state[k] for k in wanted if k in state}
-    first = wanted[0]
-    prefixes = sorted({k[: -len(first)] for k in state if k.endswith(first) and k[: -len(first)].endswith(".")},
-                      key=len)
-    for prefix in prefixes:
-        if all(prefix + k in state for k in wanted):
-            return {k: state[prefix + k] for k in wanted}
-    raise KeyError(f"no prefix of the checkpoint's keys matches the network's {len(wanted)} weights "
-                   f"(first wanted: {first!r}; checkpoint has e.g. {next(iter(state), None)!r})")
-
-
-def load_network(run_dir: Path) -> tuple[nn.Module, object]:
-    """(network with the run's final weights in eval mode, the run's config)."""
-    cfg = OmegaConf.load(run_dir / CONFIG_FILE)
-    model = build_model(cfg.model)
-    checkpoint = torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=True)
-    state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else checkpoint
-    model.load_state_dict(strip_prefix(state, model), strict=True)
-    return model.eval(), cfg
-
-
-def _device(device: str) -> str:
-    return device_kind("auto") if device == "auto" else device
 
 
 @torch.no_grad()
@@ -82,12 +46,6 @@ def run_responses(run_dir: Path, ids: dict, device: str = "cpu") -> pd.DataFrame
     stds = layer_stds(model, bundle.eval_sets["test"], device)
     rows = [{**ids, "layer_index": i, "layer": name, "std": std} for i, (name, std) in enumerate(stds, start=1)]
     return pd.DataFrame(rows, columns=list(RESPONSE_COLUMNS))
-
-
-def finished_runs(results_dir: Path) -> pd.DataFrame:
-    """Run folders whose run.json says done (read now, so this works before any collect)."""
-    runs = read_runs(results_dir, quiet=True)
-    return runs[runs["status"] == "done"].reset_index(drop=True)
 
 
 def write_responses(frame: pd.DataFrame, path: Path) -> None:
@@ -112,21 +70,17 @@ def compute_responses(results_dir: str | Path, *, device: str = "auto", recomput
     at all yields responses, a UsageError says why.
     """
     results_dir = Path(results_dir)
-    if not results_dir.is_dir():
-        raise UsageError(f"results folder {results_dir} does not exist; run `degradation sweep` first")
-    done = finished_runs(results_dir)
-    if done.empty:
-        raise UsageError(f"no finished runs under {results_dir / 'runs'}; responses need a final checkpoint")
+    done = runs_to_measure(results_dir, "responses")
     path = results_dir / RESPONSES_TABLE
     old = None if recompute else _old_rows(results_dir)
     keep = old[old["run_id"].isin(set(done["run_id"]))] if old is not None else None
     have = set(keep["run_id"]) if keep is not None else set()
     frames, failures = ([keep] if keep is not None and not keep.empty else []), []
-    device = _device(device)
+    device = device_kind("auto") if device == "auto" else device
     for _, run in done.iterrows():
         if run["run_id"] in have:
             continue
-        ids = {k: (int(run[k]) if k in ("depth", "seed") else str(run[k])) for k in IDS}
+        ids = run_ids(run)
         print(f"responses: {ids['run_id']} ...", file=sys.stderr, flush=True)
         try:
             frames.append(run_responses(Path(run["run_dir"]), ids, device))

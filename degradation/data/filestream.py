@@ -30,10 +30,8 @@ from degradation.data.imageaug import (
     train_view,
 )
 from degradation.data.normalize import MODES, Normalizer, _integer_sums
-from degradation.data.stream import _check_layout
+from degradation.data.stream import StreamPosition
 from degradation.errors import UsageError
-
-_STATE_VERSION = 1
 
 
 def auto_workers(setting: Any) -> int:
@@ -137,7 +135,7 @@ class ImageNormalize:
         return torch.addcmul(base, crops.float(), self.scale)
 
 
-class FileStream:
+class FileStream(StreamPosition):
     """Endless (x float [b,3,c,c], y int64 [b]) training batches from image files, b = batch_size / world_size."""
 
     def __init__(
@@ -147,42 +145,18 @@ class FileStream:
     ) -> None:
         if decode not in ("workers", "device"):
             raise UsageError(f"data.decode={decode!r}; choose workers (CPU processes) or device")
+        super().__init__(len(images), batch_size=batch_size, seed=seed, world_size=world_size, rank=rank)
         self.decode = decode
-        self.local_batch_size = _check_layout(batch_size, world_size, rank)
-        self.batch_size, self.world_size, self.rank = batch_size, world_size, rank
-        self.images, self.spec, self.seed, self.workers = images, spec, int(seed), int(workers)
+        self.images, self.spec, self.workers = images, spec, int(workers)
         self.device = torch.device(device)
-        self.train_size = len(images)
-        self.epoch_size_float = self.train_size / batch_size
         self._normalize = ImageNormalize(normalizer, self.device, memory_format == torch.channels_last)
-        self._samples = 0
         self._iter: Iterator | None = None
-
-    @property
-    def samples_seen(self) -> int:
-        return self._samples
-
-    @property
-    def epoch(self) -> float:
-        return self._samples / self.train_size
-
-    def state_dict(self) -> dict:
-        return {"version": _STATE_VERSION, "seed": self.seed, "samples": self._samples,
-                "train_size": self.train_size, "batch_size": self.batch_size}
-
-    def load_state_dict(self, state: dict) -> None:
-        if state.get("train_size") != self.train_size or state.get("batch_size") != self.batch_size:
-            raise UsageError(
-                f"the checkpoint's batch stream was for {state.get('train_size')} images at batch "
-                f"{state.get('batch_size')}, this run has {self.train_size} at batch {self.batch_size}; "
-                "resume with the same data and schedule, or start a new run"
-            )
-        self.seed, self._samples = int(state["seed"]), int(state["samples"])
-        self.close()
 
     def close(self) -> None:
         """Stop the workers (they restart at the current position on the next batch)."""
         self._iter = None
+
+    _restart = close  # a new position: the workers restart from it on the next batch
 
     def _start(self) -> Iterator:
         dataset = _TrainBatches(self.images, self.spec, self.seed, self.batch_size, self.local_batch_size, self.rank,

@@ -73,7 +73,53 @@ def _check_layout(batch_size: int, world_size: int, rank: int) -> int:
     return batch_size // world_size
 
 
-class BatchStream:
+class StreamPosition:
+    """What both training streams (this one and data/filestream.FileStream) share: the batch layout and the
+    samples handed out so far. A stream's batches are a pure function of (seed, samples), so this is all a
+    checkpoint holds, and a resumed stream continues exactly."""
+
+    def __init__(self, train_size: int, *, batch_size: int, seed: int, world_size: int, rank: int) -> None:
+        self.local_batch_size = _check_layout(batch_size, world_size, rank)
+        self.batch_size, self.world_size, self.rank = batch_size, world_size, rank
+        self.seed = int(seed)
+        self.train_size = train_size
+        self.epoch_size_float = train_size / batch_size
+        self._samples = 0  # global samples handed out so far (all ranks together)
+
+    @property
+    def samples_seen(self) -> int:
+        return self._samples
+
+    @property
+    def epoch(self) -> float:
+        """Epochs consumed so far (fractional): what the curves' `epoch` column records."""
+        return self._samples / self.train_size
+
+    def state_dict(self) -> dict:
+        return {
+            "version": _STATE_VERSION,
+            "seed": self.seed,
+            "samples": self._samples,
+            "train_size": self.train_size,
+            "batch_size": self.batch_size,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue exactly where the saved stream stopped; refuse a state saved for other data or batch size."""
+        if state.get("train_size") != self.train_size or state.get("batch_size") != self.batch_size:
+            raise UsageError(
+                f"the checkpoint's batch stream was for {state.get('train_size')} images at batch "
+                f"{state.get('batch_size')}, this run has {self.train_size} at batch {self.batch_size}; "
+                "resume with the same data and schedule, or start a new run"
+            )
+        self.seed, self._samples = int(state["seed"]), int(state["samples"])
+        self._restart()
+
+    def _restart(self) -> None:
+        """Drop whatever was prepared for the old position (plans, loader workers)."""
+
+
+class BatchStream(StreamPosition):
     """Endless iterator of full (x float32 [b,3,H,W], y int64 [b]) batches on `device`, b = batch_size / world_size.
 
     Each rank yields its rank-th slice of the same global batch: rank r of W takes global positions
@@ -97,14 +143,10 @@ class BatchStream:
     ) -> None:
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[0] != labels.shape[0] or not len(labels):
             raise ValueError(f"expected uint8 [N,C,H,W] images and N labels, got {tuple(images.shape)} / {len(labels)}")
-        self.local_batch_size = _check_layout(batch_size, world_size, rank)
-        self.batch_size, self.world_size, self.rank = batch_size, world_size, rank
-        self.seed, self.augment = int(seed), augment
+        super().__init__(images.shape[0], batch_size=batch_size, seed=seed, world_size=world_size, rank=rank)
+        self.augment = augment
         self.device = torch.device(device)
         self.channels_last = memory_format == torch.channels_last
-        self.train_size = images.shape[0]
-        self.epoch_size_float = self.train_size / batch_size
-        self._samples = 0  # global samples handed out so far (all ranks together)
         self._plans: dict[int, _EpochPlan] = {}
 
         n, c, h, w = images.shape
@@ -133,35 +175,7 @@ class BatchStream:
                     views.append(padded[row + self._rows][:, col + cols_base])
         return torch.stack(views).contiguous()
 
-    # --- position -------------------------------------------------------------------------------------------
-    @property
-    def samples_seen(self) -> int:
-        return self._samples
-
-    @property
-    def epoch(self) -> float:
-        """Epochs consumed so far (fractional): what the curves' `epoch` column records."""
-        return self._samples / self.train_size
-
-    def state_dict(self) -> dict:
-        return {
-            "version": _STATE_VERSION,
-            "seed": self.seed,
-            "samples": self._samples,
-            "train_size": self.train_size,
-            "batch_size": self.batch_size,
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        """Continue exactly where the saved stream stopped; refuse a state saved for other data or batch size."""
-        if state.get("train_size") != self.train_size or state.get("batch_size") != self.batch_size:
-            raise UsageError(
-                f"the checkpoint's batch stream was for {state.get('train_size')} images at batch "
-                f"{state.get('batch_size')}, this run has {self.train_size} at batch {self.batch_size}; "
-                "resume with the same data and schedule, or start a new run"
-            )
-        self.seed = int(state["seed"])
-        self._samples = int(state["samples"])
+    def _restart(self) -> None:
         self._plans.clear()
 
     # --- batches --------------------------------------------------------------------------------------------

@@ -85,58 +85,72 @@ def _join(out: list[str], notes: list[str]) -> str:
     return "\n".join(out) + "\n"
 
 
-def table2_markdown(cells: pd.DataFrame, notes: list[str]) -> str:
-    out = ["# Table 2: top-1 error % on the validation set (10-crop testing), plain vs ResNet", ""]
+def _document(title: str, head: list[str], body, footer: str, cells: pd.DataFrame, notes: list[str]) -> str:
+    """One table per (data set, preset): its header lines, then body(rows, comparable) -> table lines."""
+    out = [title, ""]
     for (dataset, preset), rows in (cells.groupby(["dataset", "preset"], sort=True) if not cells.empty else []):
-        comparable = dataset == "imagenet" and preset == PAPER_PRESET
-        out += _header(dataset, preset)
-        out += ["| layers | plain (ours) | plain (paper) | ours − paper | ResNet (ours) | ResNet (paper) "
-                "| ours − paper |",
-                "|---|---|---|---|---|---|---|"]
-        for depth in (18, 34):
-            plain, res = _find(rows, "plain", "none", depth), _find(rows, "resnet", "A", depth)
-            p_paper, r_paper = PAPER_TABLE2[("plain", "none", depth)], PAPER_TABLE2[("resnet", "A", depth)]
-            p = (plain["top1"], plain["top1_std"]) if plain is not None else (math.nan, math.nan)
-            r = (res["top1"], res["top1_std"]) if res is not None else (math.nan, math.nan)
-            out.append(f"| {depth} | {_pct(*p) if plain is not None else 'not run'} | {p_paper:.2f} "
-                       f"| {_diff(p[0], p_paper, comparable)} | {_pct(*r) if res is not None else 'not run'} "
-                       f"| {r_paper:.2f} | {_diff(r[0], r_paper, comparable)} |")
-        out.append("")
+        out += _header(dataset, preset) + head
+        out += body(rows, dataset == "imagenet" and preset == PAPER_PRESET) + [""]
     if cells.empty:
         out += ["No ImageNet or image-folder runs yet.", ""]
-    out += ["Ours: the 10-crop top-1 error of each run's final weights (four corners, centre and their mirrors of "
-            "the image resized to 256; softmax averaged), mean ± std over seeds. ResNets: option A shortcuts. "
-            "Paper: He et al. 2015, Table 2."]
-    return _join(out, notes)
+    return _join(out + [footer], notes)
+
+
+def _table2_rows(rows: pd.DataFrame, comparable: bool) -> list[str]:
+    out = []
+    for depth in (18, 34):
+        plain, res = _find(rows, "plain", "none", depth), _find(rows, "resnet", "A", depth)
+        p_paper, r_paper = PAPER_TABLE2[("plain", "none", depth)], PAPER_TABLE2[("resnet", "A", depth)]
+        p = (plain["top1"], plain["top1_std"]) if plain is not None else (math.nan, math.nan)
+        r = (res["top1"], res["top1_std"]) if res is not None else (math.nan, math.nan)
+        out.append(f"| {depth} | {_pct(*p) if plain is not None else 'not run'} | {p_paper:.2f} "
+                   f"| {_diff(p[0], p_paper, comparable)} | {_pct(*r) if res is not None else 'not run'} "
+                   f"| {r_paper:.2f} | {_diff(r[0], r_paper, comparable)} |")
+    return out
+
+
+def _table3_rows(rows: pd.DataFrame, comparable: bool) -> list[str]:
+    out = []
+    keys = list(PAPER_TABLE3) + sorted({(r.arch, r.shortcut, int(r.depth)) for r in rows.itertuples()}
+                                       - set(PAPER_TABLE3) - set(PAPER_TABLE2))
+    for arch, shortcut, depth in keys:
+        cell = _find(rows, arch, shortcut, depth)
+        paper = PAPER_TABLE3.get((arch, shortcut, depth))
+        name = label(arch, depth, shortcut) + (" (A)" if arch == "resnet" and shortcut == "A" else "")
+        if cell is None:
+            out.append(f"| {name} | not run | not run | {paper[0]:.2f} | {paper[1]:.2f} | — | — | 0 |")
+            continue
+        p1, p5 = paper if paper else (None, None)
+        out.append(f"| {name} | {_pct(cell['top1'], cell['top1_std'])} | {_pct(cell['top5'], cell['top5_std'])} "
+                   f"| {'—' if p1 is None else f'{p1:.2f}'} | {'—' if p5 is None else f'{p5:.2f}'} "
+                   f"| {_diff(cell['top1'], p1, comparable)} | {_diff(cell['top5'], p5, comparable)} "
+                   f"| {cell['n_seeds']} |")
+    return out
+
+
+def table2_markdown(cells: pd.DataFrame, notes: list[str]) -> str:
+    return _document(
+        "# Table 2: top-1 error % on the validation set (10-crop testing), plain vs ResNet",
+        ["| layers | plain (ours) | plain (paper) | ours − paper | ResNet (ours) | ResNet (paper) | ours − paper |",
+         "|---|---|---|---|---|---|---|"],
+        _table2_rows,
+        "Ours: the 10-crop top-1 error of each run's final weights (four corners, centre and their mirrors of "
+        "the image resized to 256; softmax averaged), mean ± std over seeds. ResNets: option A shortcuts. "
+        "Paper: He et al. 2015, Table 2.",
+        cells, notes,
+    )
 
 
 def table3_markdown(cells: pd.DataFrame, notes: list[str]) -> str:
-    out = ["# Table 3: top-1 / top-5 error % on the validation set (10-crop testing)", ""]
-    for (dataset, preset), rows in (cells.groupby(["dataset", "preset"], sort=True) if not cells.empty else []):
-        comparable = dataset == "imagenet" and preset == PAPER_PRESET
-        out += _header(dataset, preset)
-        out += ["| model | top-1 (ours) | top-5 (ours) | top-1 (paper) | top-5 (paper) | top-1 ours − paper "
-                "| top-5 ours − paper | seeds |", "|---|---|---|---|---|---|---|---|"]
-        keys = list(PAPER_TABLE3) + sorted({(r.arch, r.shortcut, int(r.depth)) for r in rows.itertuples()}
-                                           - set(PAPER_TABLE3) - set(PAPER_TABLE2))
-        for arch, shortcut, depth in keys:
-            cell = _find(rows, arch, shortcut, depth)
-            paper = PAPER_TABLE3.get((arch, shortcut, depth))
-            name = label(arch, depth, shortcut) + (" (A)" if arch == "resnet" and shortcut == "A" else "")
-            if cell is None:
-                out.append(f"| {name} | not run | not run | {paper[0]:.2f} | {paper[1]:.2f} | — | — | 0 |")
-                continue
-            p1, p5 = paper if paper else (None, None)
-            out.append(f"| {name} | {_pct(cell['top1'], cell['top1_std'])} | {_pct(cell['top5'], cell['top5_std'])} "
-                       f"| {'—' if p1 is None else f'{p1:.2f}'} | {'—' if p5 is None else f'{p5:.2f}'} "
-                       f"| {_diff(cell['top1'], p1, comparable)} | {_diff(cell['top5'], p5, comparable)} "
-                       f"| {cell['n_seeds']} |")
-        out.append("")
-    if cells.empty:
-        out += ["No ImageNet or image-folder runs yet.", ""]
-    out += ["Ours: 10-crop errors of each run's final weights, mean ± std over seeds. Paper: He et al. 2015, "
-            "Table 3 (ResNet-50/101/152 with option B)."]
-    return _join(out, notes)
+    return _document(
+        "# Table 3: top-1 / top-5 error % on the validation set (10-crop testing)",
+        ["| model | top-1 (ours) | top-5 (ours) | top-1 (paper) | top-5 (paper) | top-1 ours − paper "
+         "| top-5 ours − paper | seeds |", "|---|---|---|---|---|---|---|---|"],
+        _table3_rows,
+        "Ours: 10-crop errors of each run's final weights, mean ± std over seeds. Paper: He et al. 2015, "
+        "Table 3 (ResNet-50/101/152 with option B).",
+        cells, notes,
+    )
 
 
 def write_tables23(finals: pd.DataFrame, results_dir: Path) -> list[Path]:
