@@ -235,20 +235,27 @@ def leftovers(results: Path) -> list[str]:
 def trainings(results: Path) -> dict[str, int]:
     """How many sessions trained each run to its end, from train.log (more than 1: the run was trained twice).
 
-    A session that resumed at the last iteration (to rewrite a lost run.json) trains nothing and does not count.
+    A session counts when it logged "done", or when it logged the last iteration ("it 12/12") and no later
+    session trained again (a kill between the last window and the "done" line still leaves the run trained to
+    its end once). A session that resumed at the last iteration (to rewrite a lost run.json) trains nothing.
     """
+    total = 12  # the smoke preset's max_iters
     counts = {}
     for log in (results / "runs").glob("*/train.log"):
-        total = 12  # the smoke preset's max_iters
-        start, count = 0, 0
+        sessions: list[list] = []  # [start iteration, reached the last iteration, logged done] per session
         for line in log.read_text(errors="replace").splitlines():
             if ": starting: " in line or line.split(" ", 1)[-1].startswith("starting: "):
-                start = 0
+                sessions.append([0, False, False])
             elif "resuming at iteration " in line:
-                start = int(line.split("resuming at iteration ", 1)[1].split(":")[0])
-            elif " done: train err " in line or line.split(" ", 1)[-1].startswith("done: train err"):
-                count += start < total
-        counts[log.parent.name] = count
+                sessions.append([int(line.split("resuming at iteration ", 1)[1].split(":")[0]), False, False])
+            elif sessions and f" it {total}/{total} " in line:
+                sessions[-1][1] = True
+            elif sessions and (" done: train err " in line or line.split(" ", 1)[-1].startswith("done: train err")):
+                sessions[-1][2] = True
+        counts[log.parent.name] = sum(
+            start < total and (done or (ended and all(later[0] >= total for later in sessions[i + 1:])))
+            for i, (start, ended, done) in enumerate(sessions)
+        )
     return counts
 
 

@@ -18,3 +18,11 @@ def sleeper():
     yield proc
     proc.kill()
     proc.wait()
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Figures a test draws but does not save stay open in pyplot; close them so the suite does not pile them up."""
+    yield
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")
