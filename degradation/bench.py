@@ -229,15 +229,27 @@ def bench_one(
         enable_activation_checkpointing(bare_model)
     bare_model = bare_model.to(device=device, memory_format=memory_format)
     bare_model.load_state_dict(model.state_dict())
+    position = data.train.state_dict()  # the tool's timed stretches start here: at the bare loop's batches
     batches = [tuple(t.clone() for t in next(data.train)) for _ in range(min(iters + WARMUP_STEPS, BARE_BATCHES))]
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
+    # Every timed stretch starts from the same weights, and the tool's from the same stream position: a net's
+    # speed on a CPU depends on its weights and data (denormal floats), so paths that trained on from each
+    # other's end would not compare like with like, and the with/without-recording A/B would time the state.
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+
+    def from_start(net: torch.nn.Module) -> torch.nn.Module:
+        net.load_state_dict(start)
+        if net is model:
+            data.train.load_state_dict(position)
+        return net
+
     bare_runs, tool_runs, quiet_runs = [], [], []
     for _ in range(rounds):  # alternate, keep each path's best round: other load only ever adds time
-        bare_runs.append(bare_loop_seconds(bare_model, batches, cfg.schedule, iters, precision, compiled))
-        tool_runs.append(tool_seconds(cfg, model, data, iters, record_layers=True))
-        quiet_runs.append(tool_seconds(cfg, model, data, iters, record_layers=False))  # gradient flow's cost
+        bare_runs.append(bare_loop_seconds(from_start(bare_model), batches, cfg.schedule, iters, precision, compiled))
+        tool_runs.append(tool_seconds(cfg, from_start(model), data, iters, record_layers=True))
+        quiet_runs.append(tool_seconds(cfg, from_start(model), data, iters, record_layers=False))  # gradient flow
     bare, tool = min(w for w, _ in bare_runs), min(w for w, _ in tool_runs)
     bare_cpu, tool_cpu = min(c for _, c in bare_runs), min(c for _, c in tool_runs)
     quiet, quiet_cpu = min(w for w, _ in quiet_runs), min(c for _, c in quiet_runs)
