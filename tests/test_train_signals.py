@@ -40,9 +40,18 @@ def _equal_to_an_uninterrupted_run(folder, straight) -> pd.DataFrame:
     return a
 
 
+@pytest.fixture
+def ctrl_c_reaches_python():
+    """Python's own Ctrl-C handler, as in a terminal: a shell starts background jobs (nohup ... &) with SIGINT
+    ignored, and an ignored signal would never interrupt the run under test."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_mid_run_leaves_it_partial_with_exit_130_and_the_same_command_finishes_it(
-        tmp_path, monkeypatch, capsys, signum) -> None:
+        tmp_path, monkeypatch, capsys, signum, ctrl_c_reaches_python) -> None:
     previous = signal.getsignal(signum)
     with monkeypatch.context() as patch:
         _signal_at(patch, signum, at=9)  # past the checkpoint at 8
