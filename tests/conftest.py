@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -26,3 +28,25 @@ def _close_figures():
     yield
     if "matplotlib.pyplot" in sys.modules:
         sys.modules["matplotlib.pyplot"].close("all")
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    """A tiny finished and collected run (about a second to train), made once per test module; read-only."""
+    from _train_helpers import tiny_cfg
+
+    from degradation.results import collect
+    from degradation.train.run import train
+
+    results = tmp_path_factory.mktemp("finished")
+    train(tiny_cfg(results))
+    collect(results)
+    return results
+
+
+@pytest.fixture
+def results(finished: Path, tmp_path: Path) -> Path:
+    """A copy of `finished` for one test to damage, resume or rewrite."""
+    copy = tmp_path / "results"
+    shutil.copytree(finished, copy)
+    return copy

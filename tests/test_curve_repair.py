@@ -2,56 +2,39 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
-from _train_helpers import folder_of, tiny_cfg
+from _train_helpers import folder_of
 
 from degradation.results import collect
-from degradation.train.run import train
-
-
-@pytest.fixture(scope="module")
-def clean(tmp_path_factory) -> Path:
-    results = tmp_path_factory.mktemp("clean")
-    train(tiny_cfg(results))
-    collect(results)
-    return results
-
-
-@pytest.fixture
-def results(clean: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "results"
-    shutil.copytree(clean, copy)
-    return copy
 
 
 def _curves(results: Path) -> pd.DataFrame:
     return pd.read_parquet(results / "curves.parquet").drop(columns="wall_s")
 
 
-def test_checkpoint_carries_every_curve_row(clean: Path) -> None:
-    folder = folder_of(clean)
+def test_checkpoint_carries_every_curve_row(finished: Path) -> None:
+    folder = folder_of(finished)
     saved = torch.load(folder / "checkpoints" / "last.ckpt", weights_only=True)["degradation"]["curves"]
-    assert len(saved["step"]) == len(_curves(clean)) > 0
+    assert len(saved["step"]) == len(_curves(finished)) > 0
 
 
 @pytest.mark.parametrize("which", [0, 1, -1])
-def test_collect_rebuilds_a_truncated_part(clean: Path, results: Path, which: int, capsys) -> None:
+def test_collect_rebuilds_a_truncated_part(finished: Path, results: Path, which: int, capsys) -> None:
     parts = sorted((folder_of(results) / "curves").glob("part-*.parquet"))
     assert len(parts) >= 3
     parts[which].write_bytes(parts[which].read_bytes()[:100])
     collect(results)
     err = capsys.readouterr().err
     assert "rebuilt 1 curve part(s) from its checkpoint" in err
-    pd.testing.assert_frame_equal(_curves(results), _curves(clean))
+    pd.testing.assert_frame_equal(_curves(results), _curves(finished))
     assert parts[which].with_name(parts[which].name + ".damaged").exists()  # kept aside, no longer read
     collect(results)  # repaired for good: the next collect has nothing to say
     assert "rebuilt" not in capsys.readouterr().err
-    pd.testing.assert_frame_equal(_curves(results), _curves(clean))
+    pd.testing.assert_frame_equal(_curves(results), _curves(finished))
 
 
 def test_a_checkpoint_without_rows_leaves_the_gap_and_says_what_to_do(results: Path, capsys) -> None:

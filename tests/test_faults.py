@@ -18,13 +18,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from _sweep_helpers import dead_pid
-from _train_helpers import ROOT, folder_of, run_json, tiny, tiny_cfg
+from _train_helpers import ROOT, folder_of, run_json, tiny
 
 from degradation.cli import main
-from degradation.results import collect
 from degradation.runs import read_curves
 from degradation.train.app import run_from_args
-from degradation.train.run import train
 
 _spec = importlib.util.spec_from_file_location("faults", ROOT / "benchmarks" / "faults.py")
 faults = importlib.util.module_from_spec(_spec)
@@ -53,20 +51,7 @@ def test_bad_arguments_exit_2_with_one_line(args, capsys, tmp_path, monkeypatch)
     assert not (tmp_path / "missing").exists() and not (tmp_path / "results").exists()
 
 
-# ---- a tiny finished run to damage ---------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> Path:
-    results = tmp_path_factory.mktemp("finished")
-    train(tiny_cfg(results))
-    collect(results)
-    return results
-
-
-@pytest.fixture
-def results(finished, tmp_path) -> Path:
-    copy = tmp_path / "results"
-    shutil.copytree(finished, copy)
-    return copy
+# `finished` (a tiny finished run) and `results` (a copy of it to damage) come from conftest.py.
 
 
 def _partial(results: Path) -> Path:
