@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from degradation.lock import live_owner, pid_alive
+from degradation.store.lock import live_owner, pid_alive
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from degradation.bench import bench_cfg, tool_seconds
+from degradation.bench.step import bench_cfg, tool_seconds
 from degradation.data import build_data
 
 

@@ -204,8 +204,8 @@ def run_overrides(args: argparse.Namespace, arm: Arm) -> list[str]:
 def train_arm(args: argparse.Namespace, arm: Arm) -> tuple[dict, pd.DataFrame]:
     """Train (or reuse) one run; its run.json content and its curves read from its own run folder."""
     from degradation.conf import compose, run_dir
-    from degradation.results import merge_curves
-    from degradation.runs import read_parts
+    from degradation.store.results import merge_curves
+    from degradation.store.runs import read_parts
     from degradation.train.run import train
 
     cfg = compose(run_overrides(args, arm))

@@ -24,9 +24,9 @@ __version__ = "0.1.0"
 
 # name -> (module, attribute): resolved on first use by __getattr__, so the CLI's start-up pays nothing for them
 _LAZY = {
-    "load_curves": ("degradation.results", "load_curves"),
-    "load_runs": ("degradation.results", "load_runs"),
-    "load_layers": ("degradation.results", "load_layers"),
+    "load_curves": ("degradation.store.results", "load_curves"),
+    "load_runs": ("degradation.store.results", "load_runs"),
+    "load_layers": ("degradation.store.results", "load_layers"),
     "load_lesion": ("degradation.analysis.lesion", "load_lesion"),
     "load_responses": ("degradation.analysis.load", "load_responses"),
 }
@@ -48,7 +48,7 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[Any, Any]:
     """(the run's network with its final checkpoint's weights, in eval mode, on `device`; its resolved config)."""
     from degradation.analysis.trained import load_network  # deferred: torch loads on first use
     from degradation.errors import UsageError  # deferred: keeps `import degradation` free of everything else
-    from degradation.runs import CHECKPOINT, CONFIG_FILE  # deferred: as above
+    from degradation.store.runs import CHECKPOINT, CONFIG_FILE  # deferred: as above
 
     folder = Path(run_dir)
     for name in (CONFIG_FILE, CHECKPOINT):

@@ -21,7 +21,9 @@ app = typer.Typer(
         "  degradation sweep --data synthetic --preset demo --depths 20,56   # offline, minutes on a CPU\n"
         "  degradation sweep --depths 20,56,110                               # the paper's recipe\n"
         "  degradation plot                                                   # figures 1, 6, 7 and Table 6\n"
-        "  degradation models --depths 20,32,44,56,110,1202                   # parameter counts"
+        "  degradation models --depths 20,32,44,56,110,1202                   # parameter counts\n"
+        "  degradation sweep --config-dir mine --archs plain,resnet,mynet     # your network: mine/model/mynet.yaml"
+        "\n\n--config-dir DIR (any command, or $DEGRADATION_CONFIG_DIR): your own config YAMLs, e.g. a network."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -227,7 +229,7 @@ def data_fetch(name: DataName, root: RootOpt = None) -> None:
       degradation data fetch cifar10
       degradation data fetch cifar100 --root /shared/datasets
     """
-    from degradation.fetch import check, prepare
+    from degradation.data.fetch import check, prepare
 
     prepare(name, _data_root(root), say=lambda line: typer.echo(line, err=True))
     folder = check(name, _data_root(root))
@@ -243,7 +245,7 @@ def data_check(name: DataName, root: RootOpt = None) -> None:
       degradation data check cifar10
       degradation data check cifar10 --root /shared/datasets
     """
-    from degradation.fetch import check
+    from degradation.data.fetch import check
 
     folder = check(name, _data_root(root))
     typer.echo(f"{name} ready in {folder.absolute()} (every file matches its published md5)")
@@ -258,7 +260,7 @@ def collect(results: ResultsOpt = Path("results")) -> None:
       degradation collect
       degradation collect --results results/demo
     """
-    from degradation.results import collect as collect_results
+    from degradation.store.results import collect as collect_results
 
     curves, runs = collect_results(results)
     typer.echo(f"wrote {curves} and {runs}")
@@ -380,7 +382,7 @@ def bench(
       degradation bench --data imagenet --iters 20 -- data.root=data/imagenet data.workers=8
     Hydra overrides of the benched runs go after `--`.
     """
-    from degradation.bench import run_bench
+    from degradation.bench.step import run_bench
     from degradation.models.depth import check_arch
 
     if share is not None and iters is None and seconds is None:
@@ -392,12 +394,12 @@ def bench(
         raise UsageError(f"--rounds {rounds} must be between 1 and 20")
     overrides = _overrides(ctx)
     if data is not None:
-        from degradation.bench_loader import run_loader_bench
+        from degradation.bench.loader import run_loader_bench
 
         run_loader_bench(data, iters, rounds, overrides)
         return
     if share is not None:
-        from degradation.bench_share import parse_share, run_share
+        from degradation.bench.share import parse_share, run_share
 
         shares = parse_share(share)
         run_share(int_list(depths, "--depths", minimum=-(10**9)), checked_list(archs, "--archs", check_arch),
@@ -459,6 +461,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors become one line on stderr and exit code 2, never a traceback."""
     args = sys.argv[1:] if argv is None else list(argv)
     try:
+        if any(a == "--config-dir" or a.startswith("--config-dir=") for a in args):
+            from degradation.conf import take_config_dir  # deferred: only a command with a config folder needs it
+
+            args = take_config_dir(args)
         _options_after_dashes(args)
         # not standalone: Typer's own usage errors (unknown option, not a number) come here to be one line too
         result = app(args=args, prog_name="degradation", standalone_mode=False)

@@ -12,10 +12,11 @@ import json
 import os
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from degradation.errors import UsageError, first_line
-from degradation.precision import AUTOCAST, precision_name
+from degradation.compute.precision import AUTOCAST, precision_name
+from degradation.data.registry import dataset, is_file_backed
+from degradation.errors import UsageError, did_you_mean, first_line
 
 
 def _conf_dir() -> Path:
@@ -29,6 +30,74 @@ def _conf_dir() -> Path:
 
 
 CONF_DIR = _conf_dir()
+CONFIG_DIR_ENV = "DEGRADATION_CONFIG_DIR"  # folders of the user's own configs (model/<name>.yaml), os.pathsep-separated
+
+
+def config_dirs() -> list[Path]:
+    """The user's config folders (--config-dir / $DEGRADATION_CONFIG_DIR), searched after the tool's own conf/."""
+    return [Path(p).absolute() for p in os.environ.get(CONFIG_DIR_ENV, "").split(os.pathsep) if p]
+
+
+def add_config_dir(folder: str | os.PathLike) -> None:
+    """`--config-dir DIR`: its YAMLs join every compose of this process and of the runs it starts (the variable
+    is inherited), and a factory module beside them imports."""
+    if not str(folder):
+        raise UsageError("--config-dir needs a folder (the one that holds model/<name>.yaml)")
+    path = Path(folder)
+    if not path.is_dir():
+        raise UsageError(f"--config-dir {folder}: no such folder; give the folder that holds model/<name>.yaml")
+    dirs = [str(d) for d in config_dirs()]
+    if str(path.absolute()) not in dirs:
+        os.environ[CONFIG_DIR_ENV] = os.pathsep.join([*dirs, str(path.absolute())])
+
+
+def take_config_dir(args: list[str]) -> list[str]:
+    """The arguments without `--config-dir DIR` / `--config-dir=DIR` (before any `--`), each folder added."""
+    out: list[str] = []
+    rest = iter(args)
+    for arg in rest:
+        if arg == "--":
+            out += [arg, *rest]
+            break
+        if arg == "--config-dir":
+            folder = next(rest, None)
+            if folder is None:
+                raise UsageError("--config-dir needs a folder (the one that holds model/<name>.yaml)")
+            add_config_dir(folder)
+        elif arg.startswith("--config-dir="):
+            add_config_dir(arg.partition("=")[2])
+        else:
+            out.append(arg)
+    return out
+
+
+def _import_config_dirs() -> None:
+    """A factory module in a config folder imports as it is (`_target_: mynet.build` beside model/mynet.yaml)."""
+    import sys
+
+    for folder in map(str, config_dirs()):
+        if folder not in sys.path:
+            sys.path.append(folder)
+
+
+def group_names(group: str) -> list[str]:
+    """The choices of a config group: the tool's conf/<group>/*.yaml and the user's (config folders)."""
+    return sorted({p.stem for d in (CONF_DIR, *config_dirs()) for p in (d / group).glob("*.yaml")})
+
+
+def model_names() -> list[str]:
+    """Every network a sweep can name: the built-in ones and the user's model YAMLs."""
+    return group_names("model")
+
+
+def check_choice(group: str, value: str, flag: str) -> str:
+    """A config group's choice (`--data`, `--preset`, `--archs`), or one line naming the choices."""
+    names = group_names(group)
+    if value not in names:
+        hint = " (a network of your own: its model/<name>.yaml in a --config-dir folder)" if group == "model" else ""
+        raise UsageError(f"{flag}: unknown {group} '{value}'{did_you_mean(value, names)}; choose from "
+                         f"{', '.join(names)}{hint}")
+    return value
 
 LOGGERS = ("none", "csv", "tensorboard", "wandb", "mlflow")  # conf/logger/*.yaml; train/loggers.py builds them
 OPTIONAL_LOGGERS = ("tensorboard", "wandb", "mlflow")  # each an optional extra of the same name
@@ -37,6 +106,7 @@ OPTIONAL_LOGGERS = ("tensorboard", "wandb", "mlflow")  # each an optional extra 
 NON_RESULT_KEYS = (
     "results_dir",
     "data.root",
+    "model.source_file",
     "data.download",
     "data.workers",
     "data.decode",
@@ -68,9 +138,10 @@ def compose(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
     if not (CONF_DIR / "config.yaml").is_file():
         raise UsageError(f"config tree not found at {CONF_DIR}; set DEGRADATION_CONF to the project's conf/ folder")
     GlobalHydra.instance().clear()
+    search = [f"hydra.searchpath=[{','.join(f'file://{d}' for d in config_dirs())}]"] if config_dirs() else []
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = hydra_compose(config_name="config", overrides=list(overrides))
+            cfg = hydra_compose(config_name="config", overrides=[*search, *overrides])
     except Exception as exc:  # Hydra raises several exception types, all user errors here
         raise UsageError(_one_line_hydra_error(exc, overrides)) from None
     finally:
@@ -80,14 +151,36 @@ def compose(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
         OmegaConf.resolve(cfg)
     except Exception as exc:
         raise UsageError(f"config cannot be resolved: {first_line(exc)}") from None
+    fill_plugin(cfg)
     return cfg
+
+
+def fill_plugin(cfg: DictConfig) -> None:
+    """A user's network (model._target_): its arch is its name, its family cifar unless said, and the hash of
+    its factory's source joins the config, so editing the network makes a new variant with a new run id."""
+    model = cfg.get("model")
+    if model is None or model.get("_target_") is None:
+        return
+    # deferred: the registry loads torch; composing a built-in config does not need it
+    from degradation.models.registry import source_digest, source_file
+
+    name = model.get("name") or model.get("arch")
+    if not name or not str(name).replace("_", "").replace("-", "").isalnum():
+        raise UsageError(f"model {model.get('_target_')}: its YAML needs a 'name' (letters, digits, - or _), "
+                         "e.g. name: rezero")
+    _import_config_dirs()
+    with open_dict(model):
+        model.arch = str(name)
+        model.family = model.get("family", "cifar")
+        model.source_digest = source_digest(str(model._target_))
+        model.source_file = source_file(str(model._target_))  # where it loads from later; not a result key
 
 
 def fill_image_classes(cfg: DictConfig) -> None:
     """Image-folder data: data.num_classes=auto becomes the number of class folders, and data.classes_digest a
     hash of their names (a run id must tell two folders apart; data.root itself is a path, not a result key)."""
     data = cfg.get("data")
-    if data is None or data.get("name") not in ("imagenet", "imagefolder"):
+    if data is None or not is_file_backed(data.get("name")):
         return
     # deferred: the image-folder modules load torchvision; CIFAR configs never need them
     from degradation.data.folders import classes_digest
@@ -201,7 +294,8 @@ def run_id(cfg: DictConfig) -> str:
     """
     digest = hashlib.sha256(json.dumps(result_dict(cfg), sort_keys=True).encode()).hexdigest()[:8]
     model = cfg.model
-    shortcut = "" if model.arch == "plain" else f"-{model.shortcut}"
+    option = None if model.arch == "plain" else model.get("shortcut")  # plug-ins have none
+    shortcut = f"-{option}" if option else ""
     return f"{model.arch}-{model.depth}{shortcut}-{cfg.data.name}-{cfg.schedule.name}-s{cfg.seed}-{digest}"
 
 
@@ -230,24 +324,22 @@ def _whole(value: object, key: str, minimum: int) -> int:
 def validate(cfg: DictConfig) -> None:
     """Check every value a run depends on before anything is built or written."""
     # deferred: degradation.models loads torch; composing a config does not need it
-    from degradation.models import check_depth
-    from degradation.models.depth import check_shortcut
+    from degradation.models.registry import check_network_output, check_shortcut_of, network_of
 
     model, data, sched, trainer = cfg.model, cfg.data, cfg.schedule, cfg.trainer
     _need(_whole(cfg.seed, "seed", 0) < 2**32, f"seed={cfg.seed} must be < 2**32 (numpy's seed range)")
-    check_depth(model.arch, model.family, model.depth, model.get("block", "auto"))
-    check_shortcut(model.shortcut)
-    _need(_number(model.width, "model.width") > 0, f"model.width={model.width} must be > 0")
+    network_of(model).check_depth(model.family, model.depth, model.get("block", "auto"))
+    check_shortcut_of(model)
+    if "width" in model:
+        _need(_number(model.width, "model.width") > 0, f"model.width={model.width} must be > 0")
     _whole(model.num_classes, "model.num_classes", 2)
+    check_network_output(model)  # a plug-in builds and gives [N, num_classes] logits; built-in nets are trusted
 
-    _need(
-        data.name in ("cifar10", "cifar100", "synthetic", "imagenet", "imagefolder"),
-        f"unknown data set '{data.name}'; choose from cifar10, cifar100, synthetic, imagenet, imagefolder",
-    )
+    entry = dataset(data.name)
     _need(
         data.normalize in ("mean_image", "channel"), f"data.normalize={data.normalize!r}; choose mean_image or channel"
     )
-    if data.name in ("imagenet", "imagefolder"):
+    if entry.file_backed:
         _validate_images(data)
     else:
         _need(data.split in ("full", "holdout"), f"data.split={data.split!r}; choose full or holdout")
@@ -279,10 +371,10 @@ def validate(cfg: DictConfig) -> None:
     )
     _need(_number(sched.warmup.lr, "schedule.warmup.lr") > 0, "schedule.warmup.lr must be > 0")
     _whole(sched.warmup.get("max_iters"), "schedule.warmup.max_iters", 1)  # the cap; past max_iters it never bites
-    archs = sched.warmup.get("archs")
+    archs, names = sched.warmup.get("archs"), model_names()
     _need(
-        archs is not None and not isinstance(archs, str) and all(a in ("plain", "resnet") for a in archs),
-        f"schedule.warmup.archs={archs!r}; a list of plain and/or resnet (the nets `enabled: auto` warms up)",
+        archs is not None and not isinstance(archs, str) and all(a in names for a in archs),
+        f"schedule.warmup.archs={archs!r}; a list of networks ({', '.join(names)}) that `enabled: auto` warms up",
     )
     _need(max_iters >= 1, "schedule.max_iters must be >= 1")
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import os
+from collections.abc import Iterable
 
 
 class UsageError(Exception):
@@ -28,6 +30,12 @@ def out_of_memory(exc: BaseException) -> str | None:
     size = re.search(r"[Tt]ried to allocate ([0-9.]+ ?[A-Za-z]+)", text)
     detail = f" (tried to allocate {size.group(1)})" if size else ""
     return f"out of memory{detail}; choose a smaller depth, batch size, data set or number of classes"
+
+
+def did_you_mean(name: str, choices: Iterable[str], cutoff: float = 0.6) -> str:
+    """"; did you mean X?" for the closest choices to a mistyped name, else "": the one close-match hint."""
+    close = difflib.get_close_matches(str(name), list(choices), n=2, cutoff=cutoff)
+    return f"; did you mean {' or '.join(close)}?" if close else ""
 
 
 def first_line(exc: BaseException, limit: int | None = None) -> str:

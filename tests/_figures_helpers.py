@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from degradation.schema import CURVES_SCHEMA, RUN_COLUMNS, RUNS_SCHEMA
+from degradation.store.schema import CURVES_SCHEMA, RUN_COLUMNS, RUNS_SCHEMA
 
 PARAMS = {8: 78042, 20: 269722, 32: 464154, 44: 658586, 56: 853018, 110: 1727962, 1202: 19421274}
 

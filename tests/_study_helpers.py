@@ -7,7 +7,7 @@ from pathlib import Path
 from _train_helpers import TINY
 
 from degradation.conf import compose
-from degradation.results import collect
+from degradation.store.results import collect
 from degradation.train.run import train
 
 PAIR = ["model.depth=14", "data.test_size=40"]

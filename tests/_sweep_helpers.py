@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from degradation.schema import CURVES_SCHEMA
+from degradation.store.schema import CURVES_SCHEMA
 
 # Extra overrides that make a real run take about a second: 64 synthetic images, batch 16, 12 iterations.
 TINY = ["data.train_size=64", "data.test_size=32", "trainer.threads=1", "trainer.accelerator=cpu"]

@@ -35,7 +35,7 @@ def finished(tmp_path_factory) -> Path:
     """A tiny finished and collected run (about a second to train), made once per test module; read-only."""
     from _train_helpers import tiny_cfg
 
-    from degradation.results import collect
+    from degradation.store.results import collect
     from degradation.train.run import train
 
     results = tmp_path_factory.mktemp("finished")

@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 from _sweep_helpers import TINY
 
-from degradation import bench_share, machine
-from degradation.bench_share import choose_runs, overlap, parse_share, run_share, threads_for
+from degradation.bench import share as bench_share
+from degradation.bench.share import choose_runs, overlap, parse_share, run_share, threads_for
 from degradation.cli import main
+from degradation.compute import machine
 from degradation.errors import UsageError
 from degradation.sweep import estimate
 from degradation.sweep.api import SweepRequest

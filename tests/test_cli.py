@@ -10,7 +10,7 @@ import pytest
 from _sweep_helpers import dead_pid, sweep_args, write_run_json
 
 from degradation.cli import main
-from degradation.results import collect
+from degradation.store.results import collect
 from degradation.sweep.columns import short_id
 from degradation.sweep.plan import build_plan
 from degradation.sweep.request import SweepRequest

@@ -11,7 +11,7 @@ import torch
 from _train_helpers import folder_of, run_json, tiny_cfg, train_interrupted
 
 from degradation.models import cifar_net
-from degradation.runs import read_curves
+from degradation.store.runs import read_curves
 from degradation.train.graphed import GraphedStep
 from degradation.train.run import train
 
@@ -132,7 +132,7 @@ def test_gradient_flow_inside_the_captured_graph_matches_the_eager_step(tmp_path
     """Layers recorded by the replayed graph (summed on the device, read per window) equal the eager path's."""
     import pandas as pd
 
-    from degradation.runs import LAYERS_DIR, part_paths
+    from degradation.store.runs import LAYERS_DIR, part_paths
 
     frames = []
     for mode in ("true", "false"):

@@ -9,7 +9,7 @@ import pytest
 import torch
 from _train_helpers import folder_of
 
-from degradation.results import collect
+from degradation.store.results import collect
 
 
 def _curves(results: Path) -> pd.DataFrame:

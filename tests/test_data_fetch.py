@@ -12,9 +12,8 @@ import pytest
 from _data_helpers import make_tiny_archive, publish_checksums
 from _sweep_helpers import TINY
 
-from degradation import fetch
 from degradation.cli import main
-from degradation.data import cifar, load_cifar
+from degradation.data import cifar, fetch, load_cifar
 from degradation.errors import UsageError
 
 

@@ -13,7 +13,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from degradation.cli import main
-from degradation.results import load_curves
+from degradation.store.results import load_curves
 
 DEMO = Path(__file__).resolve().parents[1] / "conf" / "schedule" / "demo.yaml"
 

@@ -21,7 +21,7 @@ from _sweep_helpers import dead_pid
 from _train_helpers import ROOT, folder_of, run_json, tiny
 
 from degradation.cli import main
-from degradation.runs import read_curves
+from degradation.store.runs import read_curves
 from degradation.train.app import run_from_args
 
 _spec = importlib.util.spec_from_file_location("faults", ROOT / "benchmarks" / "faults.py")
@@ -86,7 +86,7 @@ def test_collect_removes_temps_of_dead_writers_only(results, capsys) -> None:
 
 
 def test_a_write_removes_its_files_leftover_from_a_killed_writer(tmp_path) -> None:
-    from degradation.io import write_text_atomic
+    from degradation.store.io import write_text_atomic
 
     host = socket.gethostname()
     mine = tmp_path / f".summary.md~{host}~{dead_pid()}~x1.tmp"

@@ -237,7 +237,7 @@ def test_missing_empty_and_corrupt_results_are_one_line_usage_errors(tmp_path: P
 
 
 def test_collects_run_folders_when_there_is_no_curves_table(tmp_path: Path, capsys, png_only) -> None:
-    from degradation.train.curves import CurveWriter
+    from degradation.train.curvewriter import CurveWriter
 
     rid = run_id("plain", 20, 0)
     folder = tmp_path / "runs" / rid

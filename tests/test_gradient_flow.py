@@ -8,8 +8,8 @@ import torch
 from _train_helpers import folder_of, run_json, tiny_cfg, train_interrupted
 
 from degradation.models import cifar_net
-from degradation.results import collect, load_layers
-from degradation.runs import LAYERS_DIR, part_paths
+from degradation.store.results import collect, load_layers
+from degradation.store.runs import LAYERS_DIR, part_paths
 from degradation.train.graphed import GraphedStep
 from degradation.train.layers import LayerFlow
 from degradation.train.run import train

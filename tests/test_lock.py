@@ -12,9 +12,9 @@ import time
 import pytest
 from _sweep_helpers import dead_pid
 
-from degradation import lock as lock_mod
 from degradation.errors import UsageError
-from degradation.lock import TOKEN_ENV, Lock, live_owner, read_lock, run_lock, try_acquire
+from degradation.store import lock as lock_mod
+from degradation.store.lock import TOKEN_ENV, Lock, live_owner, read_lock, run_lock, try_acquire
 
 
 def write_lock(run_dir, **owner) -> None:
@@ -132,7 +132,7 @@ def test_processes_racing_for_a_stale_lock_get_it_once(tmp_path) -> None:
     run, go = tmp_path / "r", tmp_path / "go"
     write_lock(run, pid=dead_pid())
     script = (
-        "import os, sys, time; from degradation.lock import try_acquire, Lock\n"
+        "import os, sys, time; from degradation.store.lock import try_acquire, Lock\n"
         "print('ready', flush=True)\n"
         "while not os.path.exists(sys.argv[2]): time.sleep(0.001)\n"
         "got = try_acquire(sys.argv[1]); print('got' if isinstance(got, Lock) else 'busy', flush=True)\n"

@@ -11,7 +11,7 @@ from _train_helpers import folder_of, tiny_cfg
 
 from degradation.conf import compose, run_id, validate
 from degradation.errors import UsageError
-from degradation.runs import read_curves
+from degradation.store.runs import read_curves
 from degradation.train.run import train
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from degradation.lock import pid_alive
+from degradation.store.lock import pid_alive
 from degradation.train.lifeline import PARENT_ENV, die_with_parent
 
 ROOT = Path(__file__).resolve().parent.parent

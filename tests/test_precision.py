@@ -6,8 +6,8 @@ import pytest
 import torch
 from _train_helpers import folder_of, run_json, tiny_cfg
 
+from degradation.compute.precision import apply_precision, lightning_precision
 from degradation.conf import compose, run_id, validate
-from degradation.precision import apply_precision, lightning_precision
 from degradation.train.run import train
 
 

@@ -15,8 +15,8 @@ from degradation.analysis.trained import strip_prefix
 from degradation.conf import compose, run_id
 from degradation.errors import UsageError
 from degradation.models import build_model
-from degradation.runs import CHECKPOINT, CONFIG_FILE, RUN_FILE
-from degradation.schema import RESPONSE_COLUMNS
+from degradation.store.runs import CHECKPOINT, CONFIG_FILE, RUN_FILE
+from degradation.store.schema import RESPONSE_COLUMNS
 
 TINY = ["model.depth=8", "data=synthetic", "data.train_size=64", "data.test_size=40", "schedule=smoke"]
 # The BN after every 3x3 conv of a depth-8 CIFAR net (n = 1), written out by hand, in network order.
@@ -138,7 +138,7 @@ def test_plot_computes_missing_responses_and_draws_them(tmp_path: Path, monkeypa
     from degradation.figures import render_all, style
 
     monkeypatch.setattr(style, "FORMATS", ("png",))
-    from degradation.train.curves import CurveWriter
+    from degradation.train.curvewriter import CurveWriter
 
     folder, _ = make_run(tmp_path, "resnet")
     info = json.loads((folder / RUN_FILE).read_text())

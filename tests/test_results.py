@@ -11,9 +11,9 @@ from _sweep_helpers import dead_pid, write_part, write_run_json
 
 from degradation.cli import main
 from degradation.errors import UsageError
-from degradation.results import collect, load_curves, load_runs, read_runs
-from degradation.runs import effective_status, record_failure
-from degradation.schema import CURVE_COLUMNS, RUN_COLUMNS, SCHEMA_VERSION
+from degradation.store.results import collect, load_curves, load_runs, read_runs
+from degradation.store.runs import effective_status, record_failure
+from degradation.store.schema import CURVE_COLUMNS, RUN_COLUMNS, SCHEMA_VERSION
 from degradation.sweep.report import print_status
 
 

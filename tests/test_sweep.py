@@ -23,12 +23,12 @@ from _sweep_helpers import (
     write_run_json,
 )
 
-from degradation import machine
 from degradation.cli import main
+from degradation.compute import machine
 from degradation.conf import compose, run_id
 from degradation.errors import UsageError
-from degradation.lock import pid_alive
 from degradation.models import cifar_net, count_macs, count_params
+from degradation.store.lock import pid_alive
 from degradation.sweep import estimate
 from degradation.sweep import plan as plan_mod
 from degradation.sweep.api import SweepRequest

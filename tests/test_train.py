@@ -10,12 +10,12 @@ import pytest
 import torch
 from _train_helpers import folder_of, run_json, tiny, tiny_cfg
 
-from degradation.runs import read_curves, trim_parts
-from degradation.schema import CURVE_COLUMNS, SCHEMA_VERSION
+from degradation.store.runs import read_curves, trim_parts
+from degradation.store.schema import CURVE_COLUMNS, SCHEMA_VERSION
 from degradation.train import folder as folder_mod
 from degradation.train.app import run_from_args
-from degradation.train.curves import CurveWriter
-from degradation.train.progress import Progress
+from degradation.train.console import Progress
+from degradation.train.curvewriter import CurveWriter
 from degradation.train.run import train
 
 RUN_JSON_KEYS = {

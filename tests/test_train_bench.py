@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from degradation.bench import run_bench
+from degradation.bench.step import run_bench
 from degradation.errors import UsageError
 
 TINY = ["schedule.batch_size=8", "data.train_size=64", "data.test_size=16", "trainer.threads=1"]

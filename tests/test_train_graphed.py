@@ -9,7 +9,7 @@ from _train_helpers import folder_of, run_json, tiny_cfg, train_interrupted
 
 from degradation.errors import UsageError
 from degradation.models import cifar_net
-from degradation.runs import read_curves
+from degradation.store.runs import read_curves
 from degradation.train.graphed import GraphedStep, graph_mode
 from degradation.train.run import train
 

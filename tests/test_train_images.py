@@ -7,7 +7,7 @@ from _image_helpers import SMALL, make_folder
 from _train_helpers import run_json, train_interrupted
 
 from degradation.conf import compose, run_dir
-from degradation.runs import read_curves
+from degradation.store.runs import read_curves
 from degradation.train.run import train
 
 NET = ["model.family=imagenet", "model.depth=18", "model.width=0.125", "schedule=imagenet_smoke",

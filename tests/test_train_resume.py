@@ -12,7 +12,7 @@ import time
 import pytest
 from _train_helpers import ROOT, folder_of, run_json, tiny, tiny_cfg, train_interrupted
 
-from degradation.runs import read_curves
+from degradation.store.runs import read_curves
 from degradation.train.app import run_from_args
 from degradation.train.run import train
 

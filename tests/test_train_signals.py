@@ -13,7 +13,7 @@ from _sweep_helpers import sweep_args
 from _train_helpers import folder_of, run_json, tiny, tiny_cfg, train_interrupted
 
 from degradation.cli import main
-from degradation.runs import read_curves
+from degradation.store.runs import read_curves
 from degradation.train.app import run_from_args
 from degradation.train.module import TrainModule
 from degradation.train.run import train

@@ -14,9 +14,9 @@ from degradation.analysis.summary import build_summary
 from degradation.conf import compose, run_id, variant_id
 from degradation.figures import render_all
 from degradation.figures.table6 import build_table6
-from degradation.results import collect, read_runs
+from degradation.store.results import collect, read_runs
+from degradation.store.variants import differences
 from degradation.train.run import train
-from degradation.variants import differences
 
 PLAIN = ["model=plain"]
 

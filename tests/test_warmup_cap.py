@@ -10,8 +10,8 @@ from degradation.analysis.load import load_results
 from degradation.conf import compose
 from degradation.errors import UsageError
 from degradation.figures.table6 import build_table6, table6_markdown
-from degradation.results import collect, read_runs
-from degradation.runs import read_curves
+from degradation.store.results import collect, read_runs
+from degradation.store.runs import read_curves
 from degradation.train.run import train
 from degradation.train.schedule import Schedule, WarmUp, describe_warmup
 

@@ -14,30 +14,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from degradation.variants import differences, run_variant
+from degradation.data.registry import FILE_BACKED, display_name
+from degradation.models.registry import NETWORKS, label
+from degradation.store.variants import differences, run_variant
 
 CELL = ["dataset", "preset", "arch", "shortcut", "depth", "variant"]  # one experiment: its runs differ only in seed
 NETWORK = ["dataset", "preset", "arch", "shortcut", "depth"]  # one network, whatever its settings
 ID_COLUMNS = ["run_id", "arch", "depth", "shortcut", "dataset", "preset", "seed", "variant", "settings"]
-DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "synthetic": "synthetic data",
-                 "imagenet": "ImageNet (ILSVRC-2012)", "imagefolder": "image folder"}
-IMAGE_DATA = ("imagenet", "imagefolder")  # evaluated on a val split (centre crop), then 10-crop at the end
-
-
-def label(arch: str, depth: int, shortcut: str | None = "A") -> str:
-    """The paper's legend names: plain-20, ResNet-56; a non-A shortcut is named, e.g. ResNet-56 (B)."""
-    if arch == "plain":
-        return f"plain-{int(depth)}"
-    if arch == "preact":  # He et al. 2016 name theirs "ResNet-1001 (pre-act)"; B is its config's default
-        name = f"PreAct-{int(depth)}"
-        return name if shortcut in (None, "B", "none") else f"{name} ({shortcut})"
-    name = f"ResNet-{int(depth)}" if arch == "resnet" else f"{arch}-{int(depth)}"
-    return name if shortcut in (None, "A", "none") else f"{name} ({shortcut})"
 
 
 def describe(dataset: str, preset: str) -> str:
     """Names the data and preset, so a demo figure is never taken for CIFAR-10."""
-    text = f"{DATASET_NAMES.get(dataset, dataset)}, {preset} preset"
+    text = f"{display_name(dataset)}, {preset} preset"
     return text + " (not CIFAR-10)" if dataset == "synthetic" else text
 
 
@@ -52,7 +40,7 @@ def run_finals(curves: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     Image-folder runs have no test set: their evaluation is the val split's centre crop (Figure 4's bold
     curves), reported in the test columns; their 10-crop errors come from runs.parquet."""
     errors = curves[curves["metric"] == "error"]
-    image_runs = set(runs.loc[runs["dataset"].isin(IMAGE_DATA), "run_id"])
+    image_runs = set(runs.loc[runs["dataset"].isin(FILE_BACKED), "run_id"])
     evaluated = (errors["split"] == "test") | ((errors["split"] == "val") & errors["run_id"].isin(image_runs))
     train, test = errors[errors["split"] == "train"], errors[evaluated]
     finals = _last(train, "final_train_error").join(_last(test, "final_test_error"), how="outer")
@@ -60,10 +48,11 @@ def run_finals(curves: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
         best = test.loc[test.sort_values(["run_id", "step"], kind="stable").groupby("run_id")["value"].idxmin()]
         best = best.set_index("run_id")[["value", "step"]]
         finals = finals.join(best.rename(columns={"value": "best_test_error", "step": "best_test_step"}))
-    extra = [c for c in ("status", "reason", "iteration", "total_iters", "params", "run_dir", "warmup",
+    extra = [c for c in ("arch_label", "status", "reason", "iteration", "total_iters", "params", "run_dir", "warmup",
                          "tencrop_top1_error", "tencrop_top5_error") if c in runs.columns]
     table = with_variants(runs)[ID_COLUMNS + extra].drop_duplicates("run_id", keep="last").set_index("run_id")
-    table.loc[table["arch"] == "plain", "shortcut"] = "none"  # a plain net has no shortcut, whatever was written
+    no_option = ~table["arch"].map(lambda a: a not in NETWORKS or NETWORKS[a].has_shortcut)
+    table.loc[no_option, "shortcut"] = "none"  # a plain net has no shortcut, whatever was written
     table = table.join(finals, how="left").reset_index()
     for col in ("final_train_error", "final_test_error", "best_test_error", "final_train_error_step",
                 "final_test_error_step", "best_test_step", "iteration", "total_iters", "params",
@@ -72,8 +61,9 @@ def run_finals(curves: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
             table[col] = math.nan
     table["has_curves"] = table["final_train_error"].notna() | table["final_test_error"].notna()
     table["finished"] = table["status"] == "done"
-    names = zip(table["arch"], table["depth"], table["shortcut"], strict=True)
-    table["network"] = [label(a, d, s) for a, d, s in names]
+    arch_labels = table["arch_label"] if "arch_label" in table.columns else [None] * len(table)
+    names = zip(table["arch"], table["depth"], table["shortcut"], arch_labels, strict=True)
+    table["network"] = [label(a, d, s, n if isinstance(n, str) else None) for a, d, s, n in names]
     table["differs"] = _differs(table)
     table["label"] = [f"{n}, {d}" if d else n for n, d in zip(table["network"], table["differs"], strict=True)]
     return table.sort_values(CELL + ["seed"], kind="stable").reset_index(drop=True)

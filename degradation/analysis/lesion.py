@@ -28,11 +28,11 @@ import torch
 from torch import nn
 
 from degradation.analysis.trained import load_network, run_ids, runs_to_measure
+from degradation.compute.machine import device_kind
 from degradation.data import build_data
 from degradation.errors import UsageError, first_line
-from degradation.io import write_atomic
-from degradation.machine import device_kind
-from degradation.schema import LESION_COLUMNS, LESION_SCHEMA, LESION_TABLE
+from degradation.store.io import write_atomic
+from degradation.store.schema import LESION_COLUMNS, LESION_SCHEMA, LESION_TABLE
 
 
 class Skip(nn.Module):
@@ -102,6 +102,9 @@ def run_lesions(run_dir: Path, ids: dict, device: str, draws: int, max_k: int | 
     every = blocks(model)
     if not every:
         raise UsageError(f"{type(model).__name__} has no stages of blocks to remove")
+    if cfg.model.get("_target_") is not None and not any(hasattr(b[3], "skip") for b in every):
+        raise UsageError(f"{cfg.model.arch}: no residual blocks declared (a block with a skip(x) method, the "
+                         "shortcut alone, in a stage*/layer* nn.Sequential); the lesion study skips it")
     removable = [b for b in every if replacement(b[3])[0] is not None]
     rows = []
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pandas as pd
 
 from degradation.errors import UsageError
-from degradation.results import collect, load_curves, load_runs
-from degradation.runs import run_folders
-from degradation.schema import CURVE_COLUMNS, CURVES_TABLE, RESPONSE_COLUMNS, RESPONSES_TABLE, RUNS_TABLE
+from degradation.store.results import collect, load_curves, load_runs
+from degradation.store.runs import run_folders
+from degradation.store.schema import CURVE_COLUMNS, CURVES_TABLE, RESPONSE_COLUMNS, RESPONSES_TABLE, RUNS_TABLE
 
 # What the figures need from runs.parquet (the rest is carried along when present).
 RUN_NEEDS = ("run_id", "arch", "depth", "shortcut", "dataset", "preset", "seed", "status")

@@ -19,12 +19,12 @@ from torch import nn
 
 from degradation.analysis.load import load_responses
 from degradation.analysis.trained import load_network, run_ids, runs_to_measure
+from degradation.compute.machine import device_kind
 from degradation.data import build_data
 from degradation.errors import UsageError, first_line
-from degradation.io import write_atomic
-from degradation.machine import device_kind
-from degradation.models import ResponseRecorder
-from degradation.schema import RESPONSE_COLUMNS, RESPONSES_TABLE, arrow_schema
+from degradation.models.response_hooks import ResponseRecorder, response_layers
+from degradation.store.io import write_atomic
+from degradation.store.schema import RESPONSE_COLUMNS, RESPONSES_TABLE, arrow_schema
 
 SCHEMA = arrow_schema(RESPONSE_COLUMNS)
 
@@ -42,6 +42,9 @@ def layer_stds(model: nn.Module, batches, device: str = "cpu") -> list[tuple[str
 def run_responses(run_dir: Path, ids: dict, device: str = "cpu") -> pd.DataFrame:
     """Rows of responses.parquet for one finished run: its test set through its final checkpoint."""
     model, cfg = load_network(run_dir)
+    if not response_layers(model):
+        raise UsageError(f"{cfg.model.arch}: no 3x3 layers found (a BN right after a 3x3 conv) or declared (the "
+                         "network's `response_layers` attribute); Figure 7 skips it")
     bundle = build_data(cfg.data, batch_size=int(cfg.schedule.batch_size), seed=int(cfg.seed), device=device)
     stds = layer_stds(model, bundle.eval_sets["test"], device)
     rows = [{**ids, "layer_index": i, "layer": name, "std": std} for i, (name, std) in enumerate(stds, start=1)]

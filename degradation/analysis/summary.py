@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from degradation.analysis.finals import IMAGE_DATA, cell_stats, describe, experiments, select_runs, several_variants
+from degradation.analysis.finals import cell_stats, describe, experiments, select_runs, several_variants
 from degradation.analysis.imagenet_summary import image_caveats, image_table, tencrop_lines
-from degradation.io import write_text_atomic
+from degradation.data.registry import FILE_BACKED
+from degradation.store.io import write_text_atomic
 
 Z = 2.0  # a gap counts when it exceeds Z standard errors of the difference (about 95%)
 RULE = (
@@ -165,7 +166,7 @@ def _caveats(dataset: str, preset: str, cells: pd.DataFrame, notes: list[str]) -
     if dataset == "synthetic":
         out.append("These runs use synthetic data, not CIFAR-10: they show the shape of the effect, not the paper's "
                    "numbers.")
-    if preset != "paper" and dataset not in IMAGE_DATA:  # image data: image_caveats says it
+    if preset != "paper" and dataset not in FILE_BACKED:  # image data: image_caveats says it
         iters = cells["total_iters"].dropna()
         length = f"{int(iters.max()):,} iterations" if len(iters) else "a shorter schedule"
         out.append(f"The {preset} preset trains for {length} (the paper: 64,000), so errors are not the paper's.")
@@ -208,9 +209,9 @@ def build_summary(finals: pd.DataFrame) -> str:
     out = ["# Summary: does depth degrade plain nets and not ResNets?", ""]
     pairs = experiments(finals)
     out += [f"![{describe(d, p)}: final error against depth](figures/depth{'' if len(pairs) == 1 else f'-{d}-{p}'}.png)"
-            for d, p in pairs if d not in IMAGE_DATA] + [""]  # the depth curves (figures/depthcurves.py) at a glance
+            for d, p in pairs if d not in FILE_BACKED] + [""]  # the depth curves (figures/depthcurves.py) at a glance
     for dataset, preset in pairs:
-        images = dataset in IMAGE_DATA  # ImageNet / image folders: val (centre crop) and 10-crop, not test
+        images = dataset in FILE_BACKED  # ImageNet / image folders: val (centre crop) and 10-crop, not test
         mine = finals[(finals["dataset"] == dataset) & (finals["preset"] == preset)]
         selected, notes = select_runs(mine)
         cells = _with_series(cell_stats(selected).merge(

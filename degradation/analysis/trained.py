@@ -13,9 +13,9 @@ from torch import nn
 
 from degradation.errors import UsageError
 from degradation.models import build_model
-from degradation.results import read_runs
-from degradation.runs import CHECKPOINT, CONFIG_FILE
-from degradation.schema import RUN_IDENTITY
+from degradation.store.results import read_runs
+from degradation.store.runs import CHECKPOINT, CONFIG_FILE
+from degradation.store.schema import RUN_IDENTITY
 
 IDS = tuple(RUN_IDENTITY)
 

@@ -1,114 +1,35 @@
-"""Data for one run: load (CIFAR, synthetic; image folders: data/imagedata.py), split, normalise, batch on the device.
+"""Data sets: their registry (data/registry.py), download and verification, splits, normalisation and the two
+batch streams (device-resident for CIFAR-sized sets, file-backed for image folders) under one contract.
 
-`build_data(cfg.data, batch_size=..., seed=..., device=...)` is the one entry point a run needs.
+`build_data(cfg.data, batch_size=..., seed=..., device=...)` is the one entry point a run needs. The names below
+resolve on first use, so that asking the registry a question (config checks, plans, figures) loads no torch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-import torch
-
-from degradation.data.bundle import DataBundle
-from degradation.data.cifar import SPECS, load_cifar
-from degradation.data.normalize import Normalizer, fit_normalizer
-from degradation.data.splits import split_indices
-from degradation.data.stream import BatchStream, EvalSet
-from degradation.data.synthetic import make_synthetic
-from degradation.errors import UsageError
-
-__all__ = [
-    "BatchStream",
-    "DataBundle",
-    "EvalSet",
-    "Normalizer",
-    "build_data",
-    "fit_normalizer",
-    "load_arrays",
-    "load_cifar",
-    "make_synthetic",
-    "split_indices",
-]
-
-EVAL_BATCH_SIZE = 1000  # evaluation needs no gradients: bigger batches, fewer calls
+# name -> module that holds it
+_LAZY = {
+    "BatchStream": "degradation.data.stream",
+    "EvalSet": "degradation.data.stream",
+    "DataBundle": "degradation.data.bundle",
+    "Normalizer": "degradation.data.normalize",
+    "fit_normalizer": "degradation.data.normalize",
+    "build_data": "degradation.data.build",
+    "load_arrays": "degradation.data.build",
+    "load_cifar": "degradation.data.cifar",
+    "make_synthetic": "degradation.data.synthetic",
+    "split_indices": "degradation.data.splits",
+}
+__all__ = list(_LAZY)
 
 
-def _get(cfg: Any, key: str, default: Any = None) -> Any:
-    if isinstance(cfg, Mapping):
-        return cfg.get(key, default)
-    return getattr(cfg, key, default)
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'degradation.data' has no attribute {name!r}")
+    import importlib  # deferred: the streams load torch; a registry look-up does not need it
 
-
-def load_arrays(data_cfg: Any) -> dict[str, torch.Tensor]:
-    """The raw uint8 images and int64 labels of the configured data set (train and test), on the CPU."""
-    name = _get(data_cfg, "name")
-    if name == "synthetic":
-        return make_synthetic(
-            int(_get(data_cfg, "train_size")),
-            int(_get(data_cfg, "test_size")),
-            int(_get(data_cfg, "num_classes", 10)),
-            int(_get(data_cfg, "seed", 0)),
-        )
-    if name in SPECS:
-        return load_cifar(name, _get(data_cfg, "root", "data"), bool(_get(data_cfg, "download", True)))
-    raise UsageError(f"unknown data set '{name}'; choose from cifar10, cifar100, synthetic")
-
-
-def _check_labels(arrays: dict[str, torch.Tensor], num_classes: int, name: str) -> None:
-    for split in ("train", "test"):
-        labels = arrays[f"{split}_y"]
-        if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
-            raise UsageError(
-                f"{name} {split} labels run from {int(labels.min())} to {int(labels.max())}, but data.num_classes="
-                f"{num_classes}; set data.num_classes to the data set's number of classes"
-            )
-
-
-def build_data(
-    data_cfg: Any,
-    *,
-    batch_size: int,
-    seed: int,
-    device: torch.device | str = "cpu",
-    memory_format: torch.memory_format = torch.contiguous_format,
-    world_size: int = 1,
-    rank: int = 0,
-    eval_batch_size: int = EVAL_BATCH_SIZE,
-) -> DataBundle:
-    """Load, split (full | holdout), normalise with training-split statistics, and stream on `device`."""
-    name = str(_get(data_cfg, "name"))
-    if name in ("imagenet", "imagefolder"):
-        from degradation.data.imagedata import build_image_data  # deferred: torchvision, for image folders only
-
-        return build_image_data(data_cfg, batch_size=batch_size, seed=seed, device=device,
-                                memory_format=memory_format, world_size=world_size, rank=rank)
-    num_classes = int(_get(data_cfg, "num_classes", 10))
-    arrays = load_arrays(data_cfg)
-    _check_labels(arrays, num_classes, name)
-    split = str(_get(data_cfg, "split", "full"))
-    train_idx, val_idx = split_indices(
-        len(arrays["train_y"]), split, int(_get(data_cfg, "val_size", 0)), int(_get(data_cfg, "split_seed", 0))
-    )
-    train_x, train_y = arrays["train_x"][train_idx], arrays["train_y"][train_idx]
-    normalizer = fit_normalizer(train_x, str(_get(data_cfg, "normalize", "mean_image")))
-    stream = BatchStream(
-        train_x,
-        train_y,
-        normalizer,
-        batch_size=batch_size,
-        seed=seed,
-        device=device,
-        memory_format=memory_format,
-        world_size=world_size,
-        rank=rank,
-    )
-
-    def evalset(x: torch.Tensor, y: torch.Tensor) -> EvalSet:
-        return EvalSet(x, y, normalizer, batch_size=eval_batch_size, device=device, memory_format=memory_format)
-
-    eval_sets = {"test": evalset(arrays["test_x"], arrays["test_y"])}
-    if split == "holdout":
-        eval_sets["val"] = evalset(arrays["train_x"][val_idx], arrays["train_y"][val_idx])
-    info = {"split": split, "train_size": len(train_y), "val_size": len(val_idx), "test_size": len(arrays["test_y"])}
-    return DataBundle(name, stream, eval_sets, len(train_y), num_classes, normalizer, info)
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value

@@ -16,8 +16,6 @@ from degradation.data.folders import class_names, scan
 from degradation.data.imageaug import AugmentSpec
 from degradation.errors import UsageError
 
-IMAGE_DATA = ("imagenet", "imagefolder")
-
 
 def check_classes(data_cfg: Any) -> tuple[str, ...]:
     """The class folders of data.root, checked against data.num_classes (ImageNet: 1000 wnids)."""

@@ -14,19 +14,20 @@ from pathlib import Path
 
 import pandas as pd
 
-from degradation.analysis.finals import IMAGE_DATA, experiments, run_finals
+from degradation.analysis.finals import experiments, run_finals
 from degradation.analysis.load import load_responses, load_results
 from degradation.analysis.summary import write_summary
+from degradation.data.registry import FILE_BACKED
 from degradation.errors import UsageError
-from degradation.figures import depthcurves, fig1, fig4, fig6, fig7, gradflow, lesion
+from degradation.figures import depthcurves, fig1, fig4, fig6, fig7, gradflow, lesionfig
 from degradation.figures.experiment import build_experiment
 from degradation.figures.style import save
 from degradation.figures.table6 import write_table6
 from degradation.figures.tables23 import write_tables23
-from degradation.io import write_json_atomic
+from degradation.store.io import write_json_atomic
 
 FIGURES = {"fig1": fig1.draw, "fig6": fig6.draw, "fig7": fig7.draw,  # file stem -> draw(experiment)
-           "depth": depthcurves.draw, "gradflow": gradflow.draw, "lesion": lesion.draw}
+           "depth": depthcurves.draw, "gradflow": gradflow.draw, "lesion": lesionfig.draw}
 IMAGE_FIGURES = {"fig4": fig4.draw}  # ImageNet and image folders: Figure 4; CIFAR-sized sets: the figures above
 OPTIONAL_TABLES = ("layers.parquet", "lesion.parquet")  # drawn when collected / measured; never computed here
 
@@ -81,7 +82,7 @@ def render_all(results_dir: str | Path, out_dir: str | Path | None = None) -> li
     curves, runs = load_results(results_dir)
     out = _out_dir(results_dir, out_dir)
     finals = run_finals(curves, runs)
-    image = finals["dataset"].isin(IMAGE_DATA)
+    image = finals["dataset"].isin(FILE_BACKED)
     responses = _responses(results_dir, finals[~image]) if (~image).any() else None
     pairs = experiments(finals)
     written: list[Path] = []
@@ -90,7 +91,7 @@ def render_all(results_dir: str | Path, out_dir: str | Path | None = None) -> li
         suffix = "" if len(pairs) == 1 else f"-{dataset}-{preset}"
         exp = build_experiment(dataset, preset, finals, curves, responses, suffix,
                                *(_optional(results_dir, name) for name in OPTIONAL_TABLES))
-        for stem, draw in (IMAGE_FIGURES if dataset in IMAGE_DATA else FIGURES).items():
+        for stem, draw in (IMAGE_FIGURES if dataset in FILE_BACKED else FIGURES).items():
             fig, entry = draw(exp)
             paths = save(fig, out, f"{stem}{exp.stem_suffix}")
             entry["files"] = [p.name for p in paths]

@@ -8,12 +8,21 @@ import math
 from matplotlib.figure import Figure
 
 from degradation.figures.experiment import Experiment
-from degradation.figures.style import add_note, empty_panel, legend_below, new_figure
-from degradation.figures.table6 import PAPER_PREACT, PAPER_RESNET
+from degradation.figures.style import add_note, empty_panel, legend_below, network_color, new_figure
+from degradation.models.registry import NETWORKS
 
 FAMILIES = (("plain", "plain", "#D62728", "s"), ("resnet", "ResNet (A)", "#1F77B4", "o"),
             ("preact", "PreAct ResNet (B)", "#2CA02C", "^"))
-PAPER = {"resnet": PAPER_RESNET, "preact": PAPER_PREACT}  # test error %, CIFAR-10 only
+
+
+def _plugin_families(exp: Experiment) -> tuple[tuple[str, str, str, str], ...]:
+    """The user's own networks, each a family of its own: its legend name, its colour, diamonds."""
+    out = []
+    for arch in exp.other_networks():
+        cells = exp.family(arch)
+        name = str(cells.iloc[0]["network"]).rsplit("-", 1)[0] if len(cells) else arch
+        out.append((arch, name, network_color(arch, 20), "D"))
+    return tuple(out)
 
 
 def draw(exp: Experiment) -> tuple[Figure, dict]:
@@ -21,7 +30,7 @@ def draw(exp: Experiment) -> tuple[Figure, dict]:
     panels = []
     for ax, key, title in zip(axes, ("train", "test"), ("final training error", "final test error"), strict=True):
         lines = []
-        for arch, name, color, marker in FAMILIES:
+        for arch, name, color, marker in FAMILIES + _plugin_families(exp):
             cells = exp.family(arch)
             cells = cells[cells[f"{key}_mean"].notna()]
             if cells.empty:
@@ -32,7 +41,7 @@ def draw(exp: Experiment) -> tuple[Figure, dict]:
             lines.append({"family": arch, "depths": [int(d) for d in cells["depth"]],
                           "values_pct": [float(v) for v in cells[f"{key}_mean"]],
                           "std_pct": spread, "seeds": [int(n) for n in cells["n_seeds"]]})
-            paper = PAPER.get(arch, {})
+            paper = NETWORKS[arch].paper_test_error if arch in NETWORKS else {}  # test error %, CIFAR-10
             if key == "test" and exp.dataset == "cifar10" and paper:
                 depths = sorted(paper)
                 ax.scatter(depths, [paper[d] for d in depths], color=color, marker="x", s=40, zorder=3,

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from degradation.analysis.finals import cell_stats, describe, select_runs, several_variants
+from degradation.models.registry import NETWORKS, legend_shortcut
 
 
 @dataclass
@@ -28,17 +29,21 @@ class Experiment:
 
     def cell(self, arch: str, depth: int, shortcut: str | None = None) -> pd.Series | None:
         """The selected cell for plain-<depth> (shortcut none) or ResNet-<depth> (shortcut A unless given)."""
-        shortcut = shortcut or ("none" if arch == "plain" else "A")
+        shortcut = shortcut or legend_shortcut(arch)
         hit = self.cells[(self.cells["arch"] == arch) & (self.cells["depth"] == depth)
                          & (self.cells["shortcut"] == shortcut)]
         return None if hit.empty else hit.iloc[0]
 
     def family(self, arch: str) -> pd.DataFrame:
-        """Cells of the paper's figures: plain nets, ResNets with option-A shortcuts, or pre-activation nets with
-        their config's B, by depth."""
-        shortcut = {"plain": "none", "preact": "B"}.get(arch, "A")
+        """Cells of the paper's figures: plain nets, ResNets with option-A shortcuts, pre-activation nets with
+        their config's B, or a plug-in network, by depth."""
+        shortcut = legend_shortcut(arch)
         cells = self.cells[(self.cells["arch"] == arch) & (self.cells["shortcut"] == shortcut)]
         return cells.sort_values("depth")
+
+    def other_networks(self) -> list[str]:
+        """Networks of this experiment beyond the built-in ones (plug-ins), in the order first run."""
+        return [a for a in dict.fromkeys(self.cells["arch"]) if a not in NETWORKS]
 
     def notes_for(self, labels: list[str]) -> list[str]:
         return [n for n in self.notes if any(n.startswith((f"{name} ", f"{name},")) for name in labels)]

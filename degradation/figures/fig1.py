@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from matplotlib.figure import Figure
 
-from degradation.figures.curves import draw_cell, panel_entry, seeds_note, set_limits, x_extent
+from degradation.figures.curveplot import draw_cell, panel_entry, seeds_note, set_limits, x_extent
 from degradation.figures.experiment import Experiment
 from degradation.figures.style import add_note, empty_panel, network_handle, new_figure, x_scale
 

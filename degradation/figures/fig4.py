@@ -6,7 +6,7 @@ from __future__ import annotations
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from degradation.figures.curves import draw_cell, panel_entry, seeds_note, set_limits, x_extent
+from degradation.figures.curveplot import draw_cell, panel_entry, seeds_note, set_limits, x_extent
 from degradation.figures.experiment import Experiment
 from degradation.figures.style import TEST_STYLE, add_note, empty_panel, legend_below, network_handle, new_figure
 from degradation.figures.style import x_scale as _x_scale

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from matplotlib.figure import Figure
 
-from degradation.figures.curves import draw_cell, panel_entry, seeds_note, set_limits, x_extent
+from degradation.figures.curveplot import draw_cell, panel_entry, seeds_note, set_limits, x_extent
 from degradation.figures.experiment import Experiment
 from degradation.figures.style import (
     TEST_STYLE,
@@ -63,15 +63,21 @@ def _style(cell, split: str) -> dict | None:
 
 
 def draw(exp: Experiment) -> tuple[Figure, dict]:
-    fig, axes = new_figure(3, width=4.5, height=3.7)
     chosen = [[c for _, c in exp.family(arch).iterrows() if keep(int(c["depth"]))] for _, arch, keep, _ in PANELS]
     chosen[0], left_out = off_panel(chosen[0])
     chosen[2] += [c for _, c in exp.family("preact").iterrows()]  # He et al. 2016's nets, when run: beside 110/1202
+    headings = [(title, expected) for title, _, _, expected in PANELS]
+    plugins = [c for arch in exp.other_networks() for _, c in exp.family(arch).iterrows()]
+    if plugins:  # the user's own networks: a fourth panel, beside the paper's three
+        chosen.append(plugins)
+        headings.append(("your networks: " + ", ".join(dict.fromkeys(c["network"].rsplit("-", 1)[0]
+                                                                      for c in plugins)), []))
+    fig, axes = new_figure(len(chosen), width=4.5, height=3.7)
     everything = [c for cells in chosen for c in cells]
     x_max = x_extent(everything, exp.curves)
     x_div, xlabel = x_scale(x_max)
     panels = []
-    for ax, (title, _, _, expected), cells in zip(axes, PANELS, chosen, strict=True):
+    for ax, (title, expected), cells in zip(axes, headings, chosen, strict=True):
         lines = [draw_cell(ax, exp.curves, c, split, x_div, _style(c, split))
                  for c in cells for split in ("train", "test")]
         present = list(dict.fromkeys(c["network"] for c in cells))

@@ -25,6 +25,11 @@ WARN_COLOR = "#A61B1B"
 EXPECTED = ["plain-20", "plain-56", "ResNet-20", "ResNet-56", "ResNet-110"]
 STYLES = {"plain": {"linestyle": (0, (4, 2)), "marker": "o", "markerfacecolor": "white"},
           "resnet": {"linestyle": "-", "marker": "o"}}
+PLUGIN_STYLE = {"linestyle": "-.", "marker": "D"}  # the user's own networks
+
+
+def _style(exp: Experiment, arch: str) -> dict:
+    return STYLES.get(arch) or (PLUGIN_STYLE if arch in exp.other_networks() else STYLES["resnet"])
 
 
 def response_curve(responses: pd.DataFrame, run_ids: list[str], sort: bool) -> pd.DataFrame:
@@ -58,6 +63,13 @@ def _cells(exp: Experiment) -> tuple[list[tuple[pd.Series, list[str]]], list[str
     order = {(a, d): i for i, (a, d) in enumerate(NETWORKS)}
     chosen.sort(key=lambda item: (order.get((item[0]["arch"], int(item[0]["depth"])), 99), item[0]["arch"] != "plain",
                                   int(item[0]["depth"])))
+    for arch in exp.other_networks():  # the user's own networks, beside the paper's, when their layers are known
+        for _, c in exp.family(arch).iterrows():
+            ids = [r for r in c["run_ids"] if r in have]
+            if ids:
+                chosen.append((c, ids))
+            else:
+                notes.append(f"{c['label']}: no 3x3 layer responses (none found or declared, or unfinished); skipped")
     return chosen, notes
 
 
@@ -114,7 +126,7 @@ def draw(exp: Experiment) -> tuple[Figure, dict]:
         lines = []
         for cell, ids in chosen:
             curve = response_curve(exp.responses, ids, sort)
-            color, style = network_color(cell["arch"], cell["depth"]), STYLES.get(cell["arch"], STYLES["resnet"])
+            color, style = network_color(cell["arch"], cell["depth"]), _style(exp, cell["arch"])
             ax.plot(curve["layer"], curve["mean"], color=color, linewidth=1.5, markersize=3, **style)
             if len(ids) > 1:
                 ax.fill_between(curve["layer"], curve["lo"], curve["hi"], color=color, alpha=BAND_ALPHA, linewidth=0)
@@ -140,7 +152,7 @@ def draw(exp: Experiment) -> tuple[Figure, dict]:
     if chosen:
         handles = [Line2D([], [], color=network_color(c["arch"], c["depth"]), label=c["label"], linewidth=1.5,
                           markersize=4,
-                          **STYLES.get(c["arch"], STYLES["resnet"])) for c, _ in chosen]
+                          **_style(exp, c["arch"])) for c, _ in chosen]
         fig.legend(handles=handles, loc="outside right upper", frameon=False)
     not_drawn = panels[0]["missing"]
     missing = exp.not_run(not_drawn)

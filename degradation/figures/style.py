@@ -18,7 +18,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from degradation.io import write_atomic  # noqa: E402
+from degradation.models.registry import NETWORKS  # noqa: E402
+from degradation.store.io import write_atomic  # noqa: E402
 
 DPI = 150
 FORMATS = ("png", "pdf")  # PNG for viewing, PDF (vector) for papers
@@ -46,6 +47,7 @@ NETWORK_COLORS = {
 _SPARE = {  # other depths (smoke tests, 8 or 14 layers): the same hue families, the same colour every time
     "plain": ["#C8553D", "#D4A017", "#A0522D", "#E377C2", "#8C564B"],
     "resnet": ["#0072B2", "#009E73", "#5B5EA6", "#4A7C8C", "#7F7F7F"],
+    "other": ["#1B7837", "#A6D96A", "#006D2C", "#BCBD22", "#66C2A5", "#556B2F"],  # plug-in networks: greens
 }
 TRAIN_STYLE = {"linestyle": (0, (4, 2)), "linewidth": 1.2}  # dashed, thin: training error (the paper's)
 TEST_STYLE = {"linestyle": "-", "linewidth": 2.2}  # bold: test error
@@ -56,9 +58,11 @@ LONG_RUN = 10_000  # iterations from which the x axis is in units of 1e4, as in 
 
 def network_color(arch: str, depth: int) -> str:
     """The paper's networks have fixed colours; any other depth gets a spare of its family, the same every time."""
-    family = "plain" if str(arch) == "plain" else "resnet"
+    family = "plain" if str(arch) == "plain" else "resnet" if str(arch) in NETWORKS else "other"
     depth = int(depth)
     spare = _SPARE[family]
+    if family == "other":  # one hue per plug-in, a different shade per depth
+        return spare[(sum(map(ord, str(arch))) + depth // 6) % len(spare)]
     return NETWORK_COLORS[family].get(depth, spare[(depth // 6) % len(spare)])
 
 

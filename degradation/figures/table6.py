@@ -13,30 +13,33 @@ from pathlib import Path
 import pandas as pd
 
 from degradation.analysis.finals import cell_stats, describe, experiments, select_runs, several_variants
-from degradation.io import write_text_atomic
+from degradation.models.registry import NETWORKS, legend_shortcut
+from degradation.store.io import write_text_atomic
 
-# He et al. 2015, Table 6 (CIFAR-10, augmentation; ResNets with option-A shortcuts), test error %.
-PAPER_RESNET = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43, 1202: 7.93}
-PAPER_MEAN = {110: (6.61, 0.16, 5)}  # 6.43 is the best of 5 runs; mean ± std of those runs
 PLAIN_NOTE = "none (curves only)"
-# He et al. 2016 ("Identity Mappings"), Tables 3 and 4: pre-activation nets on CIFAR-10, same 64k schedule.
-PAPER_PREACT = {110: 6.37, 164: 5.46, 1001: 4.92}
+
+
+def paper_error(arch: str, shortcut: str, depth: int) -> float:
+    """The paper's test error % for a network as its legend runs it (registry), nan when there is none."""
+    net = NETWORKS.get(arch)
+    if net is None or shortcut != legend_shortcut(arch):
+        return math.nan
+    return net.paper_test_error.get(int(depth), math.nan)
 
 
 def paper_reference(arch: str, shortcut: str, depth: int) -> tuple[float, str]:
     """(number to compare with, how the paper states it); nan when the paper has none."""
     depth = int(depth)
-    if arch == "plain":
+    net = NETWORKS.get(arch)
+    if net is not None and not net.residual:
         return math.nan, PLAIN_NOTE
-    if arch == "preact":
-        hit = PAPER_PREACT.get(depth, math.nan) if shortcut == "B" else math.nan
-        return hit, f"{hit:.2f} (He et al. 2016)" if math.isfinite(hit) else "none"
-    if arch != "resnet" or shortcut != "A" or depth not in PAPER_RESNET:
+    best = paper_error(arch, shortcut, depth)
+    if net is None or not math.isfinite(best):
         return math.nan, "none"
-    if depth in PAPER_MEAN:
-        mean, std, n = PAPER_MEAN[depth]
-        return mean, f"{PAPER_RESNET[depth]:.2f} (best of {n}; mean {mean:.2f} ± {std:.2f})"
-    return PAPER_RESNET[depth], f"{PAPER_RESNET[depth]:.2f}"
+    if depth in net.paper_mean:
+        mean, std, n = net.paper_mean[depth]
+        return mean, f"{best:.2f} (best of {n}; mean {mean:.2f} ± {std:.2f})"
+    return best, f"{best:.2f}" + (f" ({net.paper_source})" if net.paper_source else "")
 
 
 def _status(cell: pd.Series) -> str:
@@ -65,8 +68,8 @@ def build_table6(finals: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
                 "final_test_error_best_seed": c["test_min"],
                 "final_train_error_mean": c["train_mean"], "warmup": c["warmup"], "differs": c["differs"],
                 "best_test_point_error": c["best_point"], "best_test_point_step": c["best_point_step"],
-                "paper_error": (PAPER_PREACT if c["arch"] == "preact" else PAPER_RESNET).get(int(c["depth"]), math.nan)
-                if math.isfinite(reference) else math.nan,
+                "paper_error": paper_error(c["arch"], c["shortcut"], c["depth"]) if math.isfinite(reference)
+                else math.nan,
                 "paper": paper_text,
                 "difference": c["test_mean"] - reference if comparable else math.nan,
                 "run_ids": " ".join(c["run_ids"]),
@@ -114,7 +117,7 @@ def _side_by_side(rows: pd.DataFrame) -> list[str]:
         params = group["params"].dropna()
         lines.append(f"| {depth} | {_params(params.iloc[0]) if len(params) else '—'} "
                      f"| {_finals(plain)} | {_finals(res)} "
-                     f"| {res.iloc[0]['paper'] if len(res) else _pct(PAPER_RESNET.get(int(depth), math.nan))} |")
+                     f"| {res.iloc[0]['paper'] if len(res) else _pct(paper_error('resnet', 'A', depth))} |")
     return lines
 
 

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from degradation.analysis.finals import CELL, IMAGE_DATA, describe, experiments, label, select_runs
-from degradation.io import write_text_atomic
+from degradation.analysis.finals import CELL, describe, experiments, label, select_runs
+from degradation.data.registry import FILE_BACKED
+from degradation.store.io import write_text_atomic
 
 # He et al. 2015, ILSVRC-2012 validation, 10-crop testing, error %.
 PAPER_TABLE2 = {("plain", "none", 18): 27.94, ("plain", "none", 34): 28.54,
@@ -35,7 +36,7 @@ def _stats(values: pd.Series) -> tuple[float, float, int]:
 def image_cells(finals: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """Per (data set, preset, network): 10-crop top-1/top-5 (percent) over the selected runs; plus notes."""
     rows, notes = [], []
-    for dataset, preset in experiments(finals[finals["dataset"].isin(IMAGE_DATA)]):
+    for dataset, preset in experiments(finals[finals["dataset"].isin(FILE_BACKED)]):
         selected, picked = select_runs(finals[(finals["dataset"] == dataset) & (finals["preset"] == preset)])
         notes += [f"{describe(dataset, preset)}: {n}" for n in picked]
         for key, cell in selected.groupby(CELL, sort=True):
@@ -155,7 +156,7 @@ def table3_markdown(cells: pd.DataFrame, notes: list[str]) -> str:
 
 def write_tables23(finals: pd.DataFrame, results_dir: Path) -> list[Path]:
     """results/table2.md, table3.md and tables23.csv; nothing when there is no image-folder run."""
-    if not finals["dataset"].isin(IMAGE_DATA).any():
+    if not finals["dataset"].isin(FILE_BACKED).any():
         return []
     cells, notes = image_cells(finals)
     results_dir = Path(results_dir)

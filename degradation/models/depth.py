@@ -1,14 +1,15 @@
-"""Which depths exist: 6n+2 for the CIFAR networks, Table 1's five for the ImageNet ones."""
+"""Which depths exist: 6n+2 for the CIFAR networks, Table 1's five for the ImageNet ones (the registry's rules)."""
 
 from __future__ import annotations
 
 from degradation.errors import UsageError
 
-ARCHS = ("plain", "resnet", "preact")  # preact: CIFAR only (models/preact.py)
 SHORTCUTS = ("A", "B", "C")
 FAMILIES = ("cifar", "imagenet")
 IMAGENET_DEPTHS = (18, 34, 50, 101, 152)
 PAPER_CIFAR_DEPTHS = (20, 32, 44, 56, 110, 1202)
+BLOCKS = ("auto", "basic", "bottleneck")  # pre-activation units (models/preact.py)
+BOTTLENECK_FROM = 164  # the 2016 paper's shallowest bottleneck net
 MAX_CIFAR_DEPTH = 6002  # n = 1000, 5x the paper's deepest; beyond it a typo would build a network for hours
 
 
@@ -38,12 +39,6 @@ def check_imagenet_depth(depth: object) -> int:
     return int(depth)  # type: ignore[arg-type]
 
 
-def check_arch(arch: object) -> str:
-    if arch not in ARCHS:
-        raise UsageError(f"unknown arch '{arch}'; choose from {', '.join(ARCHS)}")
-    return str(arch)
-
-
 def check_shortcut(shortcut: object) -> str:
     if str(shortcut).upper() not in SHORTCUTS:
         raise UsageError(f"unknown shortcut option '{shortcut}'; choose from {', '.join(SHORTCUTS)}")
@@ -54,3 +49,25 @@ def check_family(family: object) -> str:
     if family not in FAMILIES:
         raise UsageError(f"unknown model family '{family}'; choose from {', '.join(FAMILIES)}")
     return str(family)
+
+
+def preact_layout(depth: object, block: object = "auto") -> tuple[bool, int]:
+    """(bottleneck?, units per stage) for a depth; a one-line UsageError naming valid depths otherwise."""
+    if block not in BLOCKS:
+        raise UsageError(f"unknown model.block '{block}'; choose from {', '.join(BLOCKS)}")
+    try:
+        depth = int(str(depth).strip())
+    except ValueError:
+        raise UsageError(f"depth '{depth}' is not a whole number; pre-activation depths are 6n+2 or 9n+2") from None
+    if not 8 <= depth <= MAX_CIFAR_DEPTH:
+        raise UsageError(f"depth {depth} is out of range; pre-activation depths are 6n+2 or 9n+2, "
+                         f"8..{MAX_CIFAR_DEPTH}")
+    basic, bottle = (depth - 2) % 6 == 0, (depth - 2) % 9 == 0 and depth >= 11
+    if block == "auto":
+        block = "bottleneck" if bottle and (depth >= BOTTLENECK_FROM or not basic) else "basic"
+    if block == "basic" and basic:
+        return False, (depth - 2) // 6
+    if block == "bottleneck" and bottle:
+        return True, (depth - 2) // 9
+    raise UsageError(f"depth {depth} fits no {block} pre-activation net; basic: 6n+2 (20, 56, 110), "
+                     "bottleneck: 9n+2 (164, 1001)")

@@ -16,7 +16,7 @@ from torch import nn
 from degradation.errors import UsageError
 from degradation.models.blocks import init_weights, make_stage
 from degradation.models.checks import check_num_classes, check_width
-from degradation.models.depth import check_arch, check_imagenet_depth, check_shortcut
+from degradation.models.depth import check_imagenet_depth, check_shortcut
 
 # depth -> (blocks per stage, bottleneck?)
 LAYOUTS: dict[int, tuple[tuple[int, int, int, int], bool]] = {
@@ -75,7 +75,7 @@ def imagenet_net(
     arch: str, depth: int, shortcut: str = "B", num_classes: int = 1000, width: float = 1.0
 ) -> ImageNetNet:
     """plain-/resnet-<depth> of Table 1 for 224x224 inputs; UsageError for a depth not in 18/34/50/101/152."""
-    if check_arch(arch) not in ("plain", "resnet"):
+    if arch not in ("plain", "resnet"):
         raise UsageError(f"arch {arch!r} is not built here; use build_model")
     residual = arch == "resnet"
     option = check_shortcut(shortcut)

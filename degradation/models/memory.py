@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from degradation.compute.precision import autocast_dtype
 from degradation.models.complexity import one_thread
 from degradation.models.recompute import (
     CheckpointedStage,
@@ -33,7 +34,6 @@ from degradation.models.recompute import (
     segments_of,
     stages,
 )
-from degradation.precision import autocast_dtype
 
 MEASURE_BATCHES = (1, 2)  # two points fix the affine size; 1 and 2 keep the measuring forwards tiny
 

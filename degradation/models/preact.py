@@ -20,36 +20,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from degradation.errors import UsageError
 from degradation.models.blocks import PadShortcut, conv1x1, conv3x3, init_weights
 from degradation.models.checks import check_num_classes, check_width
-from degradation.models.cifar import scaled_widths
-from degradation.models.depth import MAX_CIFAR_DEPTH, check_shortcut
-
-BLOCKS = ("auto", "basic", "bottleneck")
-BOTTLENECK_FROM = 164  # the paper's shallowest bottleneck net
-
-
-def preact_layout(depth: object, block: object = "auto") -> tuple[bool, int]:
-    """(bottleneck?, units per stage) for a depth; a one-line UsageError naming valid depths otherwise."""
-    if block not in BLOCKS:
-        raise UsageError(f"unknown model.block '{block}'; choose from {', '.join(BLOCKS)}")
-    try:
-        depth = int(str(depth).strip())
-    except ValueError:
-        raise UsageError(f"depth '{depth}' is not a whole number; pre-activation depths are 6n+2 or 9n+2") from None
-    if not 8 <= depth <= MAX_CIFAR_DEPTH:
-        raise UsageError(f"depth {depth} is out of range; pre-activation depths are 6n+2 or 9n+2, "
-                         f"8..{MAX_CIFAR_DEPTH}")
-    basic, bottle = (depth - 2) % 6 == 0, (depth - 2) % 9 == 0 and depth >= 11
-    if block == "auto":
-        block = "bottleneck" if bottle and (depth >= BOTTLENECK_FROM or not basic) else "basic"
-    if block == "basic" and basic:
-        return False, (depth - 2) // 6
-    if block == "bottleneck" and bottle:
-        return True, (depth - 2) // 9
-    raise UsageError(f"depth {depth} fits no {block} pre-activation net; basic: 6n+2 (20, 56, 110), "
-                     "bottleneck: 9n+2 (164, 1001)")
+from degradation.models.cifarnet import scaled_widths
+from degradation.models.depth import check_shortcut, preact_layout
 
 
 def _shortcut(option: str, cin: int, cout: int, stride: int) -> nn.Module:

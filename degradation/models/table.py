@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from degradation.models.checks import check_num_classes
-from degradation.models.cifar import cifar_net
+from degradation.models.cifarnet import cifar_net
 from degradation.models.complexity import count_macs, count_params, one_thread
 from degradation.models.depth import (
     check_arch,

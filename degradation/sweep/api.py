@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from degradation import machine
+from degradation.compute import machine
 from degradation.conf import compose
+from degradation.data.fetch import describe, prepare_config
 from degradation.errors import UsageError
-from degradation.fetch import describe, prepare_config
-from degradation.lock import describe_owner
-from degradation.results import collect
-from degradation.runs import run_folders
+from degradation.store.lock import describe_owner
+from degradation.store.results import collect
+from degradation.store.runs import run_folders
 from degradation.sweep import slurm
 from degradation.sweep.launch import LocalLauncher, Outcome
 from degradation.sweep.plan import build_plan, cell_overrides, expand

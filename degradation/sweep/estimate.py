@@ -18,8 +18,9 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from degradation.compute.precision import precision_name
 from degradation.conf import CONF_DIR
-from degradation.precision import precision_name
+from degradation.data.registry import dataset
 
 SHARE_FILE = "bench_share.parquet"  # written by `degradation bench --share`, read back here
 LONG_S = 12 * 3600       # beyond this, the plan says plainly how long it takes and names a quicker preset
@@ -33,9 +34,10 @@ STARTUP_S = 10.0         # process start, imports, data set loading: paid once p
 
 def network_key(model_cfg: Any) -> tuple:
     """What makes two runs' networks cost the same."""
-    shortcut = "none" if model_cfg.arch == "plain" else str(model_cfg.shortcut)
-    return (str(model_cfg.arch), str(model_cfg.family), int(model_cfg.depth), shortcut, float(model_cfg.width),
-            int(model_cfg.num_classes))
+    from degradation.models.registry import shortcut_of  # deferred: the registry loads torch
+
+    return (str(model_cfg.arch), str(model_cfg.family), int(model_cfg.depth), shortcut_of(model_cfg),
+            float(model_cfg.get("width", 1.0)), int(model_cfg.num_classes))
 
 
 def params_on_meta(model_cfg: Any) -> int | None:
@@ -139,10 +141,7 @@ def _row_seconds_per_image(row: dict) -> float | None:
 def eval_images(data_cfg: Any) -> int:
     """Images of one evaluation: the test set (plus the validation split when held out). Image folders: the
     val set, taken as 50 per class (ILSVRC-2012's val set exactly; a holdout at most that)."""
-    if data_cfg.name in ("imagenet", "imagefolder"):
-        return 50 * int(data_cfg.num_classes)
-    test = int(data_cfg.get("test_size", 10000)) if data_cfg.name == "synthetic" else 10000
-    return test + (int(data_cfg.val_size) if data_cfg.split == "holdout" else 0)
+    return dataset(data_cfg.name).eval_images(data_cfg)
 
 
 def run_seconds(cfg: Any, done_iters: int, seconds_per_image: float) -> float:
@@ -153,7 +152,7 @@ def run_seconds(cfg: Any, done_iters: int, seconds_per_image: float) -> float:
         return 0.0
     train = left * int(sched.batch_size) * seconds_per_image
     evals = (left // int(sched.eval_every) + 1) * eval_images(cfg.data) * seconds_per_image * EVAL_COST
-    if cfg.data.name in ("imagenet", "imagefolder"):  # the final 10-crop test: ten views of each val image
+    if dataset(cfg.data.name).file_backed:  # the final 10-crop test: ten views of each val image
         evals += 10 * eval_images(cfg.data) * seconds_per_image * EVAL_COST
     return train + evals + STARTUP_S
 
@@ -170,7 +169,7 @@ class Measured:
 
 def measured_sharing(results_dir: str | Path, device: str, precision: str,
                      networks: Sequence[tuple[str, int]] = ()) -> Measured | None:
-    """The stored choice for `device` (named as degradation.machine names it) at `precision`, or None.
+    """The stored choice for `device` (named as degradation.compute.machine names it) at `precision`, or None.
 
     Of several measured networks, the sweep's own are used when measured; the smallest choice and, per K, the
     smallest speed-up win: one setting serves every run of a sweep, and oversharing costs more than undersharing.
@@ -339,9 +338,13 @@ def _net_name(key: tuple) -> str:
 
 def _with_net(model_cfg: Any, stored_key: tuple) -> Any:
     """`model_cfg` with another (arch, depth, shortcut): the stored network a run's time is scaled from."""
+    from degradation.models.registry import NETWORKS  # deferred: the registry loads torch
+
     arch, depth, shortcut = stored_key
+    if model_cfg.get("_target_") is not None and arch in NETWORKS:  # a plug-in scaled from a built-in network
+        model_cfg = OmegaConf.create({"arch": arch, "family": model_cfg.family, "num_classes": model_cfg.num_classes})
     changes = {"arch": arch, "depth": int(depth)}
-    if arch == "resnet":
+    if arch in NETWORKS and NETWORKS[arch].has_shortcut:
         changes["shortcut"] = shortcut
     return OmegaConf.merge(model_cfg, changes)
 

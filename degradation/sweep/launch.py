@@ -25,8 +25,8 @@ from datetime import datetime
 from pathlib import Path
 
 from degradation.errors import UsageError
-from degradation.lock import TOKEN_ENV, Lock, describe_owner, try_acquire
-from degradation.runs import LOG_FILE, CorruptFile, clear_failure, read_run_json, record_failure
+from degradation.store.lock import TOKEN_ENV, Lock, describe_owner, try_acquire
+from degradation.store.runs import LOG_FILE, CorruptFile, clear_failure, read_run_json, record_failure
 from degradation.sweep.plan import Cell, Plan
 from degradation.sweep.progress import RunWatch, SweepView
 from degradation.train.lifeline import PARENT_ENV

@@ -15,11 +15,12 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from degradation import machine
+from degradation.compute import machine
 from degradation.conf import compose, run_id, validate
+from degradation.data.registry import is_file_backed
 from degradation.errors import UsageError
-from degradation.lock import describe_owner, live_owner
-from degradation.runs import (
+from degradation.store.lock import describe_owner, live_owner
+from degradation.store.runs import (
     RESTARTS,
     CorruptFile,
     ForeignSchema,
@@ -129,7 +130,7 @@ def cell_overrides(request: SweepRequest, arch: str, depth: int, shortcut: str, 
     overrides = [f"model={arch}", f"model.depth={depth}"]
     if request.family != "cifar":
         overrides.append(f"model.family={request.family}")
-    if arch == "resnet":
+    if sweeps_shortcuts(arch):
         overrides.append(f"model.shortcut={shortcut}")
     overrides += [
         f"data={request.data}",
@@ -167,11 +168,25 @@ def _check_layout(cfg: DictConfig, layout: tuple[str, ...]) -> None:
         )
 
 
+def sweeps_shortcuts(arch: str) -> bool:
+    """Whether `--shortcuts` applies to a network (ResNets); others run with their own default."""
+    from degradation.models.registry import NETWORKS  # deferred: the registry loads torch
+
+    return arch in NETWORKS and NETWORKS[arch].sweep_shortcuts
+
+
+def default_shortcut(arch: str, family: str) -> str:
+    """The shortcut a network runs with when the sweep does not vary it ("none": plain nets, plug-ins)."""
+    from degradation.models.registry import NETWORKS  # deferred: the registry loads torch
+
+    return NETWORKS[arch].shortcut_for(family) if arch in NETWORKS else "none"
+
+
 def expand(request: SweepRequest) -> list[tuple[str, int, str, int]]:
     """(arch, depth, shortcut, seed) for every run: residual nets once per shortcut, plain nets once."""
     grid = []
     for arch in request.archs:
-        shortcuts = {"plain": ["none"], "preact": ["B"]}.get(arch, request.shortcuts)  # preact: its config's
+        shortcuts = request.shortcuts if sweeps_shortcuts(arch) else [default_shortcut(arch, request.family)]
         for depth in request.depths:
             for shortcut in shortcuts:
                 for seed in request.seeds:
@@ -191,7 +206,7 @@ def compose_cells(request: SweepRequest) -> list[Cell]:
         try:
             validate(cfg)
         except UsageError as exc:
-            what = f"{arch}-{depth}" + ("" if arch == "plain" else f"-{shortcut}") + f" seed {seed}"
+            what = f"{arch}-{depth}" + ("" if shortcut == "none" else f"-{shortcut}") + f" seed {seed}"
             raise UsageError(f"{what}: {exc}") from None
         rid = run_id(cfg)
         run_dir = runs_root(request.results_dir) / rid
@@ -204,11 +219,11 @@ def _check_image_data(cfgs: list[DictConfig]) -> None:
     """Image folders are scanned (every file's signature) before any run folder exists: one bad file is named
     here, not in four failed runs."""
     # deferred: the image-folder modules load torchvision; CIFAR sweeps never need them
-    from degradation.data.imagedata import IMAGE_DATA, scan_data
+    from degradation.data.imagedata import scan_data
 
     seen = set()
     for cfg in cfgs:
-        if cfg.data.name not in IMAGE_DATA:
+        if not is_file_backed(cfg.data.name):
             continue
         key = (cfg.data.name, str(cfg.data.root), int(cfg.data.split_seed), str(cfg.data.verify))
         if key not in seen:

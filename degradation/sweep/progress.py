@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from degradation.runs import CorruptFile, part_paths, read_run_json
+from degradation.store.runs import CorruptFile, part_paths, read_run_json
 from degradation.sweep.columns import id_columns
 from degradation.sweep.report import format_duration, new_table
 

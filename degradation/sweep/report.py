@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from degradation.errors import UsageError
-from degradation.results import read_runs
-from degradation.runs import RESTARTS, has_checkpoint, runs_root
+from degradation.store.results import read_runs
+from degradation.store.runs import RESTARTS, has_checkpoint, runs_root
 from degradation.sweep.columns import id_columns
 from degradation.sweep.estimate import LONG_S, quicker_preset
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from degradation.cliargs import checked_list, int_list
-from degradation.conf import CONF_DIR, HYDRA_KEYS
+from degradation.conf import HYDRA_KEYS, check_choice
 from degradation.errors import UsageError
 from degradation.train.argv import SWEEP_FLAGS
 
@@ -17,10 +17,7 @@ AXIS_KEYS = SWEEP_FLAGS
 
 
 def _choice(group: str, value: str, flag: str) -> str:
-    names = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
-    if value not in names:
-        raise UsageError(f"{flag}: unknown {group} '{value}'; choose from {', '.join(names)}")
-    return value
+    return check_choice(group, value, flag)
 
 
 # What a family's sweep runs when --depths, --data or --preset is not given.
@@ -33,10 +30,10 @@ FAMILY_DEFAULTS = {
 def _depths(values: Sequence[str] | str, family: str, archs: Sequence[str]) -> list[int]:
     """Every depth must exist for every requested arch (models.check_depth knows each network's depths)."""
     # deferred: degradation.models loads torch; checking flags does not need it
-    from degradation.models import check_depth
+    from degradation.models import NETWORKS, check_depth
 
     depths = int_list(values, "--depths", minimum=-(10**9))
-    for arch in archs:
+    for arch in (a for a in archs if a in NETWORKS):  # a plug-in's factory says which depths it builds
         for depth in depths:
             try:
                 check_depth(arch, family, depth)
@@ -110,7 +107,7 @@ class SweepRequest:
     ) -> SweepRequest:
         """Check every input (one-line UsageError each); creates nothing. Empty depths/data/preset: the family's."""
         # deferred: degradation.models loads torch; checking flags does not need it
-        from degradation.models.depth import check_arch, check_family, check_shortcut
+        from degradation.models.depth import check_family, check_shortcut
 
         extra = _overrides(list(overrides))
         try:
@@ -120,7 +117,7 @@ class SweepRequest:
         defaults = FAMILY_DEFAULTS[family]
         depths = depths or defaults["depths"]
         data, preset = data or defaults["data"], preset or defaults["preset"]
-        arch_list = checked_list(archs, "--archs", check_arch)
+        arch_list = checked_list(archs, "--archs", lambda a: check_choice("model", a, "--archs"))
         request = cls(
             family=family,
             depths=_depths(depths, family, arch_list),

@@ -27,8 +27,8 @@ from typing import Any
 from submitit.helpers import Checkpointable
 
 from degradation.errors import UsageError
-from degradation.lock import TOKEN_ENV, RunLocked, run_lock
-from degradation.runs import LOG_FILE, CorruptFile, read_run_json, record_failure
+from degradation.store.lock import TOKEN_ENV, RunLocked, run_lock
+from degradation.store.runs import LOG_FILE, CorruptFile, read_run_json, record_failure
 from degradation.sweep.launch import Outcome, child_command, last_log_line
 
 CLUSTERS = ("slurm", "local")

@@ -26,7 +26,8 @@ from degradation.errors import UsageError
 
 CFG_FLAGS = ("--cfg", "-c")
 CFG_CHOICES = ("job", "hydra", "all")
-OPTIONS = ("--cfg", "-c", "--info", "--hydra-help", "--resolve", "-m", "--multirun", "-h", "--help")
+OPTIONS = ("--cfg", "-c", "--config-dir", "-cd", "--info", "--hydra-help", "--resolve", "-m", "--multirun", "-h",
+           "--help")
 
 # A config key (or group) that is a sweep axis, and the `degradation sweep` flag that sets it.
 SWEEP_FLAGS = {
@@ -69,6 +70,12 @@ def parse(args: list[str]) -> TrainArgs:
             choice = attached or (args[i] if i < len(args) and args[i] in CFG_CHOICES else "")
             i += 1 if (choice and not attached) else 0
             _cfg(out, choice)
+        elif flag in ("--config-dir", "-cd"):
+            folder = attached or (args[i] if i < len(args) else "")
+            i += 0 if attached else 1
+            from degradation.conf import add_config_dir  # deferred: --help answers before omegaconf loads
+
+            add_config_dir(folder or "")
         elif arg in ("-m", "--multirun"):
             multirun = True
         elif arg in ("-h", "--help"):

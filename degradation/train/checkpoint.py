@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from degradation.errors import UsageError, unwritable
-from degradation.runs import CHECKPOINT
+from degradation.store.runs import CHECKPOINT
 
 
 def save_checkpoint(trainer, path: Path) -> None:

@@ -19,14 +19,15 @@ from omegaconf import DictConfig, OmegaConf
 
 from degradation.conf import resolved_dict, run_id, variant_id
 from degradation.errors import UsageError
-from degradation.io import write_json_atomic, write_text_atomic
-from degradation.runs import CHECKPOINT, CONFIG_FILE, CURVES_DIR, LOG_FILE, RUN_FILE
-from degradation.schema import SCHEMA_VERSION
+from degradation.models.registry import network_of, shortcut_of
+from degradation.store.io import write_json_atomic, write_text_atomic
+from degradation.store.runs import CHECKPOINT, CONFIG_FILE, CURVES_DIR, LOG_FILE, RUN_FILE
+from degradation.store.schema import SCHEMA_VERSION
 from degradation.train.checkpoint import save_checkpoint
-from degradation.train.curves import CurveWriter
+from degradation.train.console import Progress
+from degradation.train.curvewriter import CurveWriter
 from degradation.train.layers import LayerWriter
 from degradation.train.loggers import MetricLogger, make_logger
-from degradation.train.progress import Progress
 
 GRAPH_TAG = ", CUDA graph"  # appended to run.json's device while the step is a replayed CUDA graph
 STATUS_EVERY_S = 5.0  # run.json between checkpoints: often enough for `degradation status`, cheap on a GPU
@@ -208,7 +209,8 @@ def static_info(cfg: DictConfig, path: Path, params: int, macs: int, device: str
         "total_iters": int(cfg.schedule.max_iters),
         "arch": model.arch,
         "depth": int(model.depth),
-        "shortcut": "none" if model.arch == "plain" else str(model.shortcut).upper(),
+        "shortcut": shortcut_of(model),
+        "arch_label": network_of(model).label,
         "dataset": cfg.data.name,
         "preset": cfg.schedule.name,
         "seed": int(cfg.seed),

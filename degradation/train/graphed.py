@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from degradation.precision import autocast_dtype, precision_name
+from degradation.compute.precision import autocast_dtype, precision_name
 from degradation.train.layers import LayerFlow
 
 WARMUP_ITERS = 3  # side-stream iterations before capture (PyTorch's whole-network capture recipe uses a few)

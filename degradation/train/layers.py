@@ -21,9 +21,9 @@ import pyarrow.parquet as pq
 import torch
 from torch import nn
 
-from degradation.io import write_atomic
-from degradation.runs import LAYERS_DIR, part_name
-from degradation.schema import LAYERS_SCHEMA
+from degradation.store.io import write_atomic
+from degradation.store.runs import LAYERS_DIR, part_name
+from degradation.store.schema import LAYERS_SCHEMA
 
 METRICS = ("grad_norm", "update_ratio")
 

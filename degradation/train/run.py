@@ -18,17 +18,17 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
+from degradation.compute.machine import device_name
+from degradation.compute.precision import apply_precision, lightning_precision, precision_name, precision_record
 from degradation.conf import run_dir, validate
 from degradation.data import build_data
+from degradation.data.fetch import prepare_config
 from degradation.errors import RunFailed, UsageError, first_line
-from degradation.fetch import prepare_config
-from degradation.io import remove_stale_temps as remove_stale_io_temps
-from degradation.lock import run_lock
-from degradation.machine import device_name
 from degradation.models import build_model, count_macs, count_params, input_shape
 from degradation.models.recompute import enable_activation_checkpointing
-from degradation.precision import apply_precision, lightning_precision, precision_name, precision_record
-from degradation.runs import (
+from degradation.store.io import remove_stale_temps as remove_stale_io_temps
+from degradation.store.lock import run_lock
+from degradation.store.runs import (
     RESTARTS,
     CorruptFile,
     ForeignSchema,
@@ -38,14 +38,14 @@ from degradation.runs import (
     read_run_json,
     trim_parts,
 )
-from degradation.schema import SCHEMA_VERSION
+from degradation.store.schema import SCHEMA_VERSION
 from degradation.train import distributed
 from degradation.train.checkpoint import UnreadableCheckpoint, checkpoint_iteration, remove_stale_temps, set_aside
-from degradation.train.curves import rebuild_parts
+from degradation.train.console import quiet_lightning
+from degradation.train.curvewriter import rebuild_parts
 from degradation.train.folder import GRAPH_TAG, RunFolder, static_info
 from degradation.train.graphed import graph_mode
 from degradation.train.module import Ticks, TrainModule
-from degradation.train.progress import quiet_lightning
 from degradation.train.tencrop import ten_crop_errors
 from degradation.train.threads import cpu_threads, pin_threads
 

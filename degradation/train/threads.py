@@ -15,8 +15,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from degradation.machine import cpu_cores
-from degradation.runs import CONFIG_FILE
+from degradation.compute.machine import cpu_cores
+from degradation.store.runs import CONFIG_FILE
 
 
 def cpu_threads(setting: object) -> int:

@@ -13,7 +13,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from degradation.conf import variant_of, variant_settings
-from degradation.runs import CONFIG_FILE
+from degradation.store.runs import CONFIG_FILE
 
 UNSET = "(unset)"
 LABEL_KEYS = 3  # at most this many differing settings are named; more are counted

@@ -28,13 +28,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from degradation.bench import bench_cfg, tool_seconds, tool_window  # first: degradation.train before torch
+from degradation.bench.step import bench_cfg, tool_seconds, tool_window  # first: degradation.train before torch
 from degradation.cliargs import int_list
+from degradation.compute.machine import cpu_cores, device_kind, device_name
 from degradation.errors import UsageError
-from degradation.io import write_atomic, write_json_atomic
-from degradation.machine import cpu_cores, device_kind, device_name
 from degradation.models.depth import cifar_blocks_per_stage
-from degradation.runs import check_writable
+from degradation.store.io import write_atomic, write_json_atomic
+from degradation.store.runs import check_writable
 from degradation.sweep.estimate import SHARE_FILE
 from degradation.sweep.launch import last_log_line
 from degradation.train.run import build_parts, build_trainer, configure_runtime
@@ -85,10 +85,10 @@ def overlap(windows: Sequence[tuple[float, float]]) -> float:
     return max(0.0, min(ends) - max(starts)) / span if span > 0 else 1.0
 
 
-# ---- one worker: `python -m degradation.bench_share --worker ...` ---------------------------------------
+# ---- one worker: `python -m degradation.bench.share --worker ...` ---------------------------------------
 
 def _worker_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="degradation.bench_share --worker")
+    parser = argparse.ArgumentParser(prog="degradation.bench.share --worker")
     parser.add_argument("--worker", action="store_true", required=True)
     parser.add_argument("--arch", required=True)
     parser.add_argument("--depth", type=int, required=True)
@@ -143,7 +143,7 @@ def run_worker(argv: Sequence[str]) -> int:
 
 def _worker_command(arch: str, depth: int, accelerator: str, iters: int, threads: int, results_dir: Path,
                     folder: Path, index: int, overrides: Sequence[str], seconds: float | None = None) -> list[str]:
-    command = [sys.executable, "-m", "degradation.bench_share", "--worker", "--arch", arch, "--depth", str(depth),
+    command = [sys.executable, "-m", "degradation.bench.share", "--worker", "--arch", arch, "--depth", str(depth),
                "--accelerator", accelerator, "--iters", str(iters), "--threads", str(threads),
                "--results", str(results_dir), "--folder", str(folder), "--index", str(index)]
     for item in overrides:

@@ -2,7 +2,7 @@
 
 Why a lock: a sweep with several runs, or two sweeps, may find the same root empty at once; without one they
 download to the same temporary name and extract over each other. The lock is a file in the root
-(`.<folder>.lock`, same format and stale take-over as a run's lock, degradation/lock.py), held around download
+(`.<folder>.lock`, same format and stale take-over as a run's lock, degradation/store/lock.py), held around download
 and extract; whoever comes second waits, then finds the folder ready. The extracted folder appears in one
 rename (degradation/data/cifar.py), so a reader never sees half of it.
 
@@ -18,7 +18,7 @@ from typing import Any
 
 from degradation.data.cifar import SPECS, is_extracted, locate, verify
 from degradation.errors import UsageError
-from degradation.lock import describe_owner, wait_lock
+from degradation.store.lock import describe_owner, wait_lock
 
 __all__ = ["DATA_SETS", "check", "describe", "prepare", "prepare_config"]
 

@@ -12,7 +12,7 @@ from torch import nn
 from degradation.errors import UsageError
 from degradation.models.blocks import conv3x3, init_weights, make_stage
 from degradation.models.checks import check_num_classes, check_width
-from degradation.models.depth import check_arch, check_shortcut, cifar_blocks_per_stage
+from degradation.models.depth import check_shortcut, cifar_blocks_per_stage
 
 BASE_WIDTHS = (16, 32, 64)
 
@@ -58,7 +58,7 @@ class CifarNet(nn.Module):
 def cifar_net(arch: str, depth: int, shortcut: str = "A", num_classes: int = 10, width: float = 1.0) -> CifarNet:
     """plain-/resnet-<depth> for 32x32 inputs; raises UsageError for a depth that is not 6n+2 etc."""
     n = cifar_blocks_per_stage(depth)
-    if check_arch(arch) not in ("plain", "resnet"):
+    if arch not in ("plain", "resnet"):
         raise UsageError(f"arch {arch!r} is not built here; use build_model")
     residual = arch == "resnet"
     option = check_shortcut(shortcut)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from degradation.errors import unwritable
-from degradation.lock import pid_alive
+from degradation.store.lock import pid_alive
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)

@@ -17,9 +17,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from degradation.io import write_atomic
-from degradation.runs import CHECKPOINT, CURVES_DIR, part_name, part_paths
-from degradation.schema import CURVES_SCHEMA
+from degradation.store.io import write_atomic
+from degradation.store.runs import CHECKPOINT, CURVES_DIR, part_name, part_paths
+from degradation.store.schema import CURVES_SCHEMA
 
 
 class CurveWriter:

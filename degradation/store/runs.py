@@ -11,7 +11,7 @@ io and lock, because both sides need it; it only reads, except for the sweep's f
     checkpoints/last.ckpt       the latest checkpoint
     train.log                   the run's log
     failure.json                the sweep's note when the process died without saying why
-    .lock                       held by the process training the run (degradation/lock.py)
+    .lock                       held by the process training the run (degradation/store/lock.py)
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from degradation.errors import UsageError, first_line
-from degradation.io import write_json_atomic
-from degradation.lock import owner_alive, pid_alive, read_lock
-from degradation.schema import CURVE_COLUMNS, CURVES_SCHEMA, SCHEMA_VERSION
+from degradation.store.io import write_json_atomic
+from degradation.store.lock import owner_alive, pid_alive, read_lock
+from degradation.store.schema import CURVE_COLUMNS, CURVES_SCHEMA, SCHEMA_VERSION
 
 RUNS_DIR = "runs"              # <results>/runs/<run_id>/
 RUN_FILE = "run.json"

@@ -18,7 +18,15 @@ from torch.utils.hooks import RemovableHandle
 
 
 def response_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """(name, BN) for the BN right after every 3x3 conv, in network order (= registration order here)."""
+    """(name, BN) for the BN right after every 3x3 conv, in network order (= registration order here).
+
+    A network of the user's may declare its layers instead: an attribute `response_layers`, the names of the
+    submodules whose outputs are its 3x3 layers' responses, in network order (a net without BN has no BN to find).
+    """
+    declared = getattr(model, "response_layers", None)
+    if declared is not None and not callable(declared):
+        modules = dict(model.named_modules())
+        return [(str(name), modules[str(name)]) for name in declared if str(name) in modules]
     found: list[tuple[str, nn.Module]] = []
     previous: nn.Module | None = None
     for name, module in model.named_modules():

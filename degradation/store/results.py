@@ -1,6 +1,6 @@
 """Merging run folders into results/curves.parquet and results/runs.parquet, and loading those tables.
 
-The run folders are the source of truth (degradation/runs.py reads them); the two tables are a cache of them
+The run folders are the source of truth (degradation/store/runs.py reads them); the two tables are a cache of them
 that `collect` rebuilds from all folders (so runs of earlier sweeps stay, and a partial run shows with its
 status). A corrupt part or run.json is skipped with a warning naming it: one bad file never hides the others.
 """
@@ -15,9 +15,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from degradation.errors import UsageError, first_line
-from degradation.io import remove_stale_temps, write_atomic
-from degradation.lock import live_owner
-from degradation.runs import (
+from degradation.store.io import remove_stale_temps, write_atomic
+from degradation.store.lock import live_owner
+from degradation.store.runs import (
     LAYERS_DIR,
     LOG_FILE,
     CorruptFile,
@@ -31,7 +31,7 @@ from degradation.runs import (
     runs_root,
     warn,
 )
-from degradation.schema import (
+from degradation.store.schema import (
     CURVE_COLUMNS,
     CURVES_SCHEMA,
     CURVES_TABLE,
@@ -42,9 +42,9 @@ from degradation.schema import (
     RUNS_SCHEMA,
     RUNS_TABLE,
 )
-from degradation.train.curves import rebuild_parts
+from degradation.store.variants import run_variant
+from degradation.train.curvewriter import rebuild_parts
 from degradation.train.schedule import describe_warmup
-from degradation.variants import run_variant
 
 CURVE_KEY = ["run_id", "step", "split", "metric"]
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from degradation.data.registry import FILE_BACKED, is_file_backed
 from degradation.errors import UsageError
 
 
@@ -58,8 +59,8 @@ def run_loader_bench(data: str, iters: int, rounds: int, overrides: Sequence[str
     from degradation.data.imagedata import scan_data
     from degradation.data.normalize import Normalizer
 
-    if data not in ("imagenet", "imagefolder"):
-        raise UsageError(f"--data {data}: the loader bench reads image folders; choose imagenet or imagefolder")
+    if not is_file_backed(data):
+        raise UsageError(f"--data {data}: the loader bench reads image folders; choose {' or '.join(FILE_BACKED)}")
     cfg = compose([f"data={data}", *overrides])
     spec = AugmentSpec.from_cfg(cfg.data)
     spec.check()

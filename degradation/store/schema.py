@@ -1,7 +1,7 @@
 """The tables' contracts shared by training, sweeps, collection and figures: names, columns, statuses.
 
 Errors are stored as fractions in [0, 1] (metric "error"); figures and tables show percent. What a run folder
-holds is degradation/runs.py's; this module is the columns every table and curve part is written with.
+holds is degradation/store/runs.py's; this module is the columns every table and curve part is written with.
 """
 
 from __future__ import annotations
@@ -78,6 +78,7 @@ LESION_COLUMNS: dict[str, str] = {
 RUN_COLUMNS: dict[str, str] = {
     **RUN_IDENTITY,
     "variant": "string",  # the result-changing settings without the seed, hashed: runs pooled as seeds share it
+    "arch_label": "string",  # the network's legend name (ResNet, a plug-in's YAML label)
     "settings": "string",  # those settings as JSON (dotted keys), to name what differs between variants
     "status": "string",
     "reason": "string",

@@ -23,17 +23,17 @@ import torch.nn.functional as F
 
 from degradation.conf import compose, validate
 from degradation.errors import UsageError
-from degradation.io import write_atomic
-from degradation.machine import device_kind, device_name
+from degradation.store.io import write_atomic
+from degradation.compute.machine import device_kind, device_name
 from degradation.models import build_model
 from degradation.models.depth import cifar_blocks_per_stage
 from degradation.models.memory import training_memory
 from degradation.models.recompute import enable_activation_checkpointing
-from degradation.precision import autocast_dtype
-from degradation.runs import check_writable
+from degradation.compute.precision import autocast_dtype
+from degradation.store.runs import check_writable
 from degradation.train.layers import LayerFlow
 from degradation.train.module import Ticks, TrainModule
-from degradation.train.progress import quiet_lightning
+from degradation.train.console import quiet_lightning
 from degradation.train.run import build_parts, build_trainer, configure_runtime, step_mode
 
 WARMUP_STEPS = 3

@@ -1,0 +1,1 @@
+"""Speed measurements: the training step against a bare loop (step), runs sharing a GPU (share), loaders."""

@@ -1,0 +1,96 @@
+"""Data for one run: load (CIFAR, synthetic; image folders: data/imagedata.py), split, normalise, batch on the device.
+
+`build_data(cfg.data, batch_size=..., seed=..., device=...)` is the one entry point a run needs; the data set's
+registry entry (data/registry.py) says which path it takes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from degradation.data.bundle import DataBundle
+from degradation.data.cifar import SPECS, load_cifar
+from degradation.data.normalize import fit_normalizer
+from degradation.data.registry import dataset, get
+from degradation.data.splits import split_indices
+from degradation.data.stream import BatchStream, EvalSet
+from degradation.data.synthetic import make_synthetic
+from degradation.errors import UsageError
+
+EVAL_BATCH_SIZE = 1000  # evaluation needs no gradients: bigger batches, fewer calls
+
+
+def load_arrays(data_cfg: Any) -> dict[str, torch.Tensor]:
+    """The raw uint8 images and int64 labels of the configured data set (train and test), on the CPU."""
+    name = get(data_cfg, "name")
+    if name == "synthetic":
+        return make_synthetic(
+            int(get(data_cfg, "train_size")),
+            int(get(data_cfg, "test_size")),
+            int(get(data_cfg, "num_classes", 10)),
+            int(get(data_cfg, "seed", 0)),
+        )
+    if name in SPECS:
+        return load_cifar(name, get(data_cfg, "root", "data"), bool(get(data_cfg, "download", True)))
+    raise UsageError(f"data set '{name}' is not held in memory; build_data reads it from its files")
+
+
+def _check_labels(arrays: dict[str, torch.Tensor], num_classes: int, name: str) -> None:
+    for split in ("train", "test"):
+        labels = arrays[f"{split}_y"]
+        if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+            raise UsageError(
+                f"{name} {split} labels run from {int(labels.min())} to {int(labels.max())}, but data.num_classes="
+                f"{num_classes}; set data.num_classes to the data set's number of classes"
+            )
+
+
+def build_data(
+    data_cfg: Any,
+    *,
+    batch_size: int,
+    seed: int,
+    device: torch.device | str = "cpu",
+    memory_format: torch.memory_format = torch.contiguous_format,
+    world_size: int = 1,
+    rank: int = 0,
+    eval_batch_size: int = EVAL_BATCH_SIZE,
+) -> DataBundle:
+    """Load, split (full | holdout), normalise with training-split statistics, and stream on `device`."""
+    name = str(get(data_cfg, "name"))
+    if dataset(name).file_backed:
+        from degradation.data.imagedata import build_image_data  # deferred: torchvision, for image folders only
+
+        return build_image_data(data_cfg, batch_size=batch_size, seed=seed, device=device,
+                                memory_format=memory_format, world_size=world_size, rank=rank)
+    num_classes = int(get(data_cfg, "num_classes", 10))
+    arrays = load_arrays(data_cfg)
+    _check_labels(arrays, num_classes, name)
+    split = str(get(data_cfg, "split", "full"))
+    train_idx, val_idx = split_indices(
+        len(arrays["train_y"]), split, int(get(data_cfg, "val_size", 0)), int(get(data_cfg, "split_seed", 0))
+    )
+    train_x, train_y = arrays["train_x"][train_idx], arrays["train_y"][train_idx]
+    normalizer = fit_normalizer(train_x, str(get(data_cfg, "normalize", "mean_image")))
+    stream = BatchStream(
+        train_x,
+        train_y,
+        normalizer,
+        batch_size=batch_size,
+        seed=seed,
+        device=device,
+        memory_format=memory_format,
+        world_size=world_size,
+        rank=rank,
+    )
+
+    def evalset(x: torch.Tensor, y: torch.Tensor) -> EvalSet:
+        return EvalSet(x, y, normalizer, batch_size=eval_batch_size, device=device, memory_format=memory_format)
+
+    eval_sets = {"test": evalset(arrays["test_x"], arrays["test_y"])}
+    if split == "holdout":
+        eval_sets["val"] = evalset(arrays["train_x"][val_idx], arrays["train_y"][val_idx])
+    info = {"split": split, "train_size": len(train_y), "val_size": len(val_idx), "test_size": len(arrays["test_y"])}
+    return DataBundle(name, stream, eval_sets, len(train_y), num_classes, normalizer, info)

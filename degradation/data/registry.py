@@ -1,0 +1,70 @@
+"""One entry per data set: what the rest of the tool asks about it (its name in titles, whether it is held in
+memory or read from files, its classes, image size, test-set size and augmentation recipe).
+
+Torch-free on purpose: config checks, sweep plans, estimates and figures read it without loading torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from degradation.errors import UsageError, did_you_mean
+
+
+def get(cfg: Any, key: str, default: Any = None) -> Any:
+    """A key of a DictConfig, a dict or an object: how data configs are read."""
+    return cfg.get(key, default) if isinstance(cfg, Mapping) or hasattr(cfg, "get") else getattr(cfg, key, default)
+
+
+@dataclass(frozen=True)
+class DataSet:
+    name: str  # data.name, conf/data/<name>.yaml
+    display: str  # what titles and tables call it
+    file_backed: bool  # image folders: a file stream, a val split (centre crop) and a 10-crop test at the end
+    classes: int | None  # None: counted from the class folders
+    image_size: int  # the side the family's nets see (CIFAR 32; image folders: the crop, 224 by default)
+    test_size: int | None  # images of one test evaluation; None: the config says (synthetic) or 50 per class
+    recipe: str  # the paper's augmentation: "cifar" (pad 4, crop 32, flip) or "imagenet" (scale, crop, lighting)
+    fetch: bool = False  # `degradation data fetch` downloads and verifies it
+
+    def eval_images(self, data_cfg: Any) -> int:
+        """Images of one evaluation: the test set (plus the validation split when held out); image folders: the
+        val set, taken as 50 per class (ILSVRC-2012's val set exactly; a holdout at most that)."""
+        if self.file_backed:
+            return 50 * int(get(data_cfg, "num_classes"))
+        test = self.test_size if self.test_size is not None else int(get(data_cfg, "test_size"))
+        return test + (int(get(data_cfg, "val_size")) if get(data_cfg, "split") == "holdout" else 0)
+
+
+DATASETS: dict[str, DataSet] = {
+    d.name: d
+    for d in (
+        DataSet("cifar10", "CIFAR-10", False, 10, 32, 10_000, "cifar", fetch=True),
+        DataSet("cifar100", "CIFAR-100", False, 100, 32, 10_000, "cifar", fetch=True),
+        DataSet("synthetic", "synthetic data", False, None, 32, None, "cifar"),
+        DataSet("imagenet", "ImageNet (ILSVRC-2012)", True, 1000, 224, None, "imagenet"),
+        DataSet("imagefolder", "image folder", True, None, 224, None, "imagenet"),
+    )
+}
+DATA_NAMES = tuple(DATASETS)
+FILE_BACKED = tuple(name for name, d in DATASETS.items() if d.file_backed)  # what "image data" means everywhere
+FETCHABLE = tuple(name for name, d in DATASETS.items() if d.fetch)
+
+
+def dataset(name: object) -> DataSet:
+    """A data set's entry; a one-line UsageError naming the choices (and the closest) otherwise."""
+    if name in DATASETS:
+        return DATASETS[str(name)]
+    raise UsageError(f"unknown data set '{name}'{did_you_mean(str(name), DATA_NAMES)}; choose from "
+                     f"{', '.join(DATA_NAMES)}")
+
+
+def display_name(name: str) -> str:
+    """The data set's name in titles (an unknown one as it is)."""
+    return DATASETS[name].display if name in DATASETS else name
+
+
+def is_file_backed(name: object) -> bool:
+    return name in DATASETS and DATASETS[str(name)].file_backed
