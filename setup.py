@@ -1,6 +1,6 @@
 """Ships the top-level conf/ (the one source of the configs) inside the wheel, as degradation/_conf/.
 
-Everything else about the package is in pyproject.toml. A checkout reads conf/ in place (degradation/conf.py);
+Everything else about the package is in pyproject.toml. A checkout reads conf/ in place (degradation/conf/__init__.py);
 an installed wheel, where no conf/ sits beside the package, reads the copy this build step puts in it.
 """
 

@@ -10,9 +10,10 @@ from typing import Annotated
 import typer
 from typer.exceptions import Abort, TyperException
 
-# deferred imports: each command imports what it needs inside its function, so `--help` stays instant
-from degradation.cliargs import checked_list, int_list
 from degradation.errors import UsageError, out_of_memory
+
+# deferred imports: each command imports what it needs inside its function, so `--help` stays instant
+from degradation.text import checked_list, int_list
 
 app = typer.Typer(
     help=(
@@ -73,7 +74,8 @@ def models(
     depths: Annotated[
         str, typer.Option(help="Comma list of depths (6n+2, or 18/34/50/101/152 with --family imagenet).")
     ] = "20,32,44,56,110,1202",
-    archs: Annotated[str, typer.Option(help="Comma list: plain, resnet.")] = "plain,resnet",
+    archs: Annotated[str, typer.Option(help="Comma list: plain, resnet, preact, or a network of your own "
+                                            "(--config-dir).")] = "plain,resnet",
     shortcut: Annotated[str, typer.Option(help="Shortcut option for residual nets: A, B or C.")] = "A",
     family: Annotated[str, typer.Option(help="cifar (6n+2) or imagenet (Table 1).")] = "cifar",
     num_classes: Annotated[
@@ -87,16 +89,19 @@ def models(
       degradation models --depths 20,32,44,56,110,1202
       degradation models --family imagenet --depths 18,34,50 --shortcut B
     """
-    from degradation.models.depth import check_arch, check_family, check_shortcut
+    from degradation.conf import check_choice, plugin_configs
+    from degradation.models.depth import check_family, check_shortcut
     from degradation.models.table import models_table, print_models_table
 
     family = check_family(family)
+    arch_list = checked_list(archs, "--archs", lambda a: check_choice("model", a, "--archs"))
     frame = models_table(
         depths=int_list(depths, "--depths", minimum=-(10**9)),
-        archs=checked_list(archs, "--archs", check_arch),
+        archs=arch_list,
         shortcut=check_shortcut(shortcut),
         family=family,
         num_classes=num_classes,
+        configs=plugin_configs(arch_list),
     )
     print_models_table(frame)
 
@@ -383,7 +388,7 @@ def bench(
     Hydra overrides of the benched runs go after `--`.
     """
     from degradation.bench.step import run_bench
-    from degradation.models.depth import check_arch
+    from degradation.models.registry import check_arch
 
     if share is not None and iters is None and seconds is None:
         seconds = 5.0  # runs timed for the same wall time overlap whatever their speed

@@ -149,7 +149,7 @@ def test_ranks_yield_their_slices_of_the_same_global_batch(fmt: torch.memory_for
 
 def test_bad_layouts_are_usage_errors() -> None:
     images, labels = _random_set(8)
-    with pytest.raises(UsageError, match="not divisible by 3 devices"):
+    with pytest.raises(UsageError, match="does not divide among 3 ranks"):
         BatchStream(images, labels, IDENTITY, batch_size=16, seed=0, world_size=3, rank=0)
     with pytest.raises(UsageError, match="rank 2 of world size 2"):
         BatchStream(images, labels, IDENTITY, batch_size=16, seed=0, world_size=2, rank=2)

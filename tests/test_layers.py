@@ -19,9 +19,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "degradation"
 # the longest name that covers a module gives its layer (`store` is the run store's format, but its variants
 # read configs and its collection rebuilds curve parts, so those two sit higher).
 LAYERS: list[tuple[str, ...]] = [
-    ("errors", "compute", "store"),
+    ("errors", "compute", "store", "text"),
     ("models", "data"),
-    ("conf", "cliargs", "store.variants"),
+    ("conf", "store.variants"),
     ("train",),
     ("store.results",),
     ("analysis", "sweep", "bench"),

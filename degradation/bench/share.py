@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 from degradation.bench.step import bench_cfg, tool_seconds, tool_window  # first: degradation.train before torch
-from degradation.cliargs import int_list
 from degradation.compute.machine import cpu_cores, device_kind, device_name
 from degradation.errors import UsageError
 from degradation.models.depth import cifar_blocks_per_stage
@@ -37,6 +36,7 @@ from degradation.store.io import write_atomic, write_json_atomic
 from degradation.store.runs import check_writable
 from degradation.sweep.estimate import SHARE_FILE
 from degradation.sweep.launch import last_log_line
+from degradation.text import int_list
 from degradation.train.run import build_parts, build_trainer, configure_runtime
 
 MIN_GAIN = 0.05          # a larger K must beat the chosen smaller one by this fraction of images/s

@@ -35,6 +35,7 @@ from degradation.train.layers import LayerFlow
 from degradation.train.module import Ticks, TrainModule
 from degradation.train.console import quiet_lightning
 from degradation.train.run import build_parts, build_trainer, configure_runtime, step_mode
+from degradation.text import duration
 
 WARMUP_STEPS = 3
 PROJECTED_ITERS = 64_000
@@ -299,11 +300,6 @@ def bench_one(
     }
 
 
-def _duration(seconds: float) -> str:
-    hours, rest = divmod(int(seconds), 3600)
-    return f"{hours}h{rest // 60:02d}m"
-
-
 def print_bench(frame) -> None:
     shown = frame.assign(
         net=frame.arch + "-" + frame.depth.astype(str),
@@ -315,7 +311,7 @@ def print_bench(frame) -> None:
         gmac_s=frame.train_gmacs_per_s.round(1),
         mem_mb=frame.peak_memory_mb.round(0).astype(int),
         need_mb=frame.counted_memory_mb.round(0).astype(int),
-        run_64k=frame.projected_64k_s.map(_duration),
+        run_64k=frame.projected_64k_s.map(duration),
         layers=(100 * frame.layers_share).round(2).astype(str) + "%",
         layers_ab=(100 * frame.layers_cost).round(1).astype(str) + "%",
     )

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 
 import torch
 
+from degradation.compute.ranks import split_batch
 from degradation.data.normalize import Normalizer
 from degradation.errors import UsageError
 
@@ -66,11 +67,7 @@ def _check_layout(batch_size: int, world_size: int, rank: int) -> int:
         raise UsageError(f"batch size {batch_size!r} must be a whole number >= 1")
     if world_size < 1 or not 0 <= rank < world_size:
         raise UsageError(f"rank {rank} of world size {world_size}: need world_size >= 1 and 0 <= rank < world_size")
-    if batch_size % world_size:
-        raise UsageError(
-            f"batch size {batch_size} is not divisible by {world_size} devices; the global batch is split evenly"
-        )
-    return batch_size // world_size
+    return split_batch(batch_size, world_size)
 
 
 class StreamPosition:

@@ -15,6 +15,7 @@ import pandas as pd
 from degradation.analysis.finals import cell_stats, describe, experiments, select_runs, several_variants
 from degradation.models.registry import NETWORKS, legend_shortcut
 from degradation.store.io import write_text_atomic
+from degradation.text import points
 
 PLAIN_NOTE = "none (curves only)"
 
@@ -80,18 +81,14 @@ def build_table6(finals: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     return table.reset_index(drop=True), notes
 
 
-def _pct(value: float, digits: int = 2) -> str:
-    return "—" if value is None or not math.isfinite(float(value)) else f"{float(value):.{digits}f}"
-
-
 def _params(value: float) -> str:
     return "—" if not math.isfinite(float(value)) else f"{int(value):,} ({value / 1e6:.2f}M)"
 
 
 def _final(row: pd.Series) -> str:
-    text = _pct(row["final_test_error_mean"])
+    text = points(row["final_test_error_mean"])
     if row["n_seeds"] > 1:
-        text += f" ± {_pct(row['final_test_error_std'])}"
+        text += f" ± {points(row['final_test_error_std'])}"
     return text
 
 
@@ -117,7 +114,7 @@ def _side_by_side(rows: pd.DataFrame) -> list[str]:
         params = group["params"].dropna()
         lines.append(f"| {depth} | {_params(params.iloc[0]) if len(params) else '—'} "
                      f"| {_finals(plain)} | {_finals(res)} "
-                     f"| {res.iloc[0]['paper'] if len(res) else _pct(paper_error('resnet', 'A', depth))} |")
+                     f"| {res.iloc[0]['paper'] if len(res) else points(paper_error('resnet', 'A', depth))} |")
     return lines
 
 
@@ -129,8 +126,8 @@ def _detail(rows: pd.DataFrame) -> list[str]:
         at = f" @ {int(r['best_test_point_step'])}" if pd.notna(r["best_test_point_step"]) else ""
         lines.append(
             f"| {r['network']} | {_params(r['params'])} | {r['n_seeds']} | {_final(r)} "
-            f"| {_pct(r['final_test_error_best_seed'])} | {_pct(r['final_train_error_mean'])} "
-            f"| {_pct(r['best_test_point_error'])}{at} | {r['paper']} | {_signed(r['difference'])} | {r['warmup']} "
+            f"| {points(r['final_test_error_best_seed'])} | {points(r['final_train_error_mean'])} "
+            f"| {points(r['best_test_point_error'])}{at} | {r['paper']} | {_signed(r['difference'])} | {r['warmup']} "
             f"| {r['status']} |"
         )
     return lines

@@ -16,6 +16,7 @@ import pandas as pd
 from degradation.analysis.finals import CELL, describe, experiments, label, select_runs
 from degradation.data.registry import FILE_BACKED
 from degradation.store.io import write_text_atomic
+from degradation.text import points
 
 # He et al. 2015, ILSVRC-2012 validation, 10-crop testing, error %.
 PAPER_TABLE2 = {("plain", "none", 18): 27.94, ("plain", "none", 34): 28.54,
@@ -51,12 +52,6 @@ def image_cells(finals: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
                          "val_centre_final": float(cell["final_test_error"].mean() * 100),
                          "run_ids": " ".join(cell["run_id"])})
     return pd.DataFrame(rows), notes
-
-
-def _pct(value: float, std: float = math.nan) -> str:
-    if value is None or not math.isfinite(value):
-        return "—"
-    return f"{value:.2f}" + (f" ± {std:.2f}" if math.isfinite(std) else "")
 
 
 def _diff(ours: float, paper: float | None, comparable: bool) -> str:
@@ -104,8 +99,8 @@ def _table2_rows(rows: pd.DataFrame, comparable: bool) -> list[str]:
         p_paper, r_paper = PAPER_TABLE2[("plain", "none", depth)], PAPER_TABLE2[("resnet", "A", depth)]
         p = (plain["top1"], plain["top1_std"]) if plain is not None else (math.nan, math.nan)
         r = (res["top1"], res["top1_std"]) if res is not None else (math.nan, math.nan)
-        out.append(f"| {depth} | {_pct(*p) if plain is not None else 'not run'} | {p_paper:.2f} "
-                   f"| {_diff(p[0], p_paper, comparable)} | {_pct(*r) if res is not None else 'not run'} "
+        out.append(f"| {depth} | {points(p[0], std=p[1]) if plain is not None else 'not run'} | {p_paper:.2f} "
+                   f"| {_diff(p[0], p_paper, comparable)} | {points(r[0], std=r[1]) if res is not None else 'not run'} "
                    f"| {r_paper:.2f} | {_diff(r[0], r_paper, comparable)} |")
     return out
 
@@ -122,7 +117,8 @@ def _table3_rows(rows: pd.DataFrame, comparable: bool) -> list[str]:
             out.append(f"| {name} | not run | not run | {paper[0]:.2f} | {paper[1]:.2f} | — | — | 0 |")
             continue
         p1, p5 = paper if paper else (None, None)
-        out.append(f"| {name} | {_pct(cell['top1'], cell['top1_std'])} | {_pct(cell['top5'], cell['top5_std'])} "
+        top1, top5 = points(cell["top1"], std=cell["top1_std"]), points(cell["top5"], std=cell["top5_std"])
+        out.append(f"| {name} | {top1} | {top5} "
                    f"| {'—' if p1 is None else f'{p1:.2f}'} | {'—' if p5 is None else f'{p5:.2f}'} "
                    f"| {_diff(cell['top1'], p1, comparable)} | {_diff(cell['top5'], p5, comparable)} "
                    f"| {cell['n_seeds']} |")

@@ -8,22 +8,19 @@ resnetN built (on the meta device) with the same number of classes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 import torch
 
+from degradation.models.build import build_model
 from degradation.models.checks import check_num_classes
 from degradation.models.cifarnet import cifar_net
 from degradation.models.complexity import count_macs, count_params, one_thread
-from degradation.models.depth import (
-    check_arch,
-    check_family,
-    check_imagenet_depth,
-    check_shortcut,
-    cifar_blocks_per_stage,
-)
+from degradation.models.depth import check_family, check_imagenet_depth, check_shortcut, cifar_blocks_per_stage
 from degradation.models.imagenet import imagenet_net
+from degradation.models.registry import NETWORKS, check_arch, network_of
 
 # Table 6 of the paper, as printed (millions).
 PAPER_CIFAR_PARAMS: dict[int, str] = {20: "0.27", 32: "0.46", 44: "0.66", 56: "0.85", 110: "1.7", 1202: "19.4"}
@@ -55,8 +52,22 @@ def _torchvision_params(depth: int, num_classes: int) -> int:
     return count_params(reference)
 
 
-def _row(family: str, arch: str, depth: int, n: int | None, shortcut: str, num_classes: int) -> list:
+def _other_row(family: str, model_cfg: Mapping[str, Any], depth: int, num_classes: int) -> list:
+    """A network other than the paper's two (pre-activation, a plug-in): built from its config, no reference."""
+    cfg = {**model_cfg, "family": family, "depth": depth, "num_classes": num_classes}
+    net = network_of(cfg)
+    net.check_depth(family, depth, cfg.get("block", "auto"))
+    model = build_model(cfg)
+    size = 32 if family == "cifar" else 224
+    option = str(cfg.get("shortcut", net.shortcut_for(family))) if net.has_shortcut else "none"
+    return [net.name, depth, None, option, count_params(model), count_macs(model, (1, 3, size, size)), None, None]
+
+
+def _row(family: str, arch: str, depth: int, n: int | None, shortcut: str, num_classes: int,
+         model_cfg: Mapping[str, Any] | None = None) -> list:
     """Build one net, count it, and find its reference count."""
+    if arch not in ("plain", "resnet"):
+        return _other_row(family, model_cfg or {"arch": arch}, depth, num_classes)
     option = shortcut if arch == "resnet" else "none"
     if family == "cifar":
         # Built and run for real: ~1.5 s for depth 1202 on one thread, where the meta device's Python shape
@@ -79,21 +90,30 @@ def models_table(
     shortcut: str = "A",
     family: str = "cifar",
     num_classes: int | None = None,
+    configs: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> pd.DataFrame:
     """One row per (depth, arch): arch, depth, n (None for ImageNet), shortcut ("none" for plain), params,
     macs (per image, measured), paper_params (None where there is no reference), match.
 
     Every argument is checked before anything is built, so a bad depth fails at once with a UsageError.
-    num_classes None: the family's own (10 for CIFAR, 1000 for ImageNet).
+    num_classes None: the family's own (10 for CIFAR, 1000 for ImageNet). `configs`: the model configs of
+    networks that are not built in (a user's own, by name), composed from their YAMLs.
     """
     family = check_family(family)
-    archs = [check_arch(arch) for arch in archs]
+    configs = dict(configs or {})
+    archs = [arch if arch in configs else check_arch(arch) for arch in archs]
     shortcut = check_shortcut(shortcut)
     cifar = family == "cifar"
     num_classes = check_num_classes((10 if cifar else 1000) if num_classes is None else num_classes)
-    checked = [(cifar_blocks_per_stage(d), d) if cifar else (None, check_imagenet_depth(d)) for d in depths]
+    paper_nets = [a for a in archs if a in ("plain", "resnet")]
+    checked = [(cifar_blocks_per_stage(d) if paper_nets else None, d) if cifar
+               else (None, check_imagenet_depth(d) if paper_nets else d) for d in depths]
+    for arch in (a for a in archs if a in NETWORKS):
+        for _, depth in checked:
+            NETWORKS[arch].check_depth(family, depth)
     with one_thread():
-        rows = [_row(family, arch, depth, n, shortcut, num_classes) for n, depth in checked for arch in archs]
+        rows = [_row(family, arch, depth, n, shortcut, num_classes, configs.get(arch))
+                for n, depth in checked for arch in archs]
     frame = pd.DataFrame(rows, columns=COLUMNS)
     return frame.astype(
         {

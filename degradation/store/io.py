@@ -66,17 +66,25 @@ def write_json_atomic(target: str | os.PathLike, data: Any) -> None:
     write_text_atomic(target, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def remove_stale_temps(folder: str | os.PathLike, name: str = "*") -> list[Path]:
+def _dead_writer(temp_name: str, host: str) -> bool:
+    """A temp file `.<name>~<host>~<pid>~<random>.tmp` whose writer was on this host and is gone."""
+    _, writer_host, pid, _ = temp_name.rsplit("~", 3)
+    return writer_host == host and pid.isdigit() and not pid_alive(int(pid))
+
+
+def remove_stale_temps(folder: str | os.PathLike, name: str = "*", locked: bool = False) -> list[Path]:
     """Delete the temp files in `folder` (of the file `name`, or of any) left by writers killed mid-write.
 
     Safe beside live writers: a temp file names its host and pid, and only this host's dead writers' files go.
+    `locked`: the caller holds the folder's lock, so no other writer is live anywhere and every temp goes (a
+    checkpoint cut short on another node of a cluster, too).
     """
     removed = []
     host = socket.gethostname()
     pattern = "*" if name == "*" else glob.escape(name)
-    for path in Path(folder).glob(f".{pattern}~*~*~*.tmp"):
-        _, writer_host, pid, _ = path.name.rsplit("~", 3)
-        if writer_host == host and pid.isdigit() and not pid_alive(int(pid)):
+    anyone = ".*.tmp" if name == "*" else f".{pattern}*.tmp"  # locked: any temp of the file, old names too
+    for path in Path(folder).glob(anyone if locked else f".{pattern}~*~*~*.tmp"):
+        if locked or _dead_writer(path.name, host):
             with suppress(OSError):
                 path.unlink()
                 removed.append(path)

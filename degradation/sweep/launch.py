@@ -29,6 +29,7 @@ from degradation.store.lock import TOKEN_ENV, Lock, describe_owner, try_acquire
 from degradation.store.runs import LOG_FILE, CorruptFile, clear_failure, read_run_json, record_failure
 from degradation.sweep.plan import Cell, Plan
 from degradation.sweep.progress import RunWatch, SweepView
+from degradation.text import percent
 from degradation.train.lifeline import PARENT_ENV
 
 STOP_TIMEOUT_S = 30.0  # after SIGTERM, how long a child may take to write its partial state
@@ -191,7 +192,7 @@ class LocalLauncher:
             outcome = self._outcome(child.cell, code)
             if outcome.status == "done":
                 w = child.watch
-                text = (f"done {outcome.run_id}: train err {_pct(w.train_error)}, test err {_pct(w.test_error)}")
+                text = (f"done {outcome.run_id}: train err {percent(w.train_error)}, test err {percent(w.test_error)}")
             else:
                 text = f"failed {outcome.run_id}: {outcome.reason} (log: {outcome.log_path})"
             self._finish(child.watch, outcome, outcome.status, text)
@@ -254,7 +255,3 @@ def _signal_group(proc: subprocess.Popen, sig: int) -> None:
     except (ProcessLookupError, PermissionError):
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(sig)
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * float(value):.2f}%"

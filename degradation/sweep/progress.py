@@ -14,7 +14,8 @@ import pyarrow.parquet as pq
 
 from degradation.store.runs import CorruptFile, part_paths, read_run_json
 from degradation.sweep.columns import id_columns
-from degradation.sweep.report import format_duration, new_table
+from degradation.sweep.report import new_table
+from degradation.text import duration, percent
 
 RATE_WINDOW_S = 120.0  # it/s is measured over the iterations seen in this window
 
@@ -104,10 +105,6 @@ class RunWatch:
         return (self.total - self.iteration) / rate if rate else self.estimate_s
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * float(value):.2f}%"
-
-
 class SweepView:
     """A live table on a terminal, plain lines otherwise. `event` for one-off lines, `tick` to redraw."""
 
@@ -161,16 +158,16 @@ class SweepView:
     def line(self, watch: RunWatch) -> str:
         rate = watch.rate
         return (
-            f"{watch.run_id}: it {watch.iteration}/{watch.total}  train err {_pct(watch.train_error)}  "
-            f"test err {_pct(watch.test_error)}  {'-' if rate is None else f'{rate:.2f}'} it/s  "
-            f"ETA {format_duration(watch.eta_s)}  | sweep ETA {format_duration(self.sweep_eta_s())}"
+            f"{watch.run_id}: it {watch.iteration}/{watch.total}  train err {percent(watch.train_error)}  "
+            f"test err {percent(watch.test_error)}  {'-' if rate is None else f'{rate:.2f}'} it/s  "
+            f"ETA {duration(watch.eta_s)}  | sweep ETA {duration(self.sweep_eta_s())}"
         )
 
     def _table(self):
         done = sum(1 for w in self.watches if w.phase == "done")
         caption = (
-            f"{done}/{len(self.watches)} done · elapsed {format_duration(time.monotonic() - self.started)} · "
-            f"sweep ETA {format_duration(self.sweep_eta_s())}"
+            f"{done}/{len(self.watches)} done · elapsed {duration(time.monotonic() - self.started)} · "
+            f"sweep ETA {duration(self.sweep_eta_s())}"
         )
         ids = id_columns([w.ids for w in self.watches], self.wide)
         table = new_table(ids.title_suffix().strip(" ()"), caption=caption, caption_justify="left")
@@ -184,9 +181,9 @@ class SweepView:
                 *id_cells,
                 w.phase + (f" ({w.note})" if w.note else ""),
                 f"{w.iteration}/{w.total}",
-                _pct(w.train_error),
-                _pct(w.test_error),
+                percent(w.train_error),
+                percent(w.test_error),
                 "-" if rate is None else f"{rate:.2f}",
-                "-" if w.phase != "running" and w.phase != "queued" else format_duration(w.eta_s),
+                "-" if w.phase != "running" and w.phase != "queued" else duration(w.eta_s),
             )
         return table

@@ -14,6 +14,7 @@ from degradation.store.results import read_runs
 from degradation.store.runs import RESTARTS, has_checkpoint, runs_root
 from degradation.sweep.columns import id_columns
 from degradation.sweep.estimate import LONG_S, quicker_preset
+from degradation.text import duration, percent
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -33,21 +34,6 @@ def make_console(stderr: bool = False, wide: bool = False) -> Console:
     columns = os.environ.get("COLUMNS", "")
     width = 300 if wide else None if tty or columns.isdigit() else 200
     return Console(file=stream, width=width, soft_wrap=width is not None and width >= 200, highlight=False)
-
-
-def format_duration(seconds: float | None) -> str:
-    """45s, 12m, 3h 05m, 2.4 days: to the precision a person plans with."""
-    if seconds is None:
-        return "?"
-    seconds = max(0.0, float(seconds))
-    if seconds < 60:
-        return f"{seconds:.0f}s"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f}m"
-    if seconds < 48 * 3600:
-        hours, rest = divmod(int(round(seconds)), 3600)
-        return f"{hours}h {rest // 60:02d}m"
-    return f"{seconds / 86400:.1f} days"
 
 
 def format_params(count: int | None) -> str:
@@ -85,14 +71,14 @@ def print_plan(plan: Plan, console: Console, wide: bool = False) -> None:
             *id_cells,
             state.label,
             format_params(plan.params.get(cell.run_id)),
-            "-" if not state.trains else format_duration(seconds),
+            "-" if not state.trains else duration(seconds),
         )
     console.print(table)
     counts = plan.counts()
     parts = [f"{n} {what}" for what, n in counts.items() if n]
     gpus = f"{plan.gpus_per_run} GPU{'s' * (plan.gpus_per_run != 1)} per run, " if plan.gpus_per_run else ""
     console.print(
-        f"{', '.join(parts)}; estimated {format_duration(plan.total_s)} on this machine "
+        f"{', '.join(parts)}; estimated {duration(plan.total_s)} on this machine "
         f"({plan.device}, {gpus}{plan.jobs} at a time; {plan.estimate_source})"
     )
 
@@ -102,13 +88,13 @@ def long_sweep_note(plan: Plan) -> str | None:
     if plan.total_s is None or plan.total_s < LONG_S:
         return None
     text = (
-        f"note: this sweep needs about {format_duration(plan.total_s)} on this machine ({plan.device}). "
+        f"note: this sweep needs about {duration(plan.total_s)} on this machine ({plan.device}). "
         f"It resumes where it stops, so it can be interrupted with Ctrl-C and restarted."
     )
     quicker = quicker_preset(plan.total_s, plan.preset)
     if quicker is not None:
         name, seconds = quicker
-        text += f" For a quicker look use --preset {name} (about {format_duration(seconds)})."
+        text += f" For a quicker look use --preset {name} (about {duration(seconds)})."
     if plan.device.startswith("cpu"):
         text += " A GPU (--launcher slurm on a cluster) takes hours instead."
     return text
@@ -129,10 +115,6 @@ def print_outcomes(outcomes: list, console: Console) -> None:
         console.print(f"{len(failed)} failed run(s):")
         for outcome in failed:
             console.print(f"  {outcome.run_id}: {outcome.reason} (log: {outcome.log_path})")
-
-
-def _pct(value: object) -> str:
-    return "-" if value is None or pd.isna(value) else f"{100 * float(value):.2f}%"
 
 
 def _num(value: object, fmt: str = "{:,.0f}") -> str:
@@ -176,11 +158,11 @@ def print_status(results_dir: str | os.PathLike, wide: bool = False) -> None:
     for row, id_cells, (status, iteration) in zip(runs.itertuples(index=False), ids.rows, statuses, strict=True):
         cells = [
             f"{_num(iteration)}/{_num(row.total_iters)}",
-            _pct(row.final_train_error),
-            _pct(row.final_test_error),
-            _pct(row.best_test_error),
+            percent(row.final_train_error),
+            percent(row.final_test_error),
+            percent(row.best_test_error),
             row.warmup if isinstance(row.warmup, str) else "-",
-            "-" if pd.isna(row.wall_s) else format_duration(float(row.wall_s)),
+            "-" if pd.isna(row.wall_s) else duration(float(row.wall_s)),
             _num(row.images_per_s),
             row.device if isinstance(row.device, str) else "-",
         ]

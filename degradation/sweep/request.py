@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from degradation.cliargs import checked_list, int_list
 from degradation.conf import HYDRA_KEYS, check_choice
 from degradation.errors import UsageError
+from degradation.text import checked_list, int_list
 from degradation.train.argv import SWEEP_FLAGS
 
 # Sweep axes and flags: set with the flag, not as an extra override (the grid would silently collapse).

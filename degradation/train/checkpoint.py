@@ -7,40 +7,26 @@ state under `degradation` (see TrainModule.on_save_checkpoint).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from pathlib import Path
 
 import torch
 
-from degradation.errors import UsageError, unwritable
-from degradation.store.runs import CHECKPOINT
+from degradation.errors import UsageError
+from degradation.store.io import atomic_path
 
 
 def save_checkpoint(trainer, path: Path) -> None:
-    """Call on every rank (Lightning gathers state collectively); rank zero writes and renames."""
+    """Call on every rank (Lightning gathers state collectively); rank zero writes a temporary file (the run
+    store's atomic write: fsync, rename; a full disk keeps the previous checkpoint) that the others never touch."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        trainer.save_checkpoint(tmp)
-        if trainer.global_rank == 0:
-            with open(tmp, "rb+") as handle:
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-    except OSError as exc:  # a full or read-only disk: keep the previous checkpoint, leave no half file behind
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise unwritable(path, exc) from None
+    if trainer.global_rank == 0:
+        with atomic_path(path) as tmp:
+            trainer.save_checkpoint(tmp)
+    else:
+        trainer.save_checkpoint(path)  # collective; Lightning writes on rank zero only
     trainer.strategy.barrier("degradation.save_checkpoint")
-
-
-def remove_stale_temps(run_dir: Path) -> None:
-    """A checkpoint that a kill interrupted mid-write is garbage; drop it."""
-    folder = (Path(run_dir) / CHECKPOINT).parent
-    if folder.is_dir():
-        for path in folder.glob(".*.tmp"):
-            path.unlink()
 
 
 class UnreadableCheckpoint(UsageError):

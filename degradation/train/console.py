@@ -14,6 +14,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
+from degradation.text import clock, percent
+
 REDRAW_S = 0.5  # the live line at most twice a second, however short a window is
 
 
@@ -29,14 +31,8 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*checkpoint.*ended before the epoch.*")
 
 
-def _percent(value: float | None) -> str:
-    return "  -   " if value is None else f"{100 * value:5.2f}%"
-
-
-def _duration(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+def _error(fraction: float | None) -> str:
+    return percent(fraction, missing="  -   ", width=5)  # a fixed width: the live line does not jump
 
 
 class Progress:
@@ -85,8 +81,8 @@ class Progress:
         self._last = (now, iteration)
         eta = (self.total - iteration) / self.rate if self.rate > 0 else 0.0
         text = (
-            f"it {iteration}/{self.total}  train err {_percent(train_error)}  test err {_percent(test_error)}  "
-            f"{self.rate:6.2f} it/s  ETA {_duration(eta)}"
+            f"it {iteration}/{self.total}  train err {_error(train_error)}  test err {_error(test_error)}  "
+            f"{self.rate:6.2f} it/s  ETA {clock(eta)}"
         )
         if evaluated:
             stamp = datetime.now().isoformat(timespec="seconds")

@@ -20,15 +20,17 @@ from omegaconf import DictConfig
 
 from degradation.compute.machine import device_name
 from degradation.compute.precision import apply_precision, lightning_precision, precision_name, precision_record
+from degradation.compute.ranks import split_batch
 from degradation.conf import run_dir, validate
 from degradation.data import build_data
 from degradation.data.fetch import prepare_config
 from degradation.errors import RunFailed, UsageError, first_line
 from degradation.models import build_model, count_macs, count_params, input_shape
 from degradation.models.recompute import enable_activation_checkpointing
-from degradation.store.io import remove_stale_temps as remove_stale_io_temps
+from degradation.store.io import remove_stale_temps
 from degradation.store.lock import run_lock
 from degradation.store.runs import (
+    CHECKPOINT,
     RESTARTS,
     CorruptFile,
     ForeignSchema,
@@ -39,8 +41,9 @@ from degradation.store.runs import (
     trim_parts,
 )
 from degradation.store.schema import SCHEMA_VERSION
+from degradation.text import percent
 from degradation.train import distributed
-from degradation.train.checkpoint import UnreadableCheckpoint, checkpoint_iteration, remove_stale_temps, set_aside
+from degradation.train.checkpoint import UnreadableCheckpoint, checkpoint_iteration, set_aside
 from degradation.train.console import quiet_lightning
 from degradation.train.curvewriter import rebuild_parts
 from degradation.train.folder import GRAPH_TAG, RunFolder, static_info
@@ -131,8 +134,7 @@ def build_parts(cfg: DictConfig, trainer) -> tuple[torch.nn.Module, Any, dict]:
     """Model (seeded, on device, memory format set) and data for this rank; counts measured on a copy."""
     world, rank = trainer.world_size, trainer.global_rank
     batch = int(cfg.schedule.batch_size)
-    if batch % world:
-        raise UsageError(f"schedule.batch_size={batch} must be divisible by the {world} devices (the global batch)")
+    split_batch(batch, world)
     device = trainer.strategy.root_device
     memory_format = torch.channels_last if cfg.trainer.channels_last else torch.contiguous_format
     seed_everything(int(cfg.seed))
@@ -210,8 +212,8 @@ def previous_run(path: Path) -> dict | None:
 def _fit(cfg: DictConfig, trainer, folder: RunFolder, model, data, previous: dict | None, mode: str) -> dict:
     ckpt, start = _resume_point(folder)
     if folder.writer:
-        remove_stale_temps(folder.path)  # a checkpoint cut short by a kill
-        remove_stale_io_temps(folder.path)  # run.json, config.yaml: likewise
+        for part in (folder.path, (folder.path / CHECKPOINT).parent):  # run.json, config.yaml; a checkpoint
+            remove_stale_temps(part, locked=True)  # cut short by a kill: this run holds the folder's lock
         trim_parts(folder.path, start)  # rows past the checkpoint are recomputed; with no checkpoint, all go
         if previous and previous.get("images_per_s"):
             folder.state["images_per_s"] = previous["images_per_s"]
@@ -283,8 +285,10 @@ def _fit(cfg: DictConfig, trainer, folder: RunFolder, model, data, previous: dic
     evaluated = "test" if info.get("final_test_error") is not None or info.get("final_val_error") is None else "val"
     tencrop = info.get("tencrop_top1_error")
     folder.log(
-        f"done: train err {_pct(info['final_train_error'])}, {evaluated} err {_pct(info[f'final_{evaluated}_error'])}"
-        + (f", 10-crop top-1/top-5 {_pct(tencrop)}/{_pct(info['tencrop_top5_error'])}" if tencrop is not None else "")
+        f"done: train err {percent(info['final_train_error'])}, "
+        f"{evaluated} err {percent(info[f'final_{evaluated}_error'])}"
+        + (f", 10-crop top-1/top-5 {percent(tencrop)}/{percent(info['tencrop_top5_error'])}"
+           if tencrop is not None else "")
         + f", {info['wall_s']:.0f} s"
     )
     return info
@@ -320,7 +324,3 @@ def _resume_point(folder: RunFolder) -> tuple[Path | None, int]:
 def _restore_sigint(handler: Any) -> None:
     if handler is not None and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, handler)
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.2f}%"

@@ -15,8 +15,18 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from degradation.compute.precision import AUTOCAST, precision_name
+from degradation.compute.ranks import split_batch
+from degradation.conf import schema
 from degradation.data.registry import dataset, is_file_backed
 from degradation.errors import UsageError, did_you_mean, first_line
+from degradation.models.registry import (
+    NETWORKS,
+    check_network_output,
+    check_shortcut_of,
+    network_of,
+    source_digest,
+    source_file,
+)
 
 
 def _conf_dir() -> Path:
@@ -24,7 +34,7 @@ def _conf_dir() -> Path:
     build step); else the checkout's top-level conf/, the one source both come from."""
     if os.environ.get("DEGRADATION_CONF"):
         return Path(os.environ["DEGRADATION_CONF"])
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parent.parent
     shipped = package / "_conf"
     return shipped if (shipped / "config.yaml").is_file() else package.parent / "conf"
 
@@ -90,6 +100,11 @@ def model_names() -> list[str]:
     return group_names("model")
 
 
+def plugin_configs(names: list[str]) -> dict[str, dict]:
+    """The composed model configs of the networks among `names` that are not built in (the user's own)."""
+    return {name: resolved_dict(compose([f"model={name}"]))["model"] for name in names if name not in NETWORKS}
+
+
 def check_choice(group: str, value: str, flag: str) -> str:
     """A config group's choice (`--data`, `--preset`, `--archs`), or one line naming the choices."""
     names = group_names(group)
@@ -137,6 +152,7 @@ def compose(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
     check_hydra_keys(overrides)
     if not (CONF_DIR / "config.yaml").is_file():
         raise UsageError(f"config tree not found at {CONF_DIR}; set DEGRADATION_CONF to the project's conf/ folder")
+    schema.register()
     GlobalHydra.instance().clear()
     search = [f"hydra.searchpath=[{','.join(f'file://{d}' for d in config_dirs())}]"] if config_dirs() else []
     try:
@@ -152,6 +168,7 @@ def compose(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
     except Exception as exc:
         raise UsageError(f"config cannot be resolved: {first_line(exc)}") from None
     fill_plugin(cfg)
+    schema.check(cfg)
     return cfg
 
 
@@ -161,9 +178,6 @@ def fill_plugin(cfg: DictConfig) -> None:
     model = cfg.get("model")
     if model is None or model.get("_target_") is None:
         return
-    # deferred: the registry loads torch; composing a built-in config does not need it
-    from degradation.models.registry import source_digest, source_file
-
     name = model.get("name") or model.get("arch")
     if not name or not str(name).replace("_", "").replace("-", "").isalnum():
         raise UsageError(f"model {model.get('_target_')}: its YAML needs a 'name' (letters, digits, - or _), "
@@ -308,12 +322,6 @@ def _need(ok: bool, message: str) -> None:
         raise UsageError(message)
 
 
-def _number(value: object, key: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise UsageError(f"{key}={value!r} is not a number")
-    return float(value)
-
-
 def _whole(value: object, key: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise UsageError(f"{key}={value!r} is not a whole number (>= {minimum})")
@@ -323,43 +331,21 @@ def _whole(value: object, key: str, minimum: int) -> int:
 
 def validate(cfg: DictConfig) -> None:
     """Check every value a run depends on before anything is built or written."""
-    # deferred: degradation.models loads torch; composing a config does not need it
-    from degradation.models.registry import check_network_output, check_shortcut_of, network_of
-
     model, data, sched, trainer = cfg.model, cfg.data, cfg.schedule, cfg.trainer
     _need(_whole(cfg.seed, "seed", 0) < 2**32, f"seed={cfg.seed} must be < 2**32 (numpy's seed range)")
     network_of(model).check_depth(model.family, model.depth, model.get("block", "auto"))
     check_shortcut_of(model)
-    if "width" in model:
-        _need(_number(model.width, "model.width") > 0, f"model.width={model.width} must be > 0")
-    _whole(model.num_classes, "model.num_classes", 2)
+    _whole(model.num_classes, "model.num_classes", 2)  # a user's network has no schema: its classes checked here
     check_network_output(model)  # a plug-in builds and gives [N, num_classes] logits; built-in nets are trusted
 
-    entry = dataset(data.name)
-    _need(
-        data.normalize in ("mean_image", "channel"), f"data.normalize={data.normalize!r}; choose mean_image or channel"
-    )
-    if entry.file_backed:
+    if dataset(data.name).file_backed:
         _validate_images(data)
-    else:
-        _need(data.split in ("full", "holdout"), f"data.split={data.split!r}; choose full or holdout")
-        _whole(data.val_size, "data.val_size", 1)
 
-    _whole(sched.batch_size, "schedule.batch_size", 1)
-    _need(_number(sched.lr, "schedule.lr") > 0, f"schedule.lr={sched.lr} must be > 0")
-    _need(
-        0 <= _number(sched.momentum, "schedule.momentum") < 1, f"schedule.momentum={sched.momentum} must be in [0, 1)"
-    )
-    _need(_number(sched.weight_decay, "schedule.weight_decay") >= 0, "schedule.weight_decay must be >= 0")
-    _need(0 < _number(sched.gamma, "schedule.gamma") <= 1, f"schedule.gamma={sched.gamma} must be in (0, 1]")
-    max_iters = _whole(sched.max_iters, "schedule.max_iters", 1)
     milestones = list(sched.milestones)
     for m in milestones:
         _whole(m, "schedule.milestones[]", 1)
     _need(milestones == sorted(set(milestones)), f"schedule.milestones={milestones} must be increasing")
-    log_every = _whole(sched.log_every, "schedule.log_every", 1)
-    _whole(sched.eval_every, "schedule.eval_every", 1)
-    ckpt = _whole(sched.checkpoint_every, "schedule.checkpoint_every", 1)
+    log_every, ckpt = sched.log_every, sched.checkpoint_every
     _need(ckpt % log_every == 0, f"schedule.checkpoint_every={ckpt} must be a multiple of log_every={log_every}")
     _need(
         sched.eval_every % log_every == 0,
@@ -369,31 +355,14 @@ def validate(cfg: DictConfig) -> None:
         str(sched.warmup.enabled).lower() in ("auto", "true", "false"),
         f"schedule.warmup.enabled={sched.warmup.enabled!r}; choose auto, true or false",
     )
-    _need(_number(sched.warmup.lr, "schedule.warmup.lr") > 0, "schedule.warmup.lr must be > 0")
-    _whole(sched.warmup.get("max_iters"), "schedule.warmup.max_iters", 1)  # the cap; past max_iters it never bites
     archs, names = sched.warmup.get("archs"), model_names()
     _need(
         archs is not None and not isinstance(archs, str) and all(a in names for a in archs),
         f"schedule.warmup.archs={archs!r}; a list of networks ({', '.join(names)}) that `enabled: auto` warms up",
     )
-    _need(max_iters >= 1, "schedule.max_iters must be >= 1")
 
-    _need(
-        trainer.accelerator in ("auto", "cpu", "cuda", "gpu", "mps"),
-        f"trainer.accelerator={trainer.accelerator!r}; choose auto, cpu, cuda or mps",
-    )
-    devices = _whole(trainer.devices, "trainer.devices", 1)
-    nodes = _whole(trainer.get("num_nodes", 1), "trainer.num_nodes", 1)
-    _need(
-        isinstance(trainer.get("sync_batchnorm", False), bool),
-        f"trainer.sync_batchnorm={trainer.get('sync_batchnorm')!r}; choose true or false",
-    )
-    _need(
-        sched.batch_size % (devices * nodes) == 0,
-        f"schedule.batch_size={sched.batch_size} does not divide among trainer.devices={devices} x "
-        f"trainer.num_nodes={nodes} = {devices * nodes} ranks (each takes an equal slice of the global batch); "
-        "choose a device count that divides it",
-    )
+    devices, nodes = trainer.devices, trainer.get("num_nodes", 1)
+    split_batch(sched.batch_size, devices * nodes, f"trainer.devices={devices} x trainer.num_nodes={nodes} = ")
     _need(
         precision_name(trainer.precision) in AUTOCAST,
         f"trainer.precision={trainer.precision!r}; choose 32-true (fp32, TF32 off), tf32 or bf16-mixed",
@@ -406,19 +375,7 @@ def validate(cfg: DictConfig) -> None:
         str(trainer.get("cuda_graphs", "auto")).lower() in ("auto", "true", "false", "emulate"),
         f"trainer.cuda_graphs={trainer.get('cuda_graphs')!r}; choose auto, true, false or emulate",
     )
-    _need(
-        isinstance(trainer.get("activation_checkpointing", False), bool),
-        f"trainer.activation_checkpointing={trainer.get('activation_checkpointing')!r}; choose true or false",
-    )
-    _need(
-        isinstance(trainer.get("record_layers", True), bool),
-        f"trainer.record_layers={trainer.get('record_layers')!r}; choose true or false",
-    )
     _check_logger(cfg.get("logger"))
-    _need(
-        trainer.progress in ("auto", "lines", "none"),
-        f"trainer.progress={trainer.progress!r}; choose auto, lines or none",
-    )
 
 
 def _validate_images(data: DictConfig) -> None:
@@ -426,14 +383,7 @@ def _validate_images(data: DictConfig) -> None:
     from degradation.data.filestream import auto_workers
     from degradation.data.imageaug import AugmentSpec
 
-    for key in ("crop", "scale_min", "scale_max", "eval_resize", "mean_samples", "holdout_per_class",
-                "eval_batch_size"):
-        _whole(data[key], f"data.{key}", 1)
-    _number(data.lighting, "data.lighting")
-    AugmentSpec.from_cfg(data).check()
-    _need(data.get("decode", "workers") in ("workers", "device"),
-          f"data.decode={data.get('decode')!r}; choose workers or device")
-    _need(data.verify in ("headers", "decode", "none"), f"data.verify={data.verify!r}; choose headers, decode or none")
+    AugmentSpec.from_cfg(data).check()  # the sizes against each other (crop within the scales)
     _need(data.workers == "auto" or (isinstance(data.workers, int) and not isinstance(data.workers, bool)),
           f"data.workers={data.workers!r}; use auto or a whole number >= 0")
     auto_workers(data.workers)
