@@ -34,12 +34,12 @@ demo: install ## The main job: offline synthetic-data sweep (plain vs ResNet), f
 	$(BIN)/degradation plot --results $(DEMO_RESULTS)
 	@echo "Figures: $(DEMO_RESULTS)/figures   Summary: $(DEMO_RESULTS)/summary.md"
 
-test: install ## Run the test suite (fast; slow tests with: make test PYTEST_ARGS='-m slow')
-	$(BIN)/ruff check degradation tests benchmarks
+test: lint ## Run the test suite (fast; slow tests with: make test PYTEST_ARGS='-m slow')
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: install ## ruff check
-	$(BIN)/ruff check degradation tests benchmarks
+lint: install ## ruff check, and mypy on the package
+	$(BIN)/ruff check degradation tests benchmarks examples
+	$(BIN)/python -m mypy
 
 PAPER := --data cifar10 --preset paper $(if $(JOBS),--jobs $(JOBS)) --results $(RESULTS)  # runs at once: auto unless JOBS=N
 reproduce-figures: install ## The paper's CIFAR-10 study (plain 20-110, ResNet 20-1202), then figures and tables

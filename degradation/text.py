@@ -40,21 +40,23 @@ def checked_list(values: Sequence[str] | str | None, flag: str, check: Callable[
     return list(dict.fromkeys(check(item) for item in split_list(values, flag)))
 
 
-def _missing(value: object) -> bool:
-    return value is None or not math.isfinite(float(value))  # type: ignore[arg-type]
+def _finite(value: float | None) -> float | None:
+    """The value as a float, or None where it is missing (None or NaN)."""
+    return None if value is None or not math.isfinite(float(value)) else float(value)
 
 
 def percent(fraction: float | None, digits: int = 2, missing: str = "-", width: int = 0) -> str:
     """0.0734 -> '7.34%' (errors are stored as fractions); None or NaN -> `missing`."""
-    return missing if _missing(fraction) else f"{100 * float(fraction):{width}.{digits}f}%"  # type: ignore[arg-type]
+    value = _finite(fraction)
+    return missing if value is None else f"{100 * value:{width}.{digits}f}%"
 
 
 def points(value: float | None, digits: int = 2, missing: str = "—", std: float | None = None) -> str:
     """A value already in percent, as tables print it: '7.34', '7.34 ± 0.12' with a finite std."""
-    if _missing(value):
+    number, spread = _finite(value), _finite(std)
+    if number is None:
         return missing
-    spread = f" ± {float(std):.{digits}f}" if not _missing(std) else ""
-    return f"{float(value):.{digits}f}{spread}"  # type: ignore[arg-type]
+    return f"{number:.{digits}f}" + (f" ± {spread:.{digits}f}" if spread is not None else "")
 
 
 def clock(seconds: float) -> str:

@@ -161,3 +161,11 @@ def test_the_checker_catches_an_upward_import_a_circle_and_a_silent_deferral(tmp
     source = tmp_path / "m.py"
     source.write_text("import os\n\n\ndef f():\n    from degradation.cli import main\n    return main\n")
     assert ("degradation.cli", 5, True) in imports_of_source(source, "degradation.m")
+
+
+def test_every_layer_name_is_in_architecture_md() -> None:
+    """ARCHITECTURE.md's map names every package and module the layer list knows (so it cannot fall behind)."""
+    text = (PACKAGE.parent / "ARCHITECTURE.md").read_text()
+    paths = [(name, name.replace(".", "/")) for names in LAYERS for name in names]
+    unnamed = [name for name, path in paths if not any(f"`{path}{end}`" in text for end in ("", ".py", "/"))]
+    assert not unnamed, f"name these in ARCHITECTURE.md: {unnamed}"

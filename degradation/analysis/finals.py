@@ -16,6 +16,7 @@ import pandas as pd
 
 from degradation.data.registry import FILE_BACKED, display_name
 from degradation.models.registry import NETWORKS, label
+from degradation.store.schema import RunStatus
 from degradation.store.variants import differences, run_variant
 
 CELL = ["dataset", "preset", "arch", "shortcut", "depth", "variant"]  # one experiment: its runs differ only in seed
@@ -60,7 +61,7 @@ def run_finals(curves: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
         if col not in table.columns:
             table[col] = math.nan
     table["has_curves"] = table["final_train_error"].notna() | table["final_test_error"].notna()
-    table["finished"] = table["status"] == "done"
+    table["finished"] = table["status"] == RunStatus.DONE
     arch_labels = table["arch_label"] if "arch_label" in table.columns else [None] * len(table)
     names = zip(table["arch"], table["depth"], table["shortcut"], arch_labels, strict=True)
     table["network"] = [label(a, d, s, n if isinstance(n, str) else None) for a, d, s, n in names]
@@ -118,12 +119,12 @@ def select_runs(finals: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     notes: list[str] = []
     keep = []
     for _, cell in finals.groupby(CELL, sort=True):
-        failed = cell[cell["status"] == "failed"]
+        failed = cell[cell["status"] == RunStatus.FAILED]
         for _, r in failed.iterrows():
             reason = f" ({r['reason']})" if "reason" in r and isinstance(r["reason"], str) and r["reason"] else ""
             notes.append(f"{r['label']} seed {r['seed']} failed{reason}; not used")
-        usable = cell[(cell["status"] != "failed") & cell["has_curves"]]
-        for _, r in cell[(cell["status"] != "failed") & ~cell["has_curves"]].iterrows():
+        usable = cell[(cell["status"] != RunStatus.FAILED) & cell["has_curves"]]
+        for _, r in cell[(cell["status"] != RunStatus.FAILED) & ~cell["has_curves"]].iterrows():
             notes.append(f"{r['label']} seed {r['seed']} has no curve rows yet ({r['status']}); not used")
         done = usable[usable["finished"]]
         if not done.empty:

@@ -20,6 +20,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -40,7 +41,7 @@ class Skip(nn.Module):
 
     def __init__(self, block: nn.Module) -> None:
         super().__init__()
-        self.block = block
+        self.block: Any = block  # a residual block: its skip(x) is the shortcut alone
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.block.skip(x)
@@ -59,9 +60,8 @@ def replacement(block: nn.Module) -> tuple[nn.Module | None, str]:
     """(what stands in for the removed block, "") or (None, why it cannot be removed)."""
     if hasattr(block, "skip"):
         return Skip(block), ""
-    conv = next((m for m in block.modules() if isinstance(m, nn.Conv2d)), None)
-    last = [m for m in block.modules() if isinstance(m, nn.Conv2d)][-1] if conv is not None else None
-    if conv is None or (conv.stride == (1, 1) and conv.in_channels == last.out_channels):
+    convs = [m for m in block.modules() if isinstance(m, nn.Conv2d)]
+    if not convs or (convs[0].stride == (1, 1) and convs[0].in_channels == convs[-1].out_channels):
         return nn.Identity(), ""
     return None, "plain block changes the shape (stride or channels): no identity can replace it"
 
@@ -71,7 +71,7 @@ def removed(chosen: list[tuple[str, nn.Sequential, int, nn.Module]]) -> Iterator
     """The network with the chosen blocks replaced; every block put back afterwards, whatever happens."""
     try:
         for _, stage, i, block in chosen:
-            stage[i] = replacement(block)[0]
+            stage[i] = replacement(block)[0] or block  # the chosen are removable: None never comes here
         yield
     finally:
         for _, stage, i, block in chosen:

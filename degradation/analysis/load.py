@@ -13,7 +13,14 @@ import pandas as pd
 from degradation.errors import UsageError
 from degradation.store.results import collect, load_curves, load_runs
 from degradation.store.runs import run_folders
-from degradation.store.schema import CURVE_COLUMNS, CURVES_TABLE, RESPONSE_COLUMNS, RESPONSES_TABLE, RUNS_TABLE
+from degradation.store.schema import (
+    CURVE_COLUMNS,
+    CURVES_TABLE,
+    RESPONSE_COLUMNS,
+    RESPONSES_TABLE,
+    RUNS_TABLE,
+    RunStatus,
+)
 
 # What the figures need from runs.parquet (the rest is carried along when present).
 RUN_NEEDS = ("run_id", "arch", "depth", "shortcut", "dataset", "preset", "seed", "status")
@@ -43,10 +50,11 @@ def no_curves(runs: pd.DataFrame, shown: int = 3) -> str:
         reason = getattr(row, "reason", None)
         log = getattr(row, "log_path", None)
         text = f"{row.run_id} {row.status}" + (f": {reason}" if isinstance(reason, str) and reason else "")
-        parts.append(text + (f" (log: {log})" if isinstance(log, str) and row.status == "failed" else ""))
+        parts.append(text + (f" (log: {log})" if isinstance(log, str) and row.status == RunStatus.FAILED else ""))
     more = f"; and {len(runs) - shown} more (`degradation status`)" if len(runs) > shown else ""
     statuses = set(runs["status"].astype(str))
-    what = "every run failed before logging a curve" if statuses == {"failed"} else "no run has logged a curve yet"
+    failed = statuses == {RunStatus.FAILED}
+    what = "every run failed before logging a curve" if failed else "no run has logged a curve yet"
     return f"nothing to plot: {what}: {'; '.join(parts)}{more}"
 
 

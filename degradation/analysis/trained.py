@@ -5,6 +5,7 @@ checkpoint becomes a network."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
@@ -15,7 +16,7 @@ from degradation.errors import UsageError
 from degradation.models import build_model
 from degradation.store.results import read_runs
 from degradation.store.runs import CHECKPOINT, CONFIG_FILE
-from degradation.store.schema import RUN_IDENTITY
+from degradation.store.schema import RUN_IDENTITY, RunStatus
 
 IDS = tuple(RUN_IDENTITY)
 
@@ -39,7 +40,7 @@ def strip_prefix(state: dict[str, torch.Tensor], model: nn.Module) -> dict[str, 
                    f"(first wanted: {first!r}; checkpoint has e.g. {next(iter(state), None)!r})")
 
 
-def load_network(run_dir: Path) -> tuple[nn.Module, object]:
+def load_network(run_dir: Path) -> tuple[nn.Module, Any]:
     """(network with the run's final weights in eval mode, the run's config)."""
     cfg = OmegaConf.load(run_dir / CONFIG_FILE)
     model = build_model(cfg.model)
@@ -52,7 +53,7 @@ def load_network(run_dir: Path) -> tuple[nn.Module, object]:
 def finished_runs(results_dir: Path) -> pd.DataFrame:
     """Run folders whose run.json says done (read now, so this works before any collect)."""
     runs = read_runs(results_dir, quiet=True)
-    return runs[runs["status"] == "done"].reset_index(drop=True)
+    return runs[runs["status"] == RunStatus.DONE].reset_index(drop=True)
 
 
 def runs_to_measure(results_dir: Path, what: str) -> pd.DataFrame:

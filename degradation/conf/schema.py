@@ -11,17 +11,18 @@ schedule, batch against ranks, the image augmentation's sizes).
 
 from __future__ import annotations
 
+import dataclasses
 import enum
-from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from degradation.errors import UsageError
 
 
-def bounded(default: Any = MISSING, **bounds: float) -> Any:
+def bounded(default: Any = dataclasses.MISSING, **bounds: float) -> Any:
     """A field with bounds: ge, gt, lt, le (checked after the types)."""
     return field(default=default, metadata=bounds)
 

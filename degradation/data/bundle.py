@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from degradation.data.normalize import Normalizer
-from degradation.data.stream import BatchStream, EvalSet
+from degradation.data.stream import StreamPosition
 
 
 @dataclass
@@ -14,8 +14,8 @@ class DataBundle:
     """What a run trains and evaluates on. eval_sets: "test", plus "val" under data.split=holdout."""
 
     name: str
-    train: BatchStream
-    eval_sets: dict[str, EvalSet]
+    train: StreamPosition  # BatchStream (in memory) or FileStream (image folders): the rank contract's stream
+    eval_sets: dict[str, Any]  # EvalSet or FileEvalSet: len(), num_batches, shard(rank, world), batches
     train_size: int
     num_classes: int
     normalizer: Normalizer

@@ -91,7 +91,7 @@ def set_limits(axes: list, panels: list[dict], x_max: float) -> None:
     shared = max([t for t, out in zip(tops, outlier, strict=True) if t is not None and not out], default=100.0)
     lows = [line["late_min_pct"] for p in panels for line in p["lines"] if line["late_min_pct"] is not None]
     for ax, panel, top, own in zip(axes, panels, tops, outlier, strict=True):
-        top = top if own else shared
+        top = top if own and top is not None else shared
         bottom = error_bottom(lows, top)
         ax.set_ylim(bottom, top)
         ax.set_xlim(0, x_max)

@@ -3,6 +3,8 @@ left plain-18/34, right ResNet-18/34 (option A, no extra parameters)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
@@ -11,7 +13,7 @@ from degradation.figures.experiment import Experiment
 from degradation.figures.style import TEST_STYLE, add_note, empty_panel, legend_below, network_handle, new_figure
 from degradation.figures.style import x_scale as _x_scale
 
-THIN = {"linestyle": "-", "linewidth": 0.8}  # the paper's Figure 4: thin = training error
+THIN: dict[str, Any] = {"linestyle": "-", "linewidth": 0.8}  # the paper's Figure 4: thin = training error
 PANELS = (("plain networks", "plain", ["plain-18", "plain-34"]), ("ResNets", "resnet", ["ResNet-18", "ResNet-34"]))
 
 

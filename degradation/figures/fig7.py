@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from textwrap import fill
+from typing import Any
 
 import pandas as pd
 from matplotlib.figure import Figure
@@ -23,12 +24,12 @@ FEW_DECADES = 3  # a log axis spanning at most this many decades is ticked at 1,
 BN_SETTLED = 1000  # iterations below which BN's running statistics (momentum 0.1) are barely trained
 WARN_COLOR = "#A61B1B"
 EXPECTED = ["plain-20", "plain-56", "ResNet-20", "ResNet-56", "ResNet-110"]
-STYLES = {"plain": {"linestyle": (0, (4, 2)), "marker": "o", "markerfacecolor": "white"},
+STYLES: dict[str, dict[str, Any]] = {"plain": {"linestyle": (0, (4, 2)), "marker": "o", "markerfacecolor": "white"},
           "resnet": {"linestyle": "-", "marker": "o"}}
-PLUGIN_STYLE = {"linestyle": "-.", "marker": "D"}  # the user's own networks
+PLUGIN_STYLE: dict[str, Any] = {"linestyle": "-.", "marker": "D"}  # the user's own networks
 
 
-def _style(exp: Experiment, arch: str) -> dict:
+def _style(exp: Experiment, arch: str) -> dict[str, Any]:
     return STYLES.get(arch) or (PLUGIN_STYLE if arch in exp.other_networks() else STYLES["resnet"])
 
 
@@ -120,7 +121,7 @@ def bn_note(chosen: list[tuple[pd.Series, list[str]]], values: list[float]) -> s
 def draw(exp: Experiment) -> tuple[Figure, dict]:
     fig, axes = new_figure(1, nrows=2, width=7.5, height=3.0)
     chosen, notes = _cells(exp)
-    panels = []
+    panels: list[dict[str, Any]] = []
     for ax, sort, xlabel in zip(axes, (False, True), ("layer index (original)", "layer index (sorted by magnitude)"),
                                 strict=True):
         lines = []

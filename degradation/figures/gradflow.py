@@ -8,6 +8,7 @@ import math
 import numpy as np
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
 
 from degradation.analysis.flow import early_verdict, grid
 from degradation.figures.experiment import Experiment
@@ -24,7 +25,7 @@ def _pair(exp: Experiment, recorded: set[str]):
     return None
 
 
-def _heatmap(ax, values, title: str, norm) -> object:
+def _heatmap(ax, values, title: str, norm) -> AxesImage:
     steps = values.columns.to_numpy()
     image = ax.imshow(values.to_numpy(), aspect="auto", origin="lower", norm=norm, cmap="viridis",
                       extent=(steps.min(), steps.max(), 0.5, len(values) + 0.5), interpolation="nearest")
@@ -65,10 +66,11 @@ def draw(exp: Experiment) -> tuple[Figure, dict]:
                             for g, c in zip(grids, (plain, res), strict=True)]
     ax = axes[2]
     lines = []
-    for arch, style in (("plain", "--"), ("resnet", "-")):
+    families = [("plain", "--"), ("resnet", "-")] + [(arch, "-.") for arch in exp.other_networks()]  # plug-ins
+    for arch, style in families:
         for _, c in exp.family(arch).iterrows():
             ids = [i for i in c["run_ids"] if i in recorded]
-            if not ids:
+            if not ids or layers is None:
                 continue
             first = layers[(layers["run_id"] == ids[0]) & (layers["metric"] == "grad_norm")
                            & (layers["layer_index"] == 1)].sort_values("step")

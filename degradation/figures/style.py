@@ -7,8 +7,10 @@ next. Legends and notes sit outside the axes, never over the curves.
 from __future__ import annotations
 
 import math
+from functools import partial
 from pathlib import Path
 from textwrap import fill
+from typing import Any
 
 import matplotlib
 
@@ -23,7 +25,7 @@ from degradation.store.io import write_atomic  # noqa: E402
 
 DPI = 150
 FORMATS = ("png", "pdf")  # PNG for viewing, PDF (vector) for papers
-RC = {
+RC: Any = {
     "font.size": 11,
     "axes.titlesize": 12,
     "axes.labelsize": 11,
@@ -49,8 +51,8 @@ _SPARE = {  # other depths (smoke tests, 8 or 14 layers): the same hue families,
     "resnet": ["#0072B2", "#009E73", "#5B5EA6", "#4A7C8C", "#7F7F7F"],
     "other": ["#1B7837", "#A6D96A", "#006D2C", "#BCBD22", "#66C2A5", "#556B2F"],  # plug-in networks: greens
 }
-TRAIN_STYLE = {"linestyle": (0, (4, 2)), "linewidth": 1.2}  # dashed, thin: training error (the paper's)
-TEST_STYLE = {"linestyle": "-", "linewidth": 2.2}  # bold: test error
+TRAIN_STYLE: dict[str, Any] = {"linestyle": (0, (4, 2)), "linewidth": 1.2}  # dashed, thin: training error (the paper's)
+TEST_STYLE: dict[str, Any] = {"linestyle": "-", "linewidth": 2.2}  # bold: test error
 BAND_ALPHA = 0.2
 BAND_TEXT = "shaded: min–max over seeds, line: mean"
 LONG_RUN = 10_000  # iterations from which the x axis is in units of 1e4, as in the paper
@@ -140,8 +142,7 @@ def save(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
     paths = []
     for ext in FORMATS:
         path = Path(out_dir) / f"{stem}.{ext}"
-        write_atomic(path, lambda tmp, ext=ext: fig.savefig(tmp, format=ext, dpi=DPI, bbox_inches="tight",
-                                                              pad_inches=0.15))
+        write_atomic(path, partial(fig.savefig, format=ext, dpi=DPI, bbox_inches="tight", pad_inches=0.15))
         paths.append(path)
     plt.close(fig)
     return paths

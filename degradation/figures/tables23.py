@@ -114,7 +114,8 @@ def _table3_rows(rows: pd.DataFrame, comparable: bool) -> list[str]:
         paper = PAPER_TABLE3.get((arch, shortcut, depth))
         name = label(arch, depth, shortcut) + (" (A)" if arch == "resnet" and shortcut == "A" else "")
         if cell is None:
-            out.append(f"| {name} | not run | not run | {paper[0]:.2f} | {paper[1]:.2f} | — | — | 0 |")
+            if paper is not None:
+                out.append(f"| {name} | not run | not run | {paper[0]:.2f} | {paper[1]:.2f} | — | — | 0 |")
             continue
         p1, p5 = paper if paper else (None, None)
         top1, top5 = points(cell["top1"], std=cell["top1_std"]), points(cell["top5"], std=cell["top5_std"])

@@ -7,6 +7,8 @@ nothing else. Layers are registered in execution order (conv1, bn1, conv2, bn2, 
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -14,7 +16,7 @@ from torch import nn
 # He et al. 2015 ("Delving deep", eq. 10) derive std = sqrt(2 / fan_in) for the forward pass; the original
 # Caffe models used the MSRA filler, whose default is also fan_in. (torchvision and fb.resnet.torch use
 # fan_out; with BN after every conv the choice hardly matters, but we follow the paper.)
-INIT_MODE = "fan_in"
+INIT_MODE: Literal["fan_in", "fan_out"] = "fan_in"
 
 
 def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:

@@ -12,7 +12,7 @@ def check_num_classes(num_classes: object) -> int:
     if isinstance(num_classes, bool):
         raise UsageError(message)
     try:
-        value = operator.index(num_classes)  # int, numpy integer; not float or str
+        value = operator.index(num_classes)  # type: ignore[arg-type]  # int, numpy integer; not float or str
     except TypeError:
         raise UsageError(message) from None
     if value < 1:

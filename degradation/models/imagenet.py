@@ -32,6 +32,11 @@ BASE_WIDTHS = (64, 128, 256, 512)
 class ImageNetNet(nn.Module):
     """Stem with max pool, four stages, pooled head. `shortcut=None` builds the plain net."""
 
+    stage1: nn.Sequential  # added by name in __init__
+    stage2: nn.Sequential
+    stage3: nn.Sequential
+    stage4: nn.Sequential
+
     def __init__(self, depth: int, shortcut: str | None = "B", num_classes: int = 1000, width: float = 1.0) -> None:
         super().__init__()
         blocks, bottleneck = LAYOUTS[depth]

@@ -151,7 +151,7 @@ def _checkpointing_as(model: nn.Module, enabled: bool, segments_per_stage: int |
         for stage in stages(model):
             if id(stage) in before:
                 stage.__class__ = CheckpointedStage
-                stage.segments = before[id(stage)]
+                stage.segments = before[id(stage)]  # type: ignore[assignment]
 
 
 def training_memory(

@@ -83,6 +83,10 @@ class PreActBottleneck(PreActBlock):
 class PreActNet(nn.Module):
     """Stem conv, three stages of pre-activation units, final BN-ReLU, pooled fc."""
 
+    stage1: nn.Sequential  # added by name in __init__
+    stage2: nn.Sequential
+    stage3: nn.Sequential
+
     def __init__(self, n: int, bottleneck: bool, shortcut: str = "B", num_classes: int = 10,
                  width: float = 1.0) -> None:
         super().__init__()

@@ -130,7 +130,7 @@ def enable_activation_checkpointing(model: M, segments_per_stage: int | None = N
         raise ValueError(f"segments_per_stage must be at least 1, got {segments_per_stage}")
     for stage in stages(model):
         stage.__class__ = CheckpointedStage
-        stage.segments = default_segments(len(stage)) if segments_per_stage is None else segments_per_stage
+        stage.segments = default_segments(len(stage)) if segments_per_stage is None else segments_per_stage  # type: ignore[assignment]
     return model
 
 
@@ -138,7 +138,7 @@ def disable_activation_checkpointing(model: M) -> M:
     """Back to plain stages, in place."""
     for stage in stages(model):
         if isinstance(stage, CheckpointedStage):
-            stage.__class__ = nn.Sequential
+            stage.__class__ = nn.Sequential  # type: ignore[assignment]
             del stage.segments
     return model
 

@@ -72,7 +72,7 @@ def _row(family: str, arch: str, depth: int, n: int | None, shortcut: str, num_c
     if family == "cifar":
         # Built and run for real: ~1.5 s for depth 1202 on one thread, where the meta device's Python shape
         # functions take 2-4 s (BN is decomposed op by op there).
-        model = cifar_net(arch, depth, shortcut, num_classes)
+        model: torch.nn.Module = cifar_net(arch, depth, shortcut, num_classes)
         paper = _paper_cifar(depth, arch, shortcut, num_classes)
         shape = (1, 3, 32, 32)
     else:

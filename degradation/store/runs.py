@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from degradation.errors import UsageError, first_line
 from degradation.store.io import write_json_atomic
 from degradation.store.lock import owner_alive, pid_alive, read_lock
-from degradation.store.schema import CURVE_COLUMNS, CURVES_SCHEMA, SCHEMA_VERSION
+from degradation.store.schema import CURVE_COLUMNS, CURVES_SCHEMA, SCHEMA_VERSION, RunStatus
 
 RUNS_DIR = "runs"              # <results>/runs/<run_id>/
 RUN_FILE = "run.json"
@@ -162,7 +162,8 @@ def record_failure(run_dir: str | os.PathLike, ids: dict, reason: str) -> None:
     run_dir = Path(run_dir)
     write_json_atomic(
         run_dir / FAILURE_FILE,
-        {**ids, "status": "failed", "reason": reason, "log_path": str(run_dir / LOG_FILE), "run_dir": str(run_dir)},
+        {**ids, "status": RunStatus.FAILED, "reason": reason, "log_path": str(run_dir / LOG_FILE),
+         "run_dir": str(run_dir)},
     )
 
 
@@ -175,7 +176,7 @@ def effective_status(info: dict, run_dir: str | os.PathLike) -> tuple[str, str |
     """(status, reason) as it stands now: a run.json left at "running" by a process that is gone is partial,
     or failed when the sweep saw that process die (failure.json newer than run.json)."""
     status, reason = str(info.get("status")), info.get("reason")
-    if status != "running":
+    if status != RunStatus.RUNNING:
         return status, reason
     owner = read_lock(run_dir)
     if owner is not None:
@@ -184,15 +185,15 @@ def effective_status(info: dict, run_dir: str | os.PathLike) -> tuple[str, str |
         pid = info.get("pid")
         alive = isinstance(pid, int) and pid_alive(pid)
     if alive:
-        return "running", reason
+        return RunStatus.RUNNING, reason
     failure = read_failure(run_dir)
     run_json = Path(run_dir) / RUN_FILE
     if failure and (not run_json.exists() or failure["mtime"] >= run_json.stat().st_mtime):
-        return "failed", failure.get("reason")
+        return RunStatus.FAILED, failure.get("reason")
     iteration = info.get("iteration", 0)
     if not has_checkpoint(run_dir):
-        return "partial", f"stopped at iteration {iteration} (its process is gone); {RESTARTS}"
-    return "partial", f"stopped at iteration {iteration} (its process is gone); the next sweep resumes it"
+        return RunStatus.PARTIAL, f"stopped at iteration {iteration} (its process is gone); {RESTARTS}"
+    return RunStatus.PARTIAL, f"stopped at iteration {iteration} (its process is gone); the next sweep resumes it"
 
 
 # ---- curve parts ------------------------------------------------------------------------------------------
@@ -211,7 +212,8 @@ def part_paths(run_dir: Path, kind: str = CURVES_DIR) -> list[Path]:
     folder = Path(run_dir) / kind
     if not folder.is_dir():
         return []
-    return sorted((p for p in folder.iterdir() if part_step(p) is not None), key=part_step)
+    steps = {p: part_step(p) for p in folder.iterdir()}
+    return sorted((p for p, step in steps.items() if step is not None), key=lambda p: steps[p] or 0)
 
 
 def read_parts(run_dir: Path) -> list[pa.Table]:
@@ -264,7 +266,7 @@ def missing_windows(run_dir: Path, step: int, log_every: int) -> list[int]:
     its checkpoint was written. Resuming from that checkpoint would leave the gap in the curves for good."""
     seen: set[int] = set()
     for path in part_paths(run_dir):
-        if part_step(path) > step:
+        if (part_step(path) or 0) > step:
             continue
         try:
             table = pq.read_table(path, columns=["step", "split"])

@@ -6,6 +6,8 @@ holds is degradation/store/runs.py's; this module is the columns every table and
 
 from __future__ import annotations
 
+import enum
+
 import pyarrow as pa
 
 SCHEMA_VERSION = 1
@@ -40,7 +42,23 @@ CURVE_COLUMNS: dict[str, str] = {
 }
 SPLITS = ("train", "val", "test")
 METRICS = ("error", "loss", "lr")
-RUN_STATUSES = ("new", "running", "partial", "done", "failed")
+class RunStatus(str, enum.Enum):
+    """A run's state in run.json and runs.parquet ("new": planned, no folder yet). A str, so it is written,
+    compared and printed as its value."""
+
+    NEW = "new"
+    RUNNING = "running"
+    PARTIAL = "partial"  # stopped before its last iteration; the next sweep resumes it
+    DONE = "done"
+    FAILED = "failed"
+
+    def __str__(self) -> str:
+        return self.value
+
+    __hash__ = str.__hash__  # Enum hashes the name: "done" and RunStatus.DONE must be one key of a dict or set
+
+
+RUN_STATUSES = tuple(s.value for s in RunStatus)
 
 # Figure 7's table: one row per (run, layer).
 RESPONSE_COLUMNS: dict[str, str] = {

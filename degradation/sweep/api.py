@@ -15,6 +15,7 @@ from degradation.errors import UsageError
 from degradation.store.lock import describe_owner
 from degradation.store.results import collect
 from degradation.store.runs import run_folders
+from degradation.store.schema import RunStatus
 from degradation.sweep import slurm
 from degradation.sweep.launch import LocalLauncher, Outcome
 from degradation.sweep.plan import build_plan, cell_overrides, expand
@@ -47,7 +48,7 @@ def run_sweep(request: SweepRequest) -> int:
         return 0
 
     held = [Outcome(c.run_id, "locked", f"being trained by {describe_owner(plan.states[c.run_id].owner or {})}")
-            for c in plan.cells if plan.states[c.run_id].status == "running"]
+            for c in plan.cells if plan.states[c.run_id].status == RunStatus.RUNNING]
     held += [Outcome(c.run_id, "skipped", plan.states[c.run_id].reason)
              for c in plan.cells if plan.states[c.run_id].status == "foreign"]
     todo = plan.todo()
@@ -67,7 +68,7 @@ def run_sweep(request: SweepRequest) -> int:
         console.print(f"collected {curves} and {runs}")
     outcomes = held + outcomes
     print_outcomes(outcomes, console)
-    return 1 if any(o.status == "failed" for o in outcomes) else 0
+    return 1 if any(o.status == RunStatus.FAILED for o in outcomes) else 0
 
 
 def _check_slurm(request: SweepRequest) -> None:

@@ -12,6 +12,7 @@ import pandas as pd
 from degradation.errors import UsageError
 from degradation.store.results import read_runs
 from degradation.store.runs import RESTARTS, has_checkpoint, runs_root
+from degradation.store.schema import RunStatus
 from degradation.sweep.columns import id_columns
 from degradation.sweep.estimate import LONG_S, quicker_preset
 from degradation.text import duration, percent
@@ -110,7 +111,7 @@ def print_outcomes(outcomes: list, console: Console) -> None:
     noted = by_status.get("locked", []) + [o for o in by_status.get("skipped", []) if o.reason != "already done"]
     for outcome in noted:
         console.print(f"  skipped {outcome.run_id}: {outcome.reason}")
-    failed = by_status.get("failed", [])
+    failed = by_status.get(RunStatus.FAILED, [])
     if failed:
         console.print(f"{len(failed)} failed run(s):")
         for outcome in failed:
@@ -123,9 +124,9 @@ def _num(value: object, fmt: str = "{:,.0f}") -> str:
 
 def status_text(row) -> tuple[str, object]:
     """(status cell, iteration a rerun starts from): a stopped run with no checkpoint yet restarts from 0."""
-    if row.status == "partial" and isinstance(row.run_dir, str) and not has_checkpoint(row.run_dir):
+    if row.status == RunStatus.PARTIAL and isinstance(row.run_dir, str) and not has_checkpoint(row.run_dir):
         return RESTARTS, 0
-    if row.status in ("failed", "partial") and isinstance(row.reason, str):
+    if row.status in (RunStatus.FAILED, RunStatus.PARTIAL) and isinstance(row.reason, str):
         return f"{row.status}: {row.reason}", row.iteration
     return str(row.status), row.iteration
 
@@ -169,7 +170,8 @@ def print_status(results_dir: str | os.PathLike, wide: bool = False) -> None:
         table.add_row(*id_cells, status, *cells[: len(names)])
     console.print(table)
     counts = runs["status"].value_counts()
-    console.print(", ".join(f"{counts[s]} {s}" for s in ("done", "running", "partial", "failed") if s in counts))
+    order = (RunStatus.DONE, RunStatus.RUNNING, RunStatus.PARTIAL, RunStatus.FAILED)
+    console.print(", ".join(f"{counts[s]} {s}" for s in order if s in counts))
     if not wide:
         more = "full run ids, device" if full else "full run ids, best test error, warm-up, wall, img/s, device"
         console.print(f"errors in %; {more}: --wide", style="dim")

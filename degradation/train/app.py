@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 from degradation.errors import RunFailed, UsageError, out_of_memory
+from degradation.store.schema import RunStatus
 from degradation.train import argv
 
 USAGE = """usage: python -m degradation.train [--cfg [job|all]] [--info] [hydra overrides ...]
@@ -80,10 +81,10 @@ def run_from_args(args: list[str]) -> int:
         _error(message)
         return 2
     status = info.get("status")
-    if status == "failed":
+    if status == RunStatus.FAILED:
         _error(f"run failed: {info.get('reason')} (see {info.get('log_path')})")
         return 1
-    if status == "partial":
+    if status == RunStatus.PARTIAL:
         _error(str(info.get("reason")))
         return 130
     return 0

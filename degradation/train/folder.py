@@ -22,7 +22,7 @@ from degradation.errors import UsageError
 from degradation.models.registry import network_of, shortcut_of
 from degradation.store.io import write_json_atomic, write_text_atomic
 from degradation.store.runs import CHECKPOINT, CONFIG_FILE, CURVES_DIR, LOG_FILE, RUN_FILE
-from degradation.store.schema import SCHEMA_VERSION
+from degradation.store.schema import SCHEMA_VERSION, RunStatus
 from degradation.train.checkpoint import save_checkpoint
 from degradation.train.console import Progress
 from degradation.train.curvewriter import CurveWriter
@@ -88,7 +88,7 @@ class RunFolder:
         self.path = Path(path)
         self.writer = writer
         self.static = static
-        self.state: dict[str, Any] = {"status": "running", "reason": None, "iteration": 0, **EMPTY_SUMMARY}
+        self.state: dict[str, Any] = {"status": RunStatus.RUNNING, "reason": None, "iteration": 0, **EMPTY_SUMMARY}
         self._status_at = 0.0
         model = cfg.model
         self.curves = CurveWriter(
@@ -138,7 +138,7 @@ class RunFolder:
             self.progress.log(f"warm-up ended at iteration {warm.ended_at} ({why})")
         self.progress.update(iteration, module.last["train_error"], module.last["test_error"], evaluated)
         if time.monotonic() - self._status_at >= STATUS_EVERY_S:  # fast GPU runs end a window many times a second
-            self.write_status(module, "running")
+            self.write_status(module, RunStatus.RUNNING)
 
     def curve_history(self) -> dict | None:
         """Every curve row so far, for the checkpoint (rank zero holds them)."""
@@ -154,7 +154,7 @@ class RunFolder:
             self.curves.flush(iteration)
         save_checkpoint(module.trainer, self.checkpoint_path)
         if self.writer:
-            self.write_status(module, "running")
+            self.write_status(module, RunStatus.RUNNING)
 
     def check_intact(self) -> None:
         """Stop when the folder lost its files while the run trained (removed by hand, perhaps half-way): going
