@@ -41,6 +41,9 @@ NON_RESULT_KEYS = (
     "data.workers",
     "data.decode",
     "data.verify",
+    "data.max_pixels",
+    "data.bad_images",
+    "data.max_bad_images",
     "data.eval_batch_size",
     "trainer.accelerator",
     "trainer.devices",
@@ -342,6 +345,10 @@ def _validate_images(data: DictConfig) -> None:
     _need(data.get("decode", "workers") in ("workers", "device"),
           f"data.decode={data.get('decode')!r}; choose workers or device")
     _need(data.verify in ("headers", "decode", "none"), f"data.verify={data.verify!r}; choose headers, decode or none")
+    _whole(data.get("max_pixels", 1), "data.max_pixels", 1)
+    _whole(data.get("max_bad_images", 0), "data.max_bad_images", 0)
+    _need(data.get("bad_images", "skip") in ("skip", "stop"),
+          f"data.bad_images={data.get('bad_images')!r}; choose skip (replace and count) or stop")
     _need(data.workers == "auto" or (isinstance(data.workers, int) and not isinstance(data.workers, bool)),
           f"data.workers={data.workers!r}; use auto or a whole number >= 0")
     auto_workers(data.workers)

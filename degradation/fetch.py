@@ -73,6 +73,8 @@ def check(name: str, root: str | Path) -> Path:
 def describe(name: str, root: str | Path, download: bool) -> str:
     """One line for a plan: where the data are, or what the sweep will do about them."""
     root = Path(root).expanduser()
+    if name in ("imagenet", "imagefolder"):  # data/imagedata.py:IMAGE_DATA, without loading torchvision here
+        return f"data: {name}, the image folder {root}"
     if name not in SPECS:
         return f"data: {name} (made in memory)"
     spec = SPECS[name]
