@@ -55,9 +55,12 @@ def bad_images(data_cfg: Any) -> BadImages:
 def memory_line(data_cfg: Any, workers: int) -> str:
     """The plan's bound on one run's image-decoding memory: decoders x cap x bytes per pixel."""
     cap = max_pixels(data_cfg)
-    decoders = max(1, workers)
+    if str(data_cfg.get("decode", "workers")) == "device":  # workers read bytes; the training process decodes
+        decoders, who = 1, "1 (the training process, data.decode=device)"
+    else:
+        decoders = max(1, workers)
+        who = f"{workers} worker{'s' * (workers != 1)}" if workers else "1 (the training process)"
     total = decoders * cap * BYTES_PER_PIXEL
-    who = f"{workers} worker{'s' * (workers != 1)}" if workers else "1 (the training process)"
     return (f"decoding memory per run: at most {who} x data.max_pixels={cap:,} x {BYTES_PER_PIXEL} B = "
             f"{total / 2**30:.1f} GiB")
 
