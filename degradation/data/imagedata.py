@@ -52,11 +52,12 @@ def bad_images(data_cfg: Any) -> BadImages:
     return BadImages(str(data_cfg.get("bad_images", "skip")), int(data_cfg.get("max_bad_images", 10)))
 
 
-def memory_line(data_cfg: Any, workers: int) -> str:
-    """The plan's bound on one run's image-decoding memory: decoders x cap x bytes per pixel."""
+def memory_line(data_cfg: Any, workers: int, batch: int) -> str:
+    """The plan's bound on one run's image-decoding memory: decoders x cap x bytes per pixel. Under
+    data.decode=device the training process decodes each (per-rank) batch at once: `batch` images, not one."""
     cap = max_pixels(data_cfg)
-    if str(data_cfg.get("decode", "workers")) == "device":  # workers read bytes; the training process decodes
-        decoders, who = 1, "1 (the training process, data.decode=device)"
+    if str(data_cfg.get("decode", "workers")) == "device":
+        decoders, who = batch, f"a batch of {batch} (data.decode=device: decoded together, on the device)"
     else:
         decoders = max(1, workers)
         who = f"{workers} worker{'s' * (workers != 1)}" if workers else "1 (the training process)"

@@ -231,7 +231,8 @@ def image_notes(cfg: DictConfig, scans: list[Any], threads: int, jobs: int) -> l
     data = cfg.data
     lines = [f"images: {s.checked.line()}" if s.checked else "images: not checked (data.verify=none)"
              for s in scans]
-    memory = memory_line(data, auto_workers(data.workers, threads))
+    ranks = int(cfg.trainer.devices) * int(cfg.trainer.num_nodes)
+    memory = memory_line(data, auto_workers(data.workers, threads), int(cfg.schedule.batch_size) // max(1, ranks))
     lines.append(memory + (f" ({jobs} runs at once)" if jobs > 1 else ""))
     bad = str(data.get("bad_images", "skip"))
     lines.append("a file that fails to decode in training: " + (
