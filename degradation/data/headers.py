@@ -21,8 +21,9 @@ from typing import BinaryIO
 
 from degradation.errors import UsageError
 
-# 100 Mpx (e.g. 10000 x 10000). The largest ILSVRC-2012 training image we could find published is 3888 x 2592
-# (10.1 Mpx, in M. Ehrlich's header survey of every training image, "Compression in the ImageNet Dataset"); the
+# 100 Mpx (e.g. 10000 x 10000). The largest ILSVRC-2012 training image we could find published is 2592 by 3888
+# (10.1 Mpx, a "very large" outlier in Max Ehrlich's survey of every training image's JPEG header, "Compression in
+# the ImageNet Dataset", 2021, medium.com/data-science/compression-in-the-imagenet-dataset-34c56d14d463); the
 # survey does not print a maximum, so this is a lower bound on the real one. 100 Mpx is ten times that, above any
 # 48/50/100 Mpx camera photo, and 16 workers x 100 Mpx x 4 B = 6.4 GB at worst.
 DEFAULT_MAX_PIXELS = 100_000_000
