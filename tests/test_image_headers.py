@@ -126,9 +126,15 @@ def test_the_pixel_cap_refuses_declared_sizes_by_name(tmp_path) -> None:
         with pytest.raises(HeaderError, match=f"{Path(path).name}: its .* header declares {size}"):
             check_size(read_header(path), path, 100_000_000)
     assert check_size(ImageHeader("png", 10000, 10000, "rgb"), "x", 100_000_000)  # the cap itself passes
-    deep = ImageHeader("png", 8000, 8000, "rgb", 16)  # 64 Mpx at 16 bits weigh as 160 Mpx
+    deep = ImageHeader("png", 8000, 8000, "rgb", 16)  # 64 Mpx at 16 bits weigh as 192 Mpx
     with pytest.raises(HeaderError, match="at 16 bits"):
         check_size(deep, "deep.png", 100_000_000)
+    strip = ImageHeader("jpeg", 10_000_000, 10, "rgb")  # within the cap as decoded, not once resized
+    assert check_size(strip, "strip.jpg", 100_000_000)
+    with pytest.raises(HeaderError, match=r"strip.jpg: .*resized to a shorter side of 480 it would be "
+                                          r"480000000 x 480 = 230,400,000,000 pixels, over data.max_pixels"):
+        check_size(strip, "strip.jpg", 100_000_000, shorter=480)
+    assert check_size(ImageHeader("jpeg", 500, 33, "rgb"), "x", 100_000_000, shorter=480)  # ILSVRC's 500 x 33
 
 
 def test_decoded_size_must_match_the_header(tmp_path) -> None:
@@ -247,7 +253,7 @@ def test_the_plan_states_what_the_header_check_saw_the_memory_bound_and_the_poli
     assert f"the image folder {root}" in out and "made in memory" not in out
     assert "images: 24 images checked (jpeg 21, png 3), " in out and "6 grayscale, 3 CMYK" in out
     assert re.search(r"decoding memory per run: at most (\d+ workers?|1 \(the training process\)) x "
-                     r"data.max_pixels=100,000,000 x 4 B = \d+\.\d GiB", out)
+                     r"data.max_pixels=100,000,000 x 8 B = \d+\.\d GiB", out)
     assert "skipped and counted in run.json, up to data.max_bad_images=10" in " ".join(out.split())
 
 

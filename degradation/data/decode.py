@@ -41,10 +41,12 @@ def read_bytes(path: str) -> torch.Tensor:
     return torch.frombuffer(data, dtype=torch.uint8)
 
 
-def checked_header(data: torch.Tensor, path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageHeader:
-    """The header of the bytes `data`, within the pixel cap: ImageError naming `path` otherwise (before any decode)."""
+def checked_header(data: torch.Tensor, path: str, max_pixels: int = DEFAULT_MAX_PIXELS,
+                   shorter: int | None = None) -> ImageHeader:
+    """The header of the bytes `data`, within the pixel cap (as decoded, and resized to `shorter`): ImageError
+    naming `path` otherwise (before any decode)."""
     try:
-        return check_size(header_of(data.numpy(), path), path, max_pixels)
+        return check_size(header_of(data.numpy(), path), path, max_pixels, shorter)
     except HeaderError as exc:
         raise ImageError(str(exc)) from None
 
@@ -70,8 +72,9 @@ def decode_rgb(data: torch.Tensor, path: str, header: ImageHeader | None = None)
     return image
 
 
-def read_rgb(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> torch.Tensor:
+def read_rgb(path: str, max_pixels: int = DEFAULT_MAX_PIXELS, shorter: int | None = None) -> torch.Tensor:
     """uint8 [3, H, W] of the file at `path`, its size checked against its header and the cap (ImageError naming
     it when it cannot be)."""
     data = read_bytes(path)
-    return decode_rgb(data, path, checked_header(data, path, max_pixels))
+    header = checked_header(data, path, max_pixels, shorter)
+    return decode_rgb(data, path, header)

@@ -125,8 +125,8 @@ class _TrainBatches(torch.utils.data.Dataset):
         path = self.paths[index]
         if self.raw:  # the bytes, their header held to the cap here; decoded on the device (decode_on_device)
             data = read_bytes(path)
-            return data, checked_header(data, path, self.max_pixels)
-        return read_rgb(path, self.max_pixels)
+            return data, checked_header(data, path, self.max_pixels, self.spec.largest_side)
+        return read_rgb(path, self.max_pixels, self.spec.largest_side)
 
     def __getitem__(self, k: int):
         """(crops or raw samples, labels, lighting weights, [(path, why) refused]) or the message that stops."""
@@ -136,8 +136,8 @@ class _TrainBatches(torch.utils.data.Dataset):
         for position in range(start, start + self.local):
             epoch, offset = divmod(position, n)
             d = self.draws(epoch)
-            scale, frac, flip = int(d.scale[offset]), (float(d.frac[offset, 0]), float(d.frac[offset, 1])), \
-                bool(d.flip[offset])
+            scale, flip = int(d.scale[offset]), bool(d.flip[offset])
+            frac = (float(d.frac[offset, 0]), float(d.frac[offset, 1]))
             for attempt in range(self.tries):  # under skip: the next images of the epoch's order stand in
                 index = int(d.order[(offset + attempt) % n])
                 try:
@@ -152,8 +152,9 @@ class _TrainBatches(torch.utils.data.Dataset):
             if self.raw:
                 data, header = loaded
                 raws.append((data, self.paths[index], scale, frac, flip, header))
-            else:
-                crops.append(train_view(loaded, self.spec, scale, frac, flip))
+            else:  # a copy: a view would keep the whole resized image alive until the batch is stacked
+                crops.append(train_view(loaded, self.spec, scale, frac, flip).clone())
+            del loaded  # before the next file is decoded: one decoded image at a time
         return (raws if self.raw else torch.stack(crops)), torch.stack(labels), torch.stack(alphas), refused
 
 
@@ -275,14 +276,15 @@ class _EvalImages(torch.utils.data.Dataset):
         views, labels, refused = [], [], []
         for i in range(j * self.batch, min(len(self.images), (j + 1) * self.batch)):
             try:
-                image = read_rgb(self.images.paths[i], self.max_pixels)
+                image = read_rgb(self.images.paths[i], self.max_pixels, self.spec.largest_side)
             except ImageError as exc:
                 if not self.skip:
                     return str(exc)
                 refused.append((self.images.paths[i], str(exc)))
                 continue
-            views.append(ten_views(image, self.spec) if self.ten_crop else centre_view(image, self.spec))
+            views.append(ten_views(image, self.spec) if self.ten_crop else centre_view(image, self.spec).clone())
             labels.append(self.images.labels[i])
+            del image  # before the next file is decoded (the views are copies)
         if not views:
             return None, None, refused
         return torch.stack(views), torch.tensor(labels, dtype=torch.int64), refused

@@ -143,20 +143,22 @@ def _holdout(images: ImageList, per_class: int, seed: int) -> tuple[ImageList, I
     return pick(False), pick(True)
 
 
-def check_file(path: str, verify: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageHeader | None:
-    """The header of the image at `path`, within the pixel cap (and decodable, under verify=decode); a UsageError
-    naming `path` otherwise. None under verify=none."""
+def check_file(path: str, verify: str, max_pixels: int = DEFAULT_MAX_PIXELS,
+               shorter: int | None = None) -> ImageHeader | None:
+    """The header of the image at `path`, within the pixel cap as declared and resized to `shorter` (and
+    decodable, under verify=decode); a UsageError naming `path` otherwise. None under verify=none."""
     if verify == "none":
         return None
-    header = check_size(read_header(path), path, max_pixels)
+    header = check_size(read_header(path), path, max_pixels, shorter)
     if verify == "decode":
-        read_rgb(path, max_pixels)
+        read_rgb(path, max_pixels, shorter)
     return header
 
 
 def scan(root: str | Path, kind: str, *, holdout_per_class: int = 50, split_seed: int = 0,
-         verify: str = "headers", max_pixels: int = DEFAULT_MAX_PIXELS) -> FolderSplits:
-    """The train and val image lists of an image folder (kind: imagenet | imagefolder), every file checked."""
+         verify: str = "headers", max_pixels: int = DEFAULT_MAX_PIXELS, shorter: int | None = None) -> FolderSplits:
+    """The train and val image lists of an image folder (kind: imagenet | imagefolder), every file checked
+    (`shorter`: the augmentation's largest shorter side, whose resize is held to the cap too)."""
     if verify not in VERIFY:
         raise UsageError(f"data.verify={verify!r}; choose headers, decode or none")
     train_dir = train_folder(root)
@@ -175,7 +177,7 @@ def scan(root: str | Path, kind: str, *, holdout_per_class: int = 50, split_seed
         source = f"holdout of up to {holdout_per_class} per class (split_seed {split_seed})"
     counts = None if verify == "none" else HeaderCounts()
     for path in train.paths + val.paths:
-        header = check_file(path, verify, max_pixels)
+        header = check_file(path, verify, max_pixels, shorter)
         if counts is not None and header is not None:
             counts.add(header, path)
     return FolderSplits(train, val, source, counts)

@@ -1,14 +1,18 @@
 """An image file's declared size and colour layout, read from its header without decoding it; the pixel cap.
 
-A decoder allocates what the header declares: a 4.6 MB PNG of zeros can declare 40000 x 40000 pixels (4.8 GB
-decoded), a JPEG's frame header 65000 x 65000 (12.7 GB). torchvision's decoders have no pixel limit, so every
-image is sized here first (PNG IHDR; JPEG SOF0-15, any process: baseline, progressive, lossless, arithmetic,
-after any APPn/COM segments; WebP VP8, VP8L and VP8X) and refused by name over `data.max_pixels`.
+A decoder allocates what the header declares: a PNG of zeros of a few MB can declare 40000 x 40000 pixels
+(4.8 GB decoded), a JPEG's frame header 65000 x 65000 (12.7 GB). torchvision's decoders have no pixel limit, so
+every image is sized here first (PNG IHDR; JPEG SOF0-15, any process: baseline, progressive, lossless,
+arithmetic, after any APPn/COM segments; WebP VP8, VP8L and VP8X) and refused by name over `data.max_pixels`.
+So is an image whose resize to the augmentation's largest shorter side would exceed the cap (a 10 x 10^7 strip
+is 100 Mpx as decoded and 48 Gpx resized to a shorter side of 480).
 
-The cap bounds decoding memory. Measured here (a 4000 x 3000 image, peak resident growth while decoding with
-torchvision.io and resizing for training): 3.1-3.5 bytes per pixel for 8-bit JPEG (RGB, grayscale, CMYK), PNG
-(RGB, RGBA) and WebP; a 16-bit PNG decodes to uint16 (6 bytes per pixel, 9.3 with its conversion to uint8), so
-it counts 5/2 of its pixels against the cap. One decoder thus holds at most cap x BYTES_PER_PIXEL bytes of image.
+The cap bounds decoding memory. Measured here (peak resident growth, torchvision.io and the training resize):
+decoding a 4000 x 3000 image and resizing it down costs 3.1-3.5 bytes per decoded pixel for 8-bit JPEG (RGB,
+grayscale, CMYK), PNG (RGB, RGBA) and WebP; a 16-bit PNG decodes to uint16 (9.3 bytes per pixel with its
+conversion to uint8), so it counts 3 times its pixels. Resizing up (an extreme aspect ratio) costs 4.2-4.4 bytes
+per resized pixel. Both sizes are held to the cap, so one decoder holds at most cap x BYTES_PER_PIXEL bytes
+(measured at the cap: 7.2 B per pixel of it for a 170000 x 400 PNG resized up to 480, 2.7 B for 10000 x 10000).
 """
 
 from __future__ import annotations
@@ -19,16 +23,17 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from degradation.data.imageaug import resized_size
 from degradation.errors import UsageError
 
 # 100 Mpx (e.g. 10000 x 10000). The largest ILSVRC-2012 training image we could find published is 2592 by 3888
 # (10.1 Mpx, a "very large" outlier in Max Ehrlich's survey of every training image's JPEG header, "Compression in
 # the ImageNet Dataset", 2021, medium.com/data-science/compression-in-the-imagenet-dataset-34c56d14d463); the
 # survey does not print a maximum, so this is a lower bound on the real one. 100 Mpx is ten times that, above any
-# 48/50/100 Mpx camera photo, and 16 workers x 100 Mpx x 4 B = 6.4 GB at worst.
+# 48/50/100 Mpx camera photo.
 DEFAULT_MAX_PIXELS = 100_000_000
-BYTES_PER_PIXEL = 4  # one decoder's peak per (8-bit) pixel, rounded up from the 3.1-3.5 measured
-_SIXTEEN_BIT = (5, 2)  # a 16-bit PNG costs 9.3 bytes per pixel: counted as 5/2 of an 8-bit one's 4
+BYTES_PER_PIXEL = 8  # one decoder's worst peak per pixel of the cap: decoded (<= 3.5 B) + resized (<= 4.4 B)
+_SIXTEEN_BIT = 3  # a 16-bit PNG costs 9.3 bytes per pixel as decoded: counted as 3 pixels (<= 3.5 B each)
 
 PNG = b"\x89PNG\r\n\x1a\n"
 _PNG_COLOURS = {0: "gray", 2: "rgb", 3: "palette", 4: "gray+alpha", 6: "rgba"}
@@ -58,10 +63,9 @@ class ImageHeader:
 
     @property
     def cost(self) -> int:
-        """Pixels as counted against the cap (a 16-bit PNG weighs 5/2: it decodes to 2.3x the bytes)."""
-        if self.bits > 8:
-            return self.pixels * _SIXTEEN_BIT[0] // _SIXTEEN_BIT[1]
-        return self.pixels
+        """Pixels as counted against the cap (a 16-bit PNG weighs 3: it decodes to 2.7x the bytes)."""
+        return self.pixels * (_SIXTEEN_BIT if self.bits > 8 else 1)
+
 
 
 def _need(data: bytes, n: int, path: str, what: str) -> bytes:
@@ -183,15 +187,24 @@ def header_of(data, path: str) -> ImageHeader:
     return parse(_View(data), path)  # type: ignore[arg-type]
 
 
-def check_size(header: ImageHeader, path: str, max_pixels: int) -> ImageHeader:
-    """`header`, or HeaderError naming `path` when it declares more pixels than `max_pixels` allows."""
+def check_size(header: ImageHeader, path: str, max_pixels: int, shorter: int | None = None) -> ImageHeader:
+    """`header`, or HeaderError naming `path` when it declares more pixels than `max_pixels` allows, or (with
+    `shorter`, the augmentation's largest shorter side) when its resize to that side would."""
+    what = f"{path}: its {header.format.upper()} header declares {header.width} x {header.height}"
     if header.cost > max_pixels:
-        deep = f" at {header.bits} bits (counted x{_SIXTEEN_BIT[0]}/{_SIXTEEN_BIT[1]})" if header.bits > 8 else ""
+        deep = f" at {header.bits} bits (counted x{_SIXTEEN_BIT})" if header.bits > 8 else ""
         raise HeaderError(
-            f"{path}: its {header.format.upper()} header declares {header.width} x {header.height} = "
-            f"{header.pixels:,} pixels{deep}, over data.max_pixels={max_pixels:,} (decoding it would take "
-            f"{header.cost * BYTES_PER_PIXEL / 2**30:.1f} GiB); remove it, or raise data.max_pixels if it is meant"
+            f"{what} = {header.pixels:,} pixels{deep}, over data.max_pixels={max_pixels:,} (decoding it would take "
+            f"{header.cost * 3.5 / 2**30:.1f} GiB); remove it, or raise data.max_pixels if it is meant"
         )
+    if shorter is not None:
+        h, w = resized_size(header.height, header.width, shorter)
+        if w * h > max_pixels:
+            raise HeaderError(
+                f"{what}; resized to a shorter side of {shorter} it would be {w} x {h} = {w * h:,} pixels, over "
+                f"data.max_pixels={max_pixels:,} (which holds data.scale_max / eval_resize's resize too); remove it "
+                "or crop it to a sane aspect ratio"
+            )
     return header
 
 

@@ -44,7 +44,8 @@ def scan_data(data_cfg: Any):
     """Every file of the configured folder listed and checked (UsageError naming the first bad one)."""
     check_classes(data_cfg)
     return scan(str(data_cfg.root), str(data_cfg.name), holdout_per_class=int(data_cfg.holdout_per_class),
-                split_seed=int(data_cfg.split_seed), verify=str(data_cfg.verify), max_pixels=max_pixels(data_cfg))
+                split_seed=int(data_cfg.split_seed), verify=str(data_cfg.verify), max_pixels=max_pixels(data_cfg),
+                shorter=AugmentSpec.from_cfg(data_cfg).largest_side)
 
 
 def bad_images(data_cfg: Any) -> BadImages:
