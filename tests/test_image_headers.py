@@ -193,6 +193,17 @@ def test_a_file_failing_in_training_is_skipped_and_counted_or_stops(tmp_path) ->
                 next(stop.train)
 
 
+def test_a_strip_that_would_resize_past_the_cap_is_refused_by_the_check(tmp_path) -> None:
+    from degradation.data import build_data
+
+    root = make_folder(tmp_path / "images", per_class=2, val_per_class=1)
+    (root / "train" / "n01440764" / "strip.png").write_bytes(zero_png(50000, 2))  # 0.1 Mpx; 14.4 Mpx at 24
+    build_data(_data_cfg(root, "data.max_pixels=20000000"), batch_size=2, seed=0)
+    with pytest.raises(HeaderError, match=r"strip.png: its PNG header declares 50000 x 2; resized to a shorter side "
+                                          r"of 24 it would be 600000 x 24 = 14,400,000 pixels"):
+        build_data(_data_cfg(root, "data.max_pixels=1000000"), batch_size=2, seed=0)
+
+
 def test_a_file_grown_into_a_bomb_after_the_scan_is_refused_in_the_worker_before_decoding(tmp_path,
                                                                                           monkeypatch) -> None:
     import torchvision.io
