@@ -61,7 +61,8 @@ class BadImages:
     """data.bad_images: what the training stream does with a file that fails in a worker, and the count of them.
 
     stop: the first one stops the run (ImageError naming it). skip: its sample is replaced (see the module
-    docstring) and the file recorded; more than `cap` distinct files stop the run all the same."""
+    docstring) and the file recorded; more than `cap` distinct files stop the run all the same. Under DDP each
+    rank counts the files of its own slices (run.json, written by rank 0, holds rank 0's)."""
 
     def __init__(self, policy: str = "skip", cap: int = 10) -> None:
         if policy not in BAD_IMAGE_POLICIES:
