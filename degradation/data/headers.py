@@ -67,7 +67,6 @@ class ImageHeader:
         return self.pixels * (_SIXTEEN_BIT if self.bits > 8 else 1)
 
 
-
 def _need(data: bytes, n: int, path: str, what: str) -> bytes:
     if len(data) < n:
         raise HeaderError(f"{path}: its {what} is truncated (the file ends inside its header); replace or remove it")
