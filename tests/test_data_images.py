@@ -83,11 +83,16 @@ def test_corrupt_image_is_named_never_dropped(tmp_path) -> None:
     bad.write_bytes(b"this is not an image")
     with pytest.raises(UsageError, match="broken.JPEG is not a JPEG, PNG or WebP image"):
         build_data(_cfg(root).data, batch_size=2, seed=0)
-    bad.write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 40)  # a JPEG signature, then garbage: found when decoded
-    with pytest.raises(ImageError, match="cannot decode image .*broken.JPEG"):
+    bad.write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 40)  # a JPEG signature, then garbage: its header is broken
+    with pytest.raises(UsageError, match="broken.JPEG: a JPEG segment of length 0"):
+        build_data(_cfg(root).data, batch_size=2, seed=0)
+    whole = (root / "train" / "n01443537" / "n01443537_train_0.JPEG").read_bytes()
+    bad.write_bytes(whole[: len(whole) // 2])  # a sound header, a truncated body: found when decoded
+    with pytest.raises(ImageError, match="cannot decode image .*broken.JPEG: Image is incomplete or truncated"):
         build_data(_cfg(root, "data.verify=decode").data, batch_size=2, seed=0)
-    with pytest.raises(ImageError, match="broken.JPEG"):  # when the mean or the stream reaches it
-        data = build_data(_cfg(root, "data.mean_samples=1", "data.split_seed=5").data, batch_size=7, seed=0)
+    with pytest.raises(ImageError, match="broken.JPEG"):  # when the mean or the stream reaches it (policy: stop)
+        data = build_data(_cfg(root, "data.mean_samples=1", "data.split_seed=5", "data.bad_images=stop").data,
+                          batch_size=7, seed=0)
         for _ in range(3):
             next(data.train)
 

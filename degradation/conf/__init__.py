@@ -109,9 +109,10 @@ def check_choice(group: str, value: str, flag: str) -> str:
     """A config group's choice (`--data`, `--preset`, `--archs`), or one line naming the choices."""
     names = group_names(group)
     if value not in names:
-        hint = " (a network of your own: its model/<name>.yaml in a --config-dir folder)" if group == "model" else ""
-        raise UsageError(f"{flag}: unknown {group} '{value}'{did_you_mean(value, names)}; choose from "
-                         f"{', '.join(names)}{hint}")
+        what = "arch" if group == "model" else group
+        own = " (or your own network: model/<name>.yaml in a --config-dir folder)" if group == "model" else ""
+        raise UsageError(f"{flag}: unknown {what} '{value}'; choose from {', '.join(names)}{own}"
+                         f"{did_you_mean(value, names)}")
     return value
 
 LOGGERS = ("none", "csv", "tensorboard", "wandb", "mlflow")  # conf/logger/*.yaml; train/loggers.py builds them
@@ -126,6 +127,9 @@ NON_RESULT_KEYS = (
     "data.workers",
     "data.decode",
     "data.verify",
+    "data.max_pixels",
+    "data.bad_images",
+    "data.max_bad_images",
     "data.eval_batch_size",
     "trainer.accelerator",
     "trainer.devices",

@@ -61,6 +61,11 @@ class Decode(enum.Enum):
     device = "device"
 
 
+class BadImages(enum.Enum):
+    skip = "skip"  # the next image stands in; counted in run.json
+    stop = "stop"
+
+
 class Verify(enum.Enum):
     headers = "headers"
     decode = "decode"
@@ -174,6 +179,9 @@ class ImageData:
     decode: Decode = Decode.workers
     workers: Any = "auto"  # auto | a whole number >= 0
     eval_batch_size: int = bounded(100, ge=1)
+    max_pixels: int = bounded(100_000_000, ge=1)  # a file declaring more is refused before any decode
+    bad_images: BadImages = BadImages.skip
+    max_bad_images: int = bounded(10, ge=0)
 
 
 GROUPS: dict[str, type] = {"schedule": Schedule, "trainer": Trainer}

@@ -13,7 +13,7 @@ import torch
 from degradation.data.bundle import DataBundle
 from degradation.data.cifar import SPECS, load_cifar
 from degradation.data.normalize import fit_normalizer
-from degradation.data.registry import dataset, get
+from degradation.data.registry import dataset
 from degradation.data.splits import split_indices
 from degradation.data.stream import BatchStream, EvalSet
 from degradation.data.synthetic import make_synthetic
@@ -24,16 +24,16 @@ EVAL_BATCH_SIZE = 1000  # evaluation needs no gradients: bigger batches, fewer c
 
 def load_arrays(data_cfg: Any) -> dict[str, torch.Tensor]:
     """The raw uint8 images and int64 labels of the configured data set (train and test), on the CPU."""
-    name = get(data_cfg, "name")
+    name = data_cfg.get("name")
     if name == "synthetic":
         return make_synthetic(
-            int(get(data_cfg, "train_size")),
-            int(get(data_cfg, "test_size")),
-            int(get(data_cfg, "num_classes", 10)),
-            int(get(data_cfg, "seed", 0)),
+            int(data_cfg.get("train_size")),
+            int(data_cfg.get("test_size")),
+            int(data_cfg.get("num_classes", 10)),
+            int(data_cfg.get("seed", 0)),
         )
     if name in SPECS:
-        return load_cifar(name, get(data_cfg, "root", "data"), bool(get(data_cfg, "download", True)))
+        return load_cifar(name, data_cfg.get("root", "data"), bool(data_cfg.get("download", True)))
     raise UsageError(f"data set '{name}' is not held in memory; build_data reads it from its files")
 
 
@@ -59,21 +59,21 @@ def build_data(
     eval_batch_size: int = EVAL_BATCH_SIZE,
 ) -> DataBundle:
     """Load, split (full | holdout), normalise with training-split statistics, and stream on `device`."""
-    name = str(get(data_cfg, "name"))
+    name = str(data_cfg.get("name"))
     if dataset(name).file_backed:
         from degradation.data.imagedata import build_image_data  # deferred: torchvision, for image folders only
 
         return build_image_data(data_cfg, batch_size=batch_size, seed=seed, device=device,
                                 memory_format=memory_format, world_size=world_size, rank=rank)
-    num_classes = int(get(data_cfg, "num_classes", 10))
+    num_classes = int(data_cfg.get("num_classes", 10))
     arrays = load_arrays(data_cfg)
     _check_labels(arrays, num_classes, name)
-    split = str(get(data_cfg, "split", "full"))
+    split = str(data_cfg.get("split", "full"))
     train_idx, val_idx = split_indices(
-        len(arrays["train_y"]), split, int(get(data_cfg, "val_size", 0)), int(get(data_cfg, "split_seed", 0))
+        len(arrays["train_y"]), split, int(data_cfg.get("val_size", 0)), int(data_cfg.get("split_seed", 0))
     )
     train_x, train_y = arrays["train_x"][train_idx], arrays["train_y"][train_idx]
-    normalizer = fit_normalizer(train_x, str(get(data_cfg, "normalize", "mean_image")))
+    normalizer = fit_normalizer(train_x, str(data_cfg.get("normalize", "mean_image")))
     stream = BatchStream(
         train_x,
         train_y,

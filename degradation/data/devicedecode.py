@@ -29,18 +29,20 @@ def _decode_all(raws: list, device: torch.device) -> list[torch.Tensor]:
         try:
             decoded = decode_jpeg([raws[i][0] for i in jpegs], mode=ImageReadMode.RGB, device=device)
             for i, image in zip(jpegs, decoded, strict=True):
-                if image.ndim == 3 and image.shape[0] == 3:
-                    images[i] = image
+                header = raws[i][5]
+                if image.ndim == 3 and image.shape[0] == 3 and tuple(image.shape[1:]) == (header.height, header.width):
+                    images[i] = image  # anything else is decoded again below, where a wrong size is named
         except RuntimeError:
             pass  # one file nvJPEG rejects fails the batch call: every file goes through the CPU below
-    for i, (data, path, *_) in enumerate(raws):
+    for i, (data, path, *_, header) in enumerate(raws):
         if images[i] is None:
-            images[i] = decode_rgb(data, path).to(device, non_blocking=True)
+            images[i] = decode_rgb(data, path, header).to(device, non_blocking=True)
     return images  # type: ignore[return-value]
 
 
 def decode_on_device(raws: list, spec: AugmentSpec, device: torch.device) -> torch.Tensor:
-    """uint8 [b,3,crop,crop] on `device` from (bytes, path, scale, frac, flip) per sample."""
+    """uint8 [b,3,crop,crop] on `device` from (bytes, path, scale, frac, flip, header) per sample (the header
+    read and held to data.max_pixels in the worker; a file that fails to decode here stops the run)."""
     images = _decode_all(raws, device)
     return torch.stack([train_view(image, spec, scale, frac, flip)
-                        for image, (_, _, scale, frac, flip) in zip(images, raws, strict=True)])
+                        for image, (_, _, scale, frac, flip, _) in zip(images, raws, strict=True)])

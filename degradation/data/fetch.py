@@ -12,11 +12,12 @@ A root this module created and left empty (a failed download) is removed again: 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from degradation.data.cifar import SPECS, is_extracted, locate, verify
+from degradation.data.registry import is_file_backed
 from degradation.errors import UsageError
 from degradation.store.lock import describe_owner, wait_lock
 
@@ -73,6 +74,8 @@ def check(name: str, root: str | Path) -> Path:
 def describe(name: str, root: str | Path, download: bool) -> str:
     """One line for a plan: where the data are, or what the sweep will do about them."""
     root = Path(root).expanduser()
+    if is_file_backed(name):
+        return f"data: {name}, the image folder {root}"
     if name not in SPECS:
         return f"data: {name} (made in memory)"
     spec = SPECS[name]
@@ -85,14 +88,10 @@ def describe(name: str, root: str | Path, download: bool) -> str:
     return f"data: {spec.title} not under {root}/ and data.download=false: the sweep would stop"
 
 
-def _get(cfg: Any, key: str, default: Any = None) -> Any:
-    return cfg.get(key, default) if isinstance(cfg, Mapping) or hasattr(cfg, "get") else getattr(cfg, key, default)
-
-
 def prepare_config(data_cfg: Any, say: Callable[[str], None] | None = None) -> Path | None:
     """Prepare the data set a run's `data` config names (None for synthetic data)."""
-    name = str(_get(data_cfg, "name"))
+    name = str(data_cfg.get("name"))
     if name not in SPECS:
         return None
-    return prepare(name, str(_get(data_cfg, "root", "data")), download=bool(_get(data_cfg, "download", True)),
+    return prepare(name, str(data_cfg.get("root", "data")), download=bool(data_cfg.get("download", True)),
                    say=say)

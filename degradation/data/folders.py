@@ -6,10 +6,10 @@ Layouts read (the classes are the sorted folder names of the training split):
     <root>/train/<class>/<image>   (no val/: a seeded holdout of each class validates)
     <root>/<class>/<image>         (likewise, for a plain class-per-folder data set)
 
-Files count as images by extension (.jpeg .jpg .png .webp, any case; hidden files are skipped). Each one's first
-bytes must be a JPEG, PNG or WebP signature (`data.verify=headers`, the default; it is what the real training set
-needs: it holds a PNG named .JPEG and CMYK JPEGs, all decodable), or it must decode (`verify=decode`, a whole
-pass). A file that fails is named in a UsageError: the set never shrinks silently.
+Files count as images by extension (.jpeg .jpg .png .webp, any case; hidden files are skipped). Each one's header
+must be a JPEG, PNG or WebP header declaring a size within `data.max_pixels` (`data.verify=headers`, the default,
+headers.py: no decoding; the real training set's PNG named .JPEG and CMYK JPEGs pass), or it must also decode
+(`verify=decode`, a whole pass). A file that fails is named in a UsageError: the set never shrinks silently.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from functools import lru_cache
 from pathlib import Path
 
 from degradation.data.decode import read_rgb
+from degradation.data.headers import DEFAULT_MAX_PIXELS, HeaderCounts, ImageHeader, check_size, read_header
 from degradation.errors import UsageError
 
 EXTENSIONS = (".jpeg", ".jpg", ".png", ".webp")
 WNID = re.compile(r"^n\d{8}$")
 VERIFY = ("headers", "decode", "none")
-_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,7 @@ class FolderSplits:
     train: ImageList
     val: ImageList
     val_source: str  # "val/" or "holdout of N per class (split_seed S)"
+    checked: HeaderCounts | None = None  # what the header check saw (None under verify=none)
 
 
 def _class_dirs(folder: Path, kind: str) -> list[Path]:
@@ -142,26 +143,22 @@ def _holdout(images: ImageList, per_class: int, seed: int) -> tuple[ImageList, I
     return pick(False), pick(True)
 
 
-def check_file(path: str, verify: str) -> None:
-    """UsageError naming `path` when it is not a readable image (by signature, or by decoding it)."""
+def check_file(path: str, verify: str, max_pixels: int = DEFAULT_MAX_PIXELS,
+               shorter: int | None = None) -> ImageHeader | None:
+    """The header of the image at `path`, within the pixel cap as declared and resized to `shorter` (and
+    decodable, under verify=decode); a UsageError naming `path` otherwise. None under verify=none."""
     if verify == "none":
-        return
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(16)
-    except OSError as exc:
-        raise UsageError(f"cannot read image {path}: {exc.strerror}") from None
-    webp = head[:4] == b"RIFF" and head[8:12] == b"WEBP"
-    if not (webp or any(head.startswith(s) for s in _SIGNATURES)):
-        raise UsageError(f"{path} is not a JPEG, PNG or WebP image (its first bytes are {head[:8].hex()}); "
-                         "replace or remove it")
+        return None
+    header = check_size(read_header(path), path, max_pixels, shorter)
     if verify == "decode":
-        read_rgb(path)
+        read_rgb(path, max_pixels, shorter)
+    return header
 
 
 def scan(root: str | Path, kind: str, *, holdout_per_class: int = 50, split_seed: int = 0,
-         verify: str = "headers") -> FolderSplits:
-    """The train and val image lists of an image folder (kind: imagenet | imagefolder), every file checked."""
+         verify: str = "headers", max_pixels: int = DEFAULT_MAX_PIXELS, shorter: int | None = None) -> FolderSplits:
+    """The train and val image lists of an image folder (kind: imagenet | imagefolder), every file checked
+    (`shorter`: the augmentation's largest shorter side, whose resize is held to the cap too)."""
     if verify not in VERIFY:
         raise UsageError(f"data.verify={verify!r}; choose headers, decode or none")
     train_dir = train_folder(root)
@@ -178,6 +175,9 @@ def scan(root: str | Path, kind: str, *, holdout_per_class: int = 50, split_seed
     else:
         train, val = _holdout(train, int(holdout_per_class), int(split_seed))
         source = f"holdout of up to {holdout_per_class} per class (split_seed {split_seed})"
+    counts = None if verify == "none" else HeaderCounts()
     for path in train.paths + val.paths:
-        check_file(path, verify)
-    return FolderSplits(train, val, source)
+        header = check_file(path, verify, max_pixels, shorter)
+        if counts is not None and header is not None:
+            counts.add(header, path)
+    return FolderSplits(train, val, source, counts)

@@ -41,6 +41,11 @@ class AugmentSpec:
     flip: bool = True
     lighting: float = 0.1  # std of the PCA weights; 0 switches it off
 
+    @property
+    def largest_side(self) -> int:
+        """The largest shorter side an image is resized to (training or evaluation): what the cap holds too."""
+        return max(self.scale_max, self.eval_resize)
+
     @classmethod
     def from_cfg(cls, data_cfg: Any) -> AugmentSpec:
         get = data_cfg.get
@@ -86,6 +91,14 @@ def draw_epoch(num_images: int, spec: AugmentSpec, seed: int, epoch: int) -> Epo
     return EpochDraws(order, scale, frac, flip, alpha)
 
 
+def resized_size(h: int, w: int, size: int) -> tuple[int, int]:
+    """(H, W) of an h x w image with its shorter side resized to `size`, aspect ratio kept (what the header
+    check holds to data.max_pixels before anything is decoded)."""
+    if min(h, w) == size:
+        return h, w
+    return (size, max(size, round(w * size / h))) if h <= w else (max(size, round(h * size / w)), size)
+
+
 def resize_shorter(image: torch.Tensor, size: int) -> torch.Tensor:
     """uint8 [3,H,W] with its shorter side resized to `size` (bilinear, antialiased), aspect ratio kept."""
     from torchvision.transforms.v2 import functional as TF
@@ -93,8 +106,7 @@ def resize_shorter(image: torch.Tensor, size: int) -> torch.Tensor:
     h, w = image.shape[-2:]
     if min(h, w) == size:
         return image
-    new = (size, max(size, round(w * size / h))) if h <= w else (max(size, round(h * size / w)), size)
-    return TF.resize(image, list(new), antialias=True)
+    return TF.resize(image, list(resized_size(h, w, size)), antialias=True)
 
 
 def train_view(image: torch.Tensor, spec: AugmentSpec, scale: int, frac: tuple[float, float], flip: bool

@@ -11,8 +11,9 @@ from typing import Any
 import torch
 
 from degradation.data.bundle import DataBundle
-from degradation.data.filestream import FileEvalSet, FileStream, auto_workers, fit_image_normalizer
+from degradation.data.filestream import BadImages, FileEvalSet, FileStream, auto_workers, fit_image_normalizer
 from degradation.data.folders import class_names, scan
+from degradation.data.headers import BYTES_PER_PIXEL, DEFAULT_MAX_PIXELS
 from degradation.data.imageaug import AugmentSpec
 from degradation.errors import UsageError
 
@@ -32,11 +33,36 @@ def check_classes(data_cfg: Any) -> tuple[str, ...]:
     return classes
 
 
+def max_pixels(data_cfg: Any) -> int:
+    """data.max_pixels: the most pixels one image may declare (headers.py)."""
+    return int(data_cfg.get("max_pixels", DEFAULT_MAX_PIXELS))
+
+
 def scan_data(data_cfg: Any):
     """Every file of the configured folder listed and checked (UsageError naming the first bad one)."""
     check_classes(data_cfg)
     return scan(str(data_cfg.root), str(data_cfg.name), holdout_per_class=int(data_cfg.holdout_per_class),
-                split_seed=int(data_cfg.split_seed), verify=str(data_cfg.verify))
+                split_seed=int(data_cfg.split_seed), verify=str(data_cfg.verify), max_pixels=max_pixels(data_cfg),
+                shorter=AugmentSpec.from_cfg(data_cfg).largest_side)
+
+
+def bad_images(data_cfg: Any) -> BadImages:
+    """data.bad_images (skip | stop) and data.max_bad_images, as the policy object the stream counts with."""
+    return BadImages(str(data_cfg.get("bad_images", "skip")), int(data_cfg.get("max_bad_images", 10)))
+
+
+def memory_line(data_cfg: Any, workers: int, batch: int) -> str:
+    """The plan's bound on one run's image-decoding memory: decoders x cap x bytes per pixel. Under
+    data.decode=device the training process decodes each (per-rank) batch at once: `batch` images, not one."""
+    cap = max_pixels(data_cfg)
+    if str(data_cfg.get("decode", "workers")) == "device":
+        decoders, who = batch, f"a batch of {batch} (data.decode=device: decoded together, on the device)"
+    else:
+        decoders = max(1, workers)
+        who = f"{workers} worker{'s' * (workers != 1)}" if workers else "1 (the training process)"
+    total = decoders * cap * BYTES_PER_PIXEL
+    return (f"decoding memory per run: at most {who} x data.max_pixels={cap:,} x {BYTES_PER_PIXEL} B = "
+            f"{total / 2**30:.1f} GiB")
 
 
 def build_image_data(
@@ -48,19 +74,22 @@ def build_image_data(
     spec.check()
     splits = scan_data(data_cfg)
     workers = auto_workers(data_cfg.get("workers", "auto"))
+    cap, bad = max_pixels(data_cfg), bad_images(data_cfg)
     normalizer = fit_image_normalizer(splits.train, spec, str(data_cfg.normalize), int(data_cfg.mean_samples),
-                                      int(data_cfg.split_seed), workers)
+                                      int(data_cfg.split_seed), workers, cap, bad)
     stream = FileStream(splits.train, spec, normalizer, batch_size=batch_size, seed=seed, device=device,
                         memory_format=memory_format, world_size=world_size, rank=rank, workers=workers,
-                        decode=str(data_cfg.get("decode", "workers")))
+                        decode=str(data_cfg.get("decode", "workers")), max_pixels=cap, bad_images=bad)
     eval_batch = max(1, min(eval_batch_size, int(data_cfg.get("eval_batch_size", eval_batch_size))))
 
     def evalset(ten_crop: bool) -> FileEvalSet:
         return FileEvalSet(splits.val, spec, normalizer, batch_size=max(1, eval_batch // (10 if ten_crop else 1)),
-                           device=device, memory_format=memory_format, workers=workers, ten_crop=ten_crop)
+                           device=device, memory_format=memory_format, workers=workers, ten_crop=ten_crop,
+                           max_pixels=cap)
 
     info = {"split": "val" if splits.val_source == "val/" else "holdout", "val_source": splits.val_source,
             "train_size": len(splits.train), "val_size": len(splits.val), "test_size": 0,
-            "workers": workers}
+            "workers": workers, "max_pixels": cap,
+            "images_checked": splits.checked.record() if splits.checked else None}
     return DataBundle(str(data_cfg.name), stream, {"val": evalset(False)}, len(splits.train),
                       len(splits.train.classes), normalizer, info, evalset(True))

@@ -6,16 +6,10 @@ Torch-free on purpose: config checks, sweep plans, estimates and figures read it
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from degradation.errors import UsageError, did_you_mean
-
-
-def get(cfg: Any, key: str, default: Any = None) -> Any:
-    """A key of a DictConfig, a dict or an object: how data configs are read."""
-    return cfg.get(key, default) if isinstance(cfg, Mapping) or hasattr(cfg, "get") else getattr(cfg, key, default)
 
 
 @dataclass(frozen=True)
@@ -33,9 +27,9 @@ class DataSet:
         """Images of one evaluation: the test set (plus the validation split when held out); image folders: the
         val set, taken as 50 per class (ILSVRC-2012's val set exactly; a holdout at most that)."""
         if self.file_backed:
-            return 50 * int(get(data_cfg, "num_classes"))
-        test = self.test_size if self.test_size is not None else int(get(data_cfg, "test_size"))
-        return test + (int(get(data_cfg, "val_size")) if get(data_cfg, "split") == "holdout" else 0)
+            return 50 * int(data_cfg.get("num_classes"))
+        test = self.test_size if self.test_size is not None else int(data_cfg.get("test_size"))
+        return test + (int(data_cfg.get("val_size")) if data_cfg.get("split") == "holdout" else 0)
 
 
 DATASETS: dict[str, DataSet] = {
@@ -57,8 +51,8 @@ def dataset(name: object) -> DataSet:
     """A data set's entry; a one-line UsageError naming the choices (and the closest) otherwise."""
     if name in DATASETS:
         return DATASETS[str(name)]
-    raise UsageError(f"unknown data set '{name}'{did_you_mean(str(name), DATA_NAMES)}; choose from "
-                     f"{', '.join(DATA_NAMES)}")
+    raise UsageError(f"unknown data set '{name}'; choose from {', '.join(DATA_NAMES)}"
+                     f"{did_you_mean(str(name), DATA_NAMES)}")
 
 
 def display_name(name: str) -> str:

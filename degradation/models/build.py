@@ -8,7 +8,7 @@ from torch import nn
 
 from degradation.errors import UsageError
 from degradation.models.depth import check_family
-from degradation.models.registry import INPUT_SIZE, get, network, network_of
+from degradation.models.registry import INPUT_SIZE, network, network_of
 
 
 def build_model(model_cfg: Any) -> nn.Module:
@@ -18,12 +18,12 @@ def build_model(model_cfg: Any) -> nn.Module:
     Missing optional keys default to the paper's choices: family cifar, shortcut A (cifar) / B (imagenet),
     width 1.0, num_classes 10 (cifar) / 1000 (imagenet). Bad values raise a one-line UsageError.
     """
-    if get(model_cfg, "_target_") is None and get(model_cfg, "arch") is None:
+    if model_cfg.get("_target_") is None and model_cfg.get("arch") is None:
         raise UsageError("model config needs 'arch' (e.g. model.arch=resnet model.depth=20)")
-    if get(model_cfg, "depth") is None:
+    if model_cfg.get("depth") is None:
         raise UsageError("model config needs 'depth' (e.g. model.arch=resnet model.depth=20)")
     net = network_of(model_cfg)
-    net.check_depth(get(model_cfg, "family", "cifar"), get(model_cfg, "depth"), get(model_cfg, "block", "auto"))
+    net.check_depth(model_cfg.get("family", "cifar"), model_cfg.get("depth"), model_cfg.get("block", "auto"))
     return net.build(model_cfg)
 
 

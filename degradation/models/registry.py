@@ -41,10 +41,6 @@ INPUT_SIZE = {"cifar": 32, "imagenet": 224}
 PLUGIN_KEYS = ("_target_", "name", "arch", "label", "family", "depth", "num_classes", "source_digest", "source_file")
 
 
-def get(cfg: Any, key: str, default: Any = None) -> Any:
-    """A key of a DictConfig, a dict or an object: the one accessor for the configs models are built from."""
-    return cfg.get(key, default) if isinstance(cfg, Mapping) or hasattr(cfg, "get") else getattr(cfg, key, default)
-
 
 @dataclass(frozen=True)
 class Network:
@@ -91,11 +87,11 @@ def _cifar_or_imagenet(arch: str) -> Callable[[Any], nn.Module]:
         from degradation.models.cifarnet import cifar_net
         from degradation.models.imagenet import imagenet_net
 
-        family = get(cfg, "family", "cifar")
+        family = cfg.get("family", "cifar")
         cifar = family == "cifar"
-        kwargs = {"shortcut": get(cfg, "shortcut", "A" if cifar else "B"),
-                  "num_classes": get(cfg, "num_classes", 10 if cifar else 1000), "width": get(cfg, "width", 1.0)}
-        return (cifar_net if cifar else imagenet_net)(arch, get(cfg, "depth"), **kwargs)
+        kwargs = {"shortcut": cfg.get("shortcut", "A" if cifar else "B"),
+                  "num_classes": cfg.get("num_classes", 10 if cifar else 1000), "width": cfg.get("width", 1.0)}
+        return (cifar_net if cifar else imagenet_net)(arch, cfg.get("depth"), **kwargs)
 
     return build
 
@@ -114,8 +110,8 @@ def _check_preact(family: str, depth: object, block: object) -> None:
 def _build_preact(cfg: Any) -> nn.Module:
     from degradation.models.preact import preact_net  # deferred: the network loads torch
 
-    return preact_net(get(cfg, "depth"), block=get(cfg, "block", "auto"), shortcut=get(cfg, "shortcut", "B"),
-                      num_classes=get(cfg, "num_classes", 10), width=get(cfg, "width", 1.0))
+    return preact_net(cfg.get("depth"), block=cfg.get("block", "auto"), shortcut=cfg.get("shortcut", "B"),
+                      num_classes=cfg.get("num_classes", 10), width=cfg.get("width", 1.0))
 
 
 # He et al. 2015, Table 6 (CIFAR-10, augmentation; ResNets with option-A shortcuts), test error %.
@@ -143,18 +139,18 @@ def network(name: object) -> Network:
     """A built-in network by name; a UsageError naming the choices (and the closest) otherwise."""
     if name in NETWORKS:
         return NETWORKS[str(name)]
-    raise UsageError(f"unknown arch '{name}'{did_you_mean(str(name), ARCHS)}; choose from {', '.join(ARCHS)} "
-                     "(or a model YAML of your own: see `degradation models --help`)")
+    raise UsageError(f"unknown arch '{name}'; choose from {', '.join(ARCHS)} (or your own network: "
+                     f"model/<name>.yaml in a --config-dir folder){did_you_mean(str(name), ARCHS)}")
 
 
 def network_of(model_cfg: Any) -> Network:
     """The entry for a model config: a built-in network by its arch, or a plug-in by its `_target_`."""
-    target = get(model_cfg, "_target_")
+    target = model_cfg.get("_target_")
     if target is None:
-        return network(get(model_cfg, "arch"))
-    return plugin_network(str(target), str(get(model_cfg, "name") or get(model_cfg, "arch")),
-                          str(get(model_cfg, "label") or get(model_cfg, "name") or get(model_cfg, "arch")),
-                          str(get(model_cfg, "family", "cifar")), get(model_cfg, "source_file"))
+        return network(model_cfg.get("arch"))
+    return plugin_network(str(target), str(model_cfg.get("name") or model_cfg.get("arch")),
+                          str(model_cfg.get("label") or model_cfg.get("name") or model_cfg.get("arch")),
+                          str(model_cfg.get("family", "cifar")), model_cfg.get("source_file"))
 
 
 def import_factory(target: str, source_file: str | None = None) -> Callable[..., Any]:
@@ -207,8 +203,8 @@ def plugin_network(target: str, name: str, label: str, family: str, source: str 
         from torch import nn  # deferred: only building needs torch
 
         factory = import_factory(target, source)
-        kwargs = {key: get(cfg, key) for key in _factory_keys(cfg)}
-        kwargs.update(depth=get(cfg, "depth"), num_classes=get(cfg, "num_classes", 10))
+        kwargs = {key: cfg.get(key) for key in _factory_keys(cfg)}
+        kwargs.update(depth=cfg.get("depth"), num_classes=cfg.get("num_classes", 10))
         if _accepts(factory, "family"):
             kwargs["family"] = family
         try:
@@ -249,25 +245,25 @@ def check_network_output(model_cfg: Any) -> None:
         return
     import torch  # deferred: only plug-ins pay for a trial forward
 
-    family = get(model_cfg, "family", "cifar")
-    classes = int(get(model_cfg, "num_classes", 10))
+    family = model_cfg.get("family", "cifar")
+    classes = int(model_cfg.get("num_classes", 10))
     model = net.build(model_cfg).eval()
     size = INPUT_SIZE[family]
     try:
         with torch.no_grad():
             out = model(torch.zeros(2, 3, size, size))
     except Exception as exc:
-        raise UsageError(f"{net.name}-{get(model_cfg, 'depth')}: a forward pass of 2 images of 3x{size}x{size} "
+        raise UsageError(f"{net.name}-{model_cfg.get('depth')}: a forward pass of 2 images of 3x{size}x{size} "
                          f"failed: {first_line(exc)}") from None
     shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
     if shape != (2, classes):
-        raise UsageError(f"{net.name}-{get(model_cfg, 'depth')}: logits of shape {shape} for 2 images; the factory "
+        raise UsageError(f"{net.name}-{model_cfg.get('depth')}: logits of shape {shape} for 2 images; the factory "
                          f"must return [N, num_classes] = (2, {classes})")
 
 
 def shortcut_of(model_cfg: Any) -> str:
     """The shortcut option a run's network uses: "none" for a network without one (plain nets, plug-ins)."""
-    return str(get(model_cfg, "shortcut")).upper() if network_of(model_cfg).has_shortcut else "none"
+    return str(model_cfg.get("shortcut")).upper() if network_of(model_cfg).has_shortcut else "none"
 
 
 def legend_shortcut(arch: str) -> str:
@@ -292,4 +288,4 @@ def check_arch(name: object) -> str:
 def check_shortcut_of(model_cfg: Any) -> None:
     """Networks with a shortcut option take A, B or C."""
     if network_of(model_cfg).has_shortcut:
-        check_shortcut(get(model_cfg, "shortcut"))
+        check_shortcut(model_cfg.get("shortcut"))

@@ -38,6 +38,8 @@ def run_sweep(request: SweepRequest) -> int:
     print_plan(plan, console, wide=request.wide)
     console.print(describe(str(data_cfg.name), str(data_cfg.get("root", "data")), bool(data_cfg.get("download", True))),
                   markup=False)
+    for line in plan.data_notes:
+        console.print(line, markup=False)
     note = long_sweep_note(plan)
     if note:
         console.print(note, markup=False)

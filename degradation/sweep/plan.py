@@ -194,8 +194,9 @@ def expand(request: SweepRequest) -> list[tuple[str, int, str, int]]:
     return grid
 
 
-def compose_cells(request: SweepRequest) -> list[Cell]:
-    """Compose and validate every cell (UsageError on the first bad one, naming it); duplicates dropped."""
+def compose_cells(request: SweepRequest) -> tuple[list[Cell], list[Any]]:
+    """Compose and validate every cell (UsageError on the first bad one, naming it); duplicates dropped. With
+    them, the image folders' scans (FolderSplits; none for CIFAR or synthetic data)."""
     cells: dict[str, Cell] = {}
     grid = expand(request)
     layout = slurm_layout(request, grid[0]) if grid else ()
@@ -211,24 +212,48 @@ def compose_cells(request: SweepRequest) -> list[Cell]:
         rid = run_id(cfg)
         run_dir = runs_root(request.results_dir) / rid
         cells.setdefault(rid, Cell(arch, depth, shortcut, seed, tuple(overrides), cfg, rid, run_dir))
-    _check_image_data([c.cfg for c in cells.values()])
-    return list(cells.values())
+    scans = _check_image_data([c.cfg for c in cells.values()])
+    return list(cells.values()), scans
 
 
-def _check_image_data(cfgs: list[DictConfig]) -> None:
-    """Image folders are scanned (every file's signature) before any run folder exists: one bad file is named
-    here, not in four failed runs."""
+def _check_image_data(cfgs: list[DictConfig]) -> list[Any]:
+    """Image folders are scanned (every file's header: format, size within data.max_pixels) before any run folder
+    exists: one bad file is named here, not in four failed runs."""
     # deferred: the image-folder modules load torchvision; CIFAR sweeps never need them
     from degradation.data.imagedata import scan_data
 
-    seen = set()
+    seen, scans = set(), []
     for cfg in cfgs:
         if not is_file_backed(cfg.data.name):
             continue
-        key = (cfg.data.name, str(cfg.data.root), int(cfg.data.split_seed), str(cfg.data.verify))
+        key = (cfg.data.name, str(cfg.data.root), int(cfg.data.split_seed), str(cfg.data.verify),
+               int(cfg.data.get("max_pixels", 0)))
         if key not in seen:
             seen.add(key)
-            scan_data(cfg.data)
+            scans.append(scan_data(cfg.data))
+    return scans
+
+
+def image_notes(cfg: DictConfig, scans: list[Any], threads: int, jobs: int) -> list[str]:
+    """The plan's lines about an image folder: what its header check saw, the decoding-memory bound, the policy
+    for files that fail in training."""
+    if not scans:
+        return []
+    # deferred: as in _check_image_data
+    from degradation.data.filestream import auto_workers
+    from degradation.data.imagedata import memory_line
+
+    data = cfg.data
+    lines = [f"images: {s.checked.line()}" if s.checked else "images: not checked (data.verify=none)"
+             for s in scans]
+    ranks = int(cfg.trainer.devices) * int(cfg.trainer.num_nodes)
+    memory = memory_line(data, auto_workers(data.workers, threads), int(cfg.schedule.batch_size) // max(1, ranks))
+    lines.append(memory + (f" ({jobs} runs at once)" if jobs > 1 else ""))
+    bad = str(data.get("bad_images", "skip"))
+    lines.append("a file that fails to decode in training: " + (
+        f"skipped and counted in run.json, up to data.max_bad_images={data.get('max_bad_images', 10)} files; then "
+        "the run stops" if bad == "skip" else "the run stops, naming it (data.bad_images=stop)"))
+    return lines
 
 
 @dataclass
@@ -250,6 +275,7 @@ class Plan:
     runs_per_gpu: int = 1  # runs sharing one GPU at once in a local CUDA sweep (1 elsewhere)
     wide: bool = False  # tables show full run ids (--wide)
     gpus_per_run: int = 1  # DDP ranks of one run on GPUs (trainer.devices x trainer.num_nodes); 0 on a CPU
+    data_notes: list[str] = field(default_factory=list)  # image folders: header check, memory bound, policy
 
     def todo(self) -> list[Cell]:
         return [c for c in self.cells if self.states[c.run_id].trains]
@@ -337,7 +363,7 @@ def _shared_gpus(cfg: DictConfig, kind: str, gpus: int) -> int:
 
 def build_plan(request: SweepRequest, *, probe: bool = True) -> Plan:
     """Compose every cell, read each run's state, decide where runs go, and ask for the time estimate."""
-    cells = compose_cells(request)
+    cells, scans = compose_cells(request)
     first = cells[0].cfg
     states = {c.run_id: read_state(c.run_dir) for c in cells}
 
@@ -382,6 +408,7 @@ def build_plan(request: SweepRequest, *, probe: bool = True) -> Plan:
         runs_per_gpu=per_gpu,
         wide=request.wide,
         gpus_per_run=gpus_per_run,
+        data_notes=image_notes(first, scans, threads, jobs),
     )
 
 

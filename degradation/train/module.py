@@ -362,4 +362,5 @@ class TrainModule(pl.LightningModule):
             **self.schedule.warmup.report(),
             "wall_s": self.wall_s(),
             "images_per_s": images / train_s if train_s > 0 else None,
+            **(self.stream.report() if hasattr(self.stream, "report") else {}),  # image files refused (bad_images)
         }
