@@ -22,6 +22,7 @@ ID_COLUMNS = ["run_id", "arch", "depth", "shortcut", "dataset", "preset", "seed"
 DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "synthetic": "synthetic data",
                  "imagenet": "ImageNet (ILSVRC-2012)", "imagefolder": "image folder"}
 IMAGE_DATA = ("imagenet", "imagefolder")  # evaluated on a val split (centre crop), then 10-crop at the end
+NO_SETTINGS = "settings not recorded"  # what differs, for a run without config (killed before it wrote one)
 
 
 def label(arch: str, depth: int, shortcut: str | None = "A") -> str:
@@ -101,8 +102,9 @@ def _differs(table: pd.DataFrame) -> list[str]:
     for _, net in table.groupby(NETWORK, sort=False):
         if net["variant"].nunique() < 2:
             continue
-        named = differences(dict(zip(net["variant"], net["settings"], strict=True)))
-        out[net.index] = [named[v] for v in net["variant"]]
+        known = net[net["settings"].notna()]  # a run that never recorded its config: not a difference of the others
+        named = differences(dict(zip(known["variant"], known["settings"], strict=True)))
+        out[net.index] = [named.get(v, NO_SETTINGS) for v in net["variant"]]
     return list(out)
 
 
