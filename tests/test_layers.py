@@ -23,6 +23,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("results",),
     ("analysis", "sweep", "bench", "bench_share", "bench_loader"),
     ("figures",),
+    ("report",),
     ("cli", "__main__", "__init__"),
 ]
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}

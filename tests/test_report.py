@@ -72,6 +72,7 @@ def test_the_page_holds_every_section_and_names_failed_and_unfinished_runs(repor
     assert "1 failed" in text and "1 unfinished" in text  # the header's count
     assert "resnet-14-A-synthetic-smoke-s1-00000000" in text and FAILED_REASON in text
     assert re.search(r"unfinished \(partial, 4/12 iterations\): plain-14 seed 1", text)
+    assert text.index("Not in the verdict") > text.index('id="verdict-text"')  # named, below the verdict
     assert "Table 6" in text and "train.log" in text
     head = text.index('id="verdict-text"')
     assert head < text.index('<section id="figures">')  # the verdict comes before everything it rests on

@@ -61,18 +61,25 @@ def _verdict_text(head: str) -> str:
     return f"<strong>{esc(claim)}</strong> ({esc(detail)}"
 
 
-def _header(results_dir: Path, runs: pd.DataFrame, pairs: list[tuple[str, str]], tool: dict) -> str:
-    head, named = runstable.counts(runs)
+def _attention(runs: pd.DataFrame) -> str:
+    """The failed and unfinished runs by name, under the verdict they are left out of."""
+    _, named = runstable.counts(runs)
+    if not named:
+        return ""
     shown = "".join(f"<li>{esc(n)}</li>" for n in named[:NAMED])
     more = f"<li>and {len(named) - NAMED} more: see the runs table</li>" if len(named) > NAMED else ""
+    return f'<p>Not in the verdict:</p><ul class="bad">{shown}{more}</ul>'
+
+
+def _header(results_dir: Path, runs: pd.DataFrame, pairs: list[tuple[str, str]], tool: dict) -> str:
+    head, _ = runstable.counts(runs)
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     nav = "".join(f'<a href="#{i}">{esc(t)}</a>' for i, t in (
         ("verdict", "verdict"), ("figures", "figures"), ("tables", "tables"), ("runs", "runs"),
         ("training", "loss and lr"), ("ratios", "update/weight"), ("bench", "bench"), ("provenance", "provenance")))
     return (f"<header><h1>Degradation study: {esc(results_dir.absolute().name)}</h1>"
             f"<p>{esc('; '.join(describe(d, p) for d, p in pairs))}. {esc(head)}. Made {esc(when)} by degradation "
-            f"{esc(tool['degradation'])} from <code>{esc(results_dir.absolute())}</code>.</p>"
-            + (f'<ul class="bad">{shown}{more}</ul>' if named else "") + f"<nav>{nav}</nav></header>")
+            f"{esc(tool['degradation'])} from <code>{esc(results_dir.absolute())}</code>.</p><nav>{nav}</nav></header>")
 
 
 def _verdicts(finals: pd.DataFrame, pairs: list[tuple[str, str]]) -> tuple[str, str, list]:
@@ -169,8 +176,8 @@ def build_page(results_dir: Path, command: str) -> str:
         "<p>No bench results (<code>degradation bench</code> writes bench.parquet).</p>"
     body = [
         _header(results_dir, runs, pairs, tool),
-        _section("verdict", "Verdict: does depth degrade plain nets and not ResNets?", box + gap_plots
-                 + _summary(results_dir)),
+        _section("verdict", "Verdict: does depth degrade plain nets and not ResNets?", box + _attention(runs)
+                 + gap_plots + _summary(results_dir)),
         _section("figures", "Figures", _figures(results_dir, results_dir / "figures")),
         _section("tables", "Tables", _tables(results_dir)),
         _section("runs", "Runs", _runs(runs)),

@@ -37,41 +37,42 @@ def marks(selected: pd.DataFrame, runs: pd.DataFrame) -> tuple[list[int], list[i
 
 
 def draw(selected: pd.DataFrame, curves: pd.DataFrame, runs: pd.DataFrame, title: str) -> tuple[Figure, dict]:
-    """Two panels (loss, lr) for the selected runs of one (data set, preset); the entry says what was drawn."""
+    """Two panels (loss, lr) for the selected runs of one (data set, preset), one line per network (the mean over
+    its seeds, as in the paper's figures); the entry says what was drawn."""
     fig, (loss_ax, lr_ax) = new_figure(2, width=5.6, height=3.6)
-    train = curves[(curves["split"] == "train") & curves["run_id"].isin(set(selected["run_id"]))]
+    names = selected[["run_id", "label"]]  # curves carry arch and depth themselves
+    train = curves[(curves["split"] == "train") & curves["metric"].isin(["loss", "lr"])].merge(names, on="run_id")
     scale, xlabel = x_scale(float(train["step"].max()) if len(train) else 0.0)
     drops, warm = marks(selected, runs)
     entry: dict = {"lines": [], "drops": drops, "warmup_ends": warm}
+    order = selected.drop_duplicates("label").sort_values(["arch", "depth", "label"])["label"].tolist()
     for ax, metric, ylabel in ((loss_ax, "loss", "training loss (window mean)"), (lr_ax, "lr", "learning rate")):
-        drawn = 0
-        for _, run in selected.sort_values(["arch", "depth", "seed"]).iterrows():
-            rows = train[(train["run_id"] == run["run_id"]) & (train["metric"] == metric)].sort_values("step")
-            if rows.empty:
-                continue
-            style = "--" if run["arch"] == "plain" else "-"
-            name = run["label"] + (f" s{run['seed']}" if (selected["label"] == run["label"]).sum() > 1 else "")
-            ax.plot(rows["step"] / scale, rows["value"], style, color=network_color(run["arch"], run["depth"]),
-                    lw=1.3, label=name, drawstyle="steps-pre" if metric == "lr" else "default")
-            drawn += 1
+        mine = train[train["metric"] == metric]
+        groups = dict(tuple(mine.groupby("label", sort=False)))
+        for name in [n for n in order if n in groups]:
+            rows = groups[name]
+            mean = rows.groupby("step")["value"].mean()
+            arch, depth = rows["arch"].iloc[0], rows["depth"].iloc[0]
+            ax.plot(mean.index / scale, mean.to_numpy(), "--" if arch == "plain" else "-",
+                    color=network_color(arch, depth), lw=1.3, label=name,
+                    drawstyle="steps-pre" if metric == "lr" else "default")
             if metric == "loss":
-                entry["lines"].append({"label": name, "points": len(rows)})
+                entry["lines"].append({"label": name, "points": len(mean), "seeds": rows["run_id"].nunique()})
         for d in drops:
             ax.axvline(d / scale, **DROP_STYLE)
         for w in warm:
             ax.axvline(w / scale, **WARMUP_STYLE)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
-        values = train.loc[train["metric"] == metric, "value"]
-        values = values[values > 0]
-        if drawn and len(values) and values.max() > 10 * values.min():  # log only where it spans a decade
+        values = mine.loc[mine["value"] > 0, "value"]
+        if groups and len(values) and values.max() > 10 * values.min():  # log only where it spans a decade
             ax.set_yscale("log")
-        elif not drawn:
+        elif not groups:
             empty_panel(ax, f"no {metric} recorded")
-    handles = list(loss_ax.get_lines())[: len(entry["lines"])]
-    legend_below(loss_ax, handles, ncol=2)
+    legend_below(loss_ax, list(loss_ax.get_lines())[: len(entry["lines"])], ncol=2)
     keys = [lr_ax.plot([], [], **DROP_STYLE, label="lr drop (schedule milestone)")[0]] * bool(drops)
     keys += [lr_ax.plot([], [], **WARMUP_STYLE, label="warm-up ended")[0]] * bool(warm)
     legend_below(lr_ax, keys, ncol=1)
-    fig.suptitle(f"Training loss and learning rate — {title}")
+    seeds = " (line: mean over seeds)" if any(line["seeds"] > 1 for line in entry["lines"]) else ""
+    fig.suptitle(f"Training loss and learning rate{seeds} — {title}")
     return fig, entry
