@@ -150,3 +150,60 @@ class Browser:
     def requests(self) -> list[str]:
         """Every URL the page asked for since it was opened."""
         return [e["params"]["request"]["url"] for e in self.events if e.get("method") == "Network.requestWillBeSent"]
+
+
+# ---- the report's checks (tests/test_report.py, tests/test_demo.py) ------------------------------------------
+BLANK_CHECK = """
+Promise.all([...document.images].map(async (im) => {
+  try { await im.decode(); } catch (e) { return {alt: im.alt, ok: false, why: 'does not decode'}; }
+  const c = document.createElement('canvas');
+  c.width = Math.min(im.naturalWidth, 400); c.height = Math.min(im.naturalHeight, 400);
+  const g = c.getContext('2d');
+  g.drawImage(im, 0, 0, c.width, c.height);
+  const px = g.getImageData(0, 0, c.width, c.height).data;
+  let lo = 765, hi = 0;
+  for (let i = 0; i < px.length; i += 4) {
+    const v = px[i] + px[i + 1] + px[i + 2]; lo = Math.min(lo, v); hi = Math.max(hi, v);
+  }
+  return {alt: im.alt, ok: im.naturalWidth > 0 && hi - lo > 60, width: im.naturalWidth, range: hi - lo};
+}))
+"""
+SCROLL = "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+VERDICT = ("(() => { const r = document.getElementById('verdict-text').getBoundingClientRect(); "
+           "return [r.top, r.bottom, window.innerHeight]; })()")
+SIZES = ((1280, 800), (390, 844))  # a laptop, a phone
+
+
+def check_page(page: Path, shots: Path) -> dict:
+    """Open the page at each size; return what the checks read; leave report-<width>.png in `shots`."""
+    shots.mkdir(parents=True, exist_ok=True)
+    seen: dict = {}
+    binary = chromium()
+    if binary is None:
+        raise RuntimeError("no chromium on the path")
+    with Browser(binary) as browser:
+        for width, height in SIZES:
+            browser.size(width, height)
+            browser.open(page)
+            seen[width] = {"scroll": browser.evaluate(SCROLL), "verdict": browser.evaluate(VERDICT)}
+            browser.screenshot(shots / f"report-{width}.png")
+        seen["images"] = browser.evaluate(BLANK_CHECK)
+        seen["requests"] = browser.requests()
+    return seen
+
+
+def page_problems(seen: dict) -> list[str]:
+    """What is wrong with the page as the browser saw it ([] when nothing): an image that does not decode or is
+    blank, a sideways scroll, a verdict below the first screen, a request that is not the file or a data: URI."""
+    out = [f"image {i['alt']!r} does not decode or is blank ({i})" for i in seen["images"] if not i["ok"]]
+    for width, _ in SIZES:
+        scroll_width, client_width = seen[width]["scroll"]
+        if scroll_width > client_width:
+            out.append(f"horizontal scroll at {width} px: {scroll_width} > {client_width}")
+    top, bottom, height = seen[1280]["verdict"]
+    if top < 0 or bottom > height:
+        out.append(f"the verdict is not on the first screen at 1280x{height}: {top:.0f}-{bottom:.0f} px")
+    out += [f"request leaves the page: {u[:120]}" for u in seen["requests"] if not u.startswith(("file://", "data:"))]
+    if not seen["requests"]:
+        out.append("the browser saw no request at all (not even the page)")
+    return out

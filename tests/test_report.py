@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from _browser import Browser, chromium
+from _browser import check_page, chromium, page_problems
 from _figures_helpers import make_results
 from _train_helpers import tiny_cfg, train_interrupted
 
@@ -28,7 +28,7 @@ from degradation.analysis.summary import judge
 from degradation.cli import main
 from degradation.conf import compose, run_id
 from degradation.report import gaps, provenance, ratios, training
-from degradation.report.html import figure_png, markdown
+from degradation.report.html import data_uri, figure_png, markdown
 from degradation.report.page import REPORT_FILE, write_report
 from degradation.results import collect
 from degradation.runs import record_failure, runs_root
@@ -196,61 +196,37 @@ def test_the_cli_prints_the_pages_path(report: Path, capsys) -> None:
 
 
 # ---- in a real browser -------------------------------------------------------------------------------------
-BLANK_CHECK = """
-Promise.all([...document.images].map(async (im) => {
-  try { await im.decode(); } catch (e) { return {alt: im.alt, ok: false, why: 'does not decode'}; }
-  const c = document.createElement('canvas');
-  c.width = Math.min(im.naturalWidth, 400); c.height = Math.min(im.naturalHeight, 400);
-  const g = c.getContext('2d');
-  g.drawImage(im, 0, 0, c.width, c.height);
-  const px = g.getImageData(0, 0, c.width, c.height).data;
-  let lo = 255, hi = 0;
-  for (let i = 0; i < px.length; i += 4) {
-    const v = px[i] + px[i + 1] + px[i + 2]; lo = Math.min(lo, v); hi = Math.max(hi, v);
-  }
-  return {alt: im.alt, ok: im.naturalWidth > 0 && hi - lo > 60, width: im.naturalWidth, range: hi - lo};
-}))
-"""
-SCROLL = "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
-VERDICT = "(() => { const r = document.getElementById('verdict-text').getBoundingClientRect(); " \
-          "return [r.top, r.bottom, window.innerHeight]; })()"
-
-
-def _browser() -> str:
-    binary = chromium()
-    if binary is None:
-        pytest.skip("chromium not installed (apt-get install chromium); the page is not checked in a browser")
-    return binary
-
-
-def check_in_browser(page: Path, shots: Path) -> dict:
-    """Open the page at 1280x800 and 390x844; return what the checks read; leave screenshots in `shots`."""
-    shots.mkdir(parents=True, exist_ok=True)
-    seen: dict = {}
-    with Browser(_browser()) as browser:
-        for width, height in ((1280, 800), (390, 844)):
-            browser.size(width, height)
-            browser.open(page)
-            seen[width] = {"scroll": browser.evaluate(SCROLL), "verdict": browser.evaluate(VERDICT)}
-            browser.screenshot(shots / f"report-{width}.png")
-        seen["images"] = browser.evaluate(BLANK_CHECK)
-        seen["requests"] = browser.requests()
-    return seen
-
-
 def test_the_page_in_headless_chromium(report: Path, tmp_path: Path) -> None:
+    if chromium() is None:
+        pytest.skip("chromium not installed (apt-get install chromium); the page is not checked in a browser")
     shots = Path(os.environ.get("DEGRADATION_SCREENSHOTS") or tmp_path)
-    seen = check_in_browser(report, shots)
-    images = seen["images"]
-    assert len(images) == report.read_text().count("<img ")
-    assert all(i["ok"] for i in images), [i for i in images if not i["ok"]]
-    for width in (1280, 390):
-        scroll_width, client_width = seen[width]["scroll"]
-        assert scroll_width <= client_width, f"horizontal scroll at {width} px: {scroll_width} > {client_width}"
-    top, bottom, height = seen[1280]["verdict"]
-    assert top >= 0 and bottom <= height == 800  # the verdict is read without scrolling
-    assert seen["requests"] and all(u.startswith(("file://", "data:")) for u in seen["requests"]), seen["requests"]
+    seen = check_page(report, shots)
+    assert len(seen["images"]) == report.read_text().count("<img ") > 5
+    assert page_problems(seen) == []
+    assert seen[1280]["verdict"][1] < 800  # the verdict's bottom edge on the first screen
     assert (shots / "report-1280.png").stat().st_size > 10_000
+
+
+def test_the_browser_checks_catch_a_bad_page(tmp_path: Path) -> None:
+    """The checks can fail: a blank image, a page wider than the screen, a verdict below the first screen and an
+    image fetched from elsewhere are each reported."""
+    if chromium() is None:
+        pytest.skip("chromium not installed (apt-get install chromium); the page is not checked in a browser")
+    import io
+
+    from PIL import Image
+
+    blank = io.BytesIO()
+    Image.new("RGB", (60, 40), "white").save(blank, format="PNG")
+    page = tmp_path / "bad.html"
+    page.write_text(f'<!doctype html><body><img alt="blank" src="{data_uri(blank.getvalue())}">'
+                    '<div style="width:2000px;height:900px">wide and tall</div><p id="verdict-text">verdict</p>'
+                    '<img alt="remote" src="http://127.0.0.1:9/x.png"></body>')
+    problems = "\n".join(page_problems(check_page(page, tmp_path)))
+    assert "image 'blank'" in problems and "image 'remote'" in problems
+    assert "horizontal scroll at 1280 px" in problems and "horizontal scroll at 390 px" in problems
+    assert "the verdict is not on the first screen" in problems
+    assert "request leaves the page: http://127.0.0.1:9/x.png" in problems
 
 
 # ---- TensorBoard ---------------------------------------------------------------------------------------------
