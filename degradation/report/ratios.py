@@ -14,6 +14,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
 from degradation.analysis.flow import grid
+from degradation.figures.gradflow import heatmap
 from degradation.figures.style import empty_panel, new_figure
 
 METRIC = "update_ratio"
@@ -49,13 +50,7 @@ def draw(selected: pd.DataFrame, layers: pd.DataFrame | None, title: str) -> tup
     norm = LogNorm(vmin=values.min(), vmax=values.max()) if values.size else None
     image = None
     for ax, g, (label, _) in zip(axes, grids, picks, strict=False):
-        steps = g.columns.to_numpy()
-        image = ax.imshow(g.to_numpy(), aspect="auto", origin="lower", norm=norm, cmap="magma",
-                          extent=(steps.min(), steps.max(), 0.5, len(g) + 0.5), interpolation="nearest")
-        ax.set_title(label)
-        ax.set_xlabel("iterations")
-        ax.set_ylabel("layer (1 = first conv)")
-        ax.grid(False)
+        image = heatmap(ax, g, label, norm, cmap="magma")  # magma: not the gradient norm's viridis
     for ax in axes[len(picks):]:
         ax.set_visible(False)
     if image is not None:
