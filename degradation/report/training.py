@@ -3,7 +3,8 @@
 curves.parquet records both (metric loss and lr of the train split, one value per logging window) but no figure
 drew them. The drops are the schedule's milestones from each run's recorded settings (exact, not read off the
 windowed lr curve); the warm-up end is runs.parquet's warmup_ended_at. Each network keeps its colour from
-figures/style.py; plain nets dashed, ResNets solid, as in the gradient-flow figure.
+figures/style.py; plain nets dashed, ResNets solid, as in the gradient-flow figure. The lr is logged once a window,
+so its step is drawn half-way between two windows: within half a window of the drop it marks.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from degradation.figures.style import empty_panel, legend_below, network_color, new_figure, x_scale
 
@@ -55,7 +57,7 @@ def draw(selected: pd.DataFrame, curves: pd.DataFrame, runs: pd.DataFrame, title
             arch, depth = rows["arch"].iloc[0], rows["depth"].iloc[0]
             ax.plot(mean.index / scale, mean.to_numpy(), "--" if arch == "plain" else "-",
                     color=network_color(arch, depth), lw=1.3, label=name,
-                    drawstyle="steps-pre" if metric == "lr" else "default")
+                    drawstyle="steps-mid" if metric == "lr" else "default")
             if metric == "loss":
                 entry["lines"].append({"label": name, "points": len(mean), "seeds": rows["run_id"].nunique()})
         for d in drops:
@@ -67,6 +69,9 @@ def draw(selected: pd.DataFrame, curves: pd.DataFrame, runs: pd.DataFrame, title
         values = mine.loc[mine["value"] > 0, "value"]
         if groups and len(values) and values.max() > 10 * values.min():  # log only where it spans a decade
             ax.set_yscale("log")
+            if metric == "loss":  # 0.3, 2 rather than 3x10^-1, 2x10^0
+                ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+                ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "25" else ""))
         elif not groups:
             empty_panel(ax, f"no {metric} recorded")
     legend_below(loss_ax, list(loss_ax.get_lines())[: len(entry["lines"])], ncol=2)
