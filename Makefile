@@ -27,12 +27,14 @@ $(VENV)/.installed: $(BIN)/activate pyproject.toml
 
 install: $(VENV)/.installed ## Create .venv and install the tool with its dependencies
 
-demo: install ## The main job: offline synthetic-data sweep (plain vs ResNet), figures and summary on a CPU
+demo: install ## The main job: offline synthetic-data sweep (plain vs ResNet), figures, summary, report.html on a CPU
 	$(BIN)/degradation sweep --data synthetic --preset demo --depths $(DEMO_DEPTHS) --archs plain,resnet \
 		$(if $(DEMO_JOBS),--jobs $(DEMO_JOBS)) --results $(DEMO_RESULTS)
 	$(BIN)/degradation lesion --results $(DEMO_RESULTS) --draws 1 --max-k 2 --images 250  # coarse: about 1 min
 	$(BIN)/degradation plot --results $(DEMO_RESULTS)
+	$(BIN)/degradation report --results $(DEMO_RESULTS)  # one page: verdict, figures, tables, runs, provenance
 	@echo "Figures: $(DEMO_RESULTS)/figures   Summary: $(DEMO_RESULTS)/summary.md"
+	@echo "Report: $(abspath $(DEMO_RESULTS))/report.html"
 
 test: lint ## Run the test suite (fast; slow tests with: make test PYTEST_ARGS='-m slow')
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

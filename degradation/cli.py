@@ -354,6 +354,50 @@ def plot(
         typer.echo(f"wrote {path}")
 
 
+@app.command()
+def report(
+    results: ResultsOpt = Path("results"),
+    out: Annotated[Path | None, typer.Option(parser=_folder, help="The page (default: <results>/report.html).")] = None,
+) -> None:
+    """One self-contained HTML page of the study (figures drawn first, as `degradation plot` draws them).
+
+    Verdict and its gap plot first; Figures 1/4/6/7, depth curves, gradient flow, lesion; Tables 6, 2, 3; the
+    runs (failed and unfinished ones named); loss and lr; update/weight ratios; bench; provenance. Every image is
+    inline: the page opens offline and can be sent by e-mail.
+
+    \b
+    Examples:
+      degradation report
+      degradation report --results results/demo --out /tmp/study.html
+    """
+    from degradation.report.page import write_report
+
+    written = write_report(results, out)
+    for path in written[:-1]:
+        typer.echo(f"wrote {path}")
+    typer.echo(f"report: {written[-1].absolute()}")
+
+
+@app.command()
+def tensorboard(
+    results: ResultsOpt = Path("results"),
+    out: Annotated[Path | None, typer.Option(parser=_folder, help="Folder (default: <results>/tb).")] = None,
+) -> None:
+    """Write the collected curves and layer statistics as TensorBoard event files, one run per run id, its config
+    as hparams (needs `pip install tensorboard`).
+
+    \b
+    Examples:
+      degradation tensorboard && tensorboard --logdir results/tb
+      degradation tensorboard --results results/demo
+    """
+    from degradation.report.tbexport import export_tensorboard
+
+    folders = export_tensorboard(results, out)
+    root = Path(out) if out is not None else Path(results) / "tb"
+    typer.echo(f"wrote {len(folders)} runs to {root}; browse them with: tensorboard --logdir {root}")
+
+
 @app.command(context_settings=EXTRA)
 def bench(
     ctx: typer.Context,

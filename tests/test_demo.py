@@ -1,7 +1,8 @@
 """`make demo` draws Figure 1's shape (issue 15, point 5): both plain nets learn, the deeper one stays worse over the
 second half by more than the noise, and the deeper ResNet ends at or below the shallower one; and the study tools'
-tables and figures come out of it (issue 20). Slow: it is the demo itself, with the Makefile's lesion flags (about 7
-minutes on 2 CPU cores): `pytest -m slow tests/test_demo.py`."""
+tables and figures come out of it (issue 20), and its report passes the browser checks (issue 30). Slow: it is
+the demo itself, with the Makefile's lesion flags (about 7 minutes on 2 CPU cores):
+`pytest -m slow tests/test_demo.py`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from _browser import check_page, chromium, page_problems
 from omegaconf import OmegaConf
 
 from degradation.cli import main
@@ -46,3 +48,9 @@ def test_the_demo_shows_degradation_like_figure_1(tmp_path) -> None:
         assert (results / table).is_file(), table
     for figure in ("gradflow", "lesion", "depth", "fig1", "fig6", "fig7"):  # heatmap, lesion, depth curves, paper's
         assert (results / "figures" / f"{figure}.png").is_file(), figure
+
+    assert main(["report", "--results", str(results)]) == 0  # make demo's last step (issue 30)
+    page = results / "report.html"
+    assert page.stat().st_size < 5e6
+    if chromium() is not None:
+        assert page_problems(check_page(page, tmp_path / "shots")) == []

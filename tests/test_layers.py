@@ -26,6 +26,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("store.results",),
     ("analysis", "sweep", "bench"),
     ("figures",),
+    ("report",),
     ("cli", "__main__", "__init__"),
 ]
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}

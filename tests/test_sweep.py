@@ -276,6 +276,8 @@ def test_ctrl_c_stops_children_and_the_next_sweep_resumes(tmp_path, capsys, no_p
     def interrupt() -> None:
         if wait_for(lambda: len(list(results.glob("runs/*/child.json"))) == 2, timeout=60):
             wait_for(lambda: all(json.loads(p.read_text()).get("pid") for p in results.glob("runs/*/child.json")))
+            # the stand-ins' checkpoints at iteration 4 (a loaded machine is slow to reach them)
+            wait_for(lambda: len(list(results.glob("runs/*/checkpoints/last.ckpt"))) == 2)
         os.kill(os.getpid(), signal.SIGINT)
 
     timer = threading.Thread(target=interrupt)

@@ -64,7 +64,7 @@ def test_every_preset_has_a_cap_and_a_bad_cap_is_refused() -> None:
     from degradation.conf import validate
 
     for bad, words in (("schedule.warmup.max_iters=0", "must be >= 1"), ("schedule.warmup.max_iters=x", "whole"),
-                       ("schedule.warmup.archs=[cnn]", "plain and/or resnet")):
+                       ("schedule.warmup.archs=[cnn]", "a list of networks")):
         with pytest.raises(UsageError, match=words):
             validate(compose(["schedule=smoke", bad]))
 

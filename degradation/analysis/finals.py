@@ -22,6 +22,7 @@ from degradation.store.variants import differences, run_variant
 CELL = ["dataset", "preset", "arch", "shortcut", "depth", "variant"]  # one experiment: its runs differ only in seed
 NETWORK = ["dataset", "preset", "arch", "shortcut", "depth"]  # one network, whatever its settings
 ID_COLUMNS = ["run_id", "arch", "depth", "shortcut", "dataset", "preset", "seed", "variant", "settings"]
+NO_SETTINGS = "settings not recorded"  # what differs, for a run without config (killed before it wrote one)
 
 
 def describe(dataset: str, preset: str) -> str:
@@ -92,8 +93,9 @@ def _differs(table: pd.DataFrame) -> list[str]:
     for _, net in table.groupby(NETWORK, sort=False):
         if net["variant"].nunique() < 2:
             continue
-        named = differences(dict(zip(net["variant"], net["settings"], strict=True)))
-        out[net.index] = [named[v] for v in net["variant"]]
+        known = net[net["settings"].notna()]  # a run that never recorded its config: not a difference of the others
+        named = differences(dict(zip(known["variant"], known["settings"], strict=True)))
+        out[net.index] = [named.get(v, NO_SETTINGS) for v in net["variant"]]
     return list(out)
 
 

@@ -204,6 +204,37 @@ def _with_series(cells: pd.DataFrame) -> pd.DataFrame:
     return cells
 
 
+@dataclass
+class Judgement:
+    """One (data set, preset) pair judged: the verdict's line, the steps it read, and what it was read from."""
+
+    dataset: str
+    preset: str
+    head: str  # the verdict ("" when no run of the pair has curves)
+    steps: dict[str, list[Step]]  # per family, the consecutive steps the verdict read (finished runs only)
+    cells: pd.DataFrame  # cell_stats of the selected runs, with their series
+    selected: pd.DataFrame
+    notes: list[str]  # runs left out or unfinished
+
+
+def judge(finals: pd.DataFrame, dataset: str, preset: str) -> Judgement:
+    """The verdict of one (data set, preset) pair and the steps behind it (the summary's and the report's)."""
+    mine = finals[(finals["dataset"] == dataset) & (finals["preset"] == preset)]
+    selected, notes = select_runs(mine)
+    cells = _with_series(cell_stats(selected).merge(
+        selected.drop_duplicates("variant")[["variant", "settings"]], on="variant", how="left"))
+    done = cells[cells["finished"]] if not cells.empty else cells
+    steps = _steps(done) if not done.empty else {}
+    if cells.empty:
+        head = ""
+    elif done.empty:
+        head = (f"No finished runs yet: degradation cannot be judged; the {len(cells)} networks below are "
+                "unfinished and their numbers are where they stand now.")
+    else:
+        head = verdict(steps)
+    return Judgement(dataset, preset, head, steps, cells, selected, notes)
+
+
 def build_summary(finals: pd.DataFrame) -> str:
     """The summary's markdown for every (data set, preset) pair in the results."""
     out = ["# Summary: does depth degrade plain nets and not ResNets?", ""]
@@ -213,19 +244,12 @@ def build_summary(finals: pd.DataFrame) -> str:
     for dataset, preset in pairs:
         images = dataset in FILE_BACKED  # ImageNet / image folders: val (centre crop) and 10-crop, not test
         mine = finals[(finals["dataset"] == dataset) & (finals["preset"] == preset)]
-        selected, notes = select_runs(mine)
-        cells = _with_series(cell_stats(selected).merge(
-            selected.drop_duplicates("variant")[["variant", "settings"]], on="variant", how="left"))
+        judged = judge(finals, dataset, preset)
+        selected, notes, cells, head = judged.selected, judged.notes, judged.cells, judged.head
         out += [f"## {describe(dataset, preset)}", ""]
         if cells.empty:
             out += ["No runs with curves yet.", ""] + [f"- {n}" for n in notes] + [""]
             continue
-        done = cells[cells["finished"]]
-        if done.empty:
-            head = (f"No finished runs yet: degradation cannot be judged; the {len(cells)} networks below are "
-                    "unfinished and their numbers are where they stand now.")
-        else:
-            head = verdict(_steps(done))
         lines = _family_lines(cells) + same_depth(cells)
         if images:
             lines = [line.replace("in test error", "in validation error (centre crop)") for line in lines]

@@ -78,7 +78,7 @@ class Warmup:
     archs: list[str] = field(default_factory=lambda: ["resnet"])
     min_depth: int = 110
     lr: float = bounded(0.01, gt=0)
-    until_train_error: float = bounded(0.8, ge=0, le=1)
+    until_train_error: float = bounded(0.8, ge=0)  # above 1: the first window ends the warm-up
     max_iters: int = bounded(4000, ge=1)
 
 

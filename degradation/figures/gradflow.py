@@ -25,9 +25,10 @@ def _pair(exp: Experiment, recorded: set[str]):
     return None
 
 
-def _heatmap(ax, values, title: str, norm) -> AxesImage:
+def heatmap(ax, values, title: str, norm, cmap: str = "viridis") -> AxesImage:
+    """A layer x window grid (analysis/flow.grid) drawn in network order, first layer at the bottom."""
     steps = values.columns.to_numpy()
-    image = ax.imshow(values.to_numpy(), aspect="auto", origin="lower", norm=norm, cmap="viridis",
+    image = ax.imshow(values.to_numpy(), aspect="auto", origin="lower", norm=norm, cmap=cmap,
                       extent=(steps.min(), steps.max(), 0.5, len(values) + 0.5), interpolation="nearest")
     ax.set_title(title)
     ax.set_xlabel("iterations")
@@ -54,7 +55,7 @@ def draw(exp: Experiment) -> tuple[Figure, dict]:
         finite = finite[np.isfinite(finite) & (finite > 0)]
         norm = LogNorm(vmin=finite.min(), vmax=finite.max()) if finite.size else None
         for ax, g, c in zip(axes[:2], grids, (plain, res), strict=True):
-            image = _heatmap(ax, g, f"{c['label']}: gradient norm", norm)
+            image = heatmap(ax, g, f"{c['label']}: gradient norm", norm)
         fig.colorbar(image, ax=axes[:2], label="||grad|| (log scale)", shrink=0.9)
         ratio, word = early_verdict(layers, list(plain["run_ids"]), list(res["run_ids"]))
         verdict = (f"Early layers (stem + stage 1) of {plain['label']}: gradient norm {ratio:.2f}x "

@@ -36,7 +36,7 @@ def check_imagenet_depth(depth: object) -> int:
     if depth not in IMAGENET_DEPTHS:
         allowed = ", ".join(map(str, IMAGENET_DEPTHS))
         raise UsageError(f"ImageNet depth {depth} does not exist; choose one of {allowed}")
-    return int(depth)  # type: ignore[arg-type]
+    return int(depth)
 
 
 def check_shortcut(shortcut: object) -> str:

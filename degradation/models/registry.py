@@ -70,8 +70,8 @@ class Network:
     def check_depth(self, family: object, depth: object, block: object = "auto") -> None:
         family = check_family(family)
         if family not in self.families:
-            raise UsageError(f"{self.name} is a {'/'.join(self.families)} network; use model.family="
-                             f"{self.families[0]}")
+            kinds = "/".join({"cifar": "CIFAR", "imagenet": "ImageNet"}.get(f, f) for f in self.families)
+            raise UsageError(f"{self.name} is a {kinds} network; use model.family={self.families[0]}")
         self.check(family, depth, block)
 
     def legend(self, depth: int, shortcut: str | None) -> str:
