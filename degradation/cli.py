@@ -69,10 +69,14 @@ EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 @app.command()
 def models(
     depths: Annotated[
-        str, typer.Option(help="Comma list of depths (6n+2, or 18/34/50/101/152 with --family imagenet).")
-    ] = "20,32,44,56,110,1202",
+        str | None,
+        typer.Option(help="Comma list of depths (6n+2, or 18/34/50/101/152 with --family imagenet), or all "
+                     "(default: cifar 20,32,44,56,110,1202; imagenet 18,34)."),
+    ] = None,
     archs: Annotated[str, typer.Option(help="Comma list: plain, resnet.")] = "plain,resnet",
-    shortcut: Annotated[str, typer.Option(help="Shortcut option for residual nets: A, B or C.")] = "A",
+    shortcut: Annotated[
+        str | None, typer.Option(help="Shortcut option for residual nets: A, B or C (default: A; B for ImageNet 50+).")
+    ] = None,
     family: Annotated[str, typer.Option(help="cifar (6n+2) or imagenet (Table 1).")] = "cifar",
     num_classes: Annotated[
         int | None, typer.Option(help="Classes of the final layer (default: 10 for cifar, 1000 for imagenet).")
@@ -83,16 +87,19 @@ def models(
     \b
     Examples:
       degradation models --depths 20,32,44,56,110,1202
+      degradation models --family imagenet                # 18 and 34; --depths all: the five of Table 1
       degradation models --family imagenet --depths 18,34,50 --shortcut B
     """
     from degradation.models.depth import check_arch, check_family, check_shortcut
-    from degradation.models.table import models_table, print_models_table
+    from degradation.models.table import ALL_DEPTHS, DEFAULT_DEPTHS, models_table, print_models_table
 
     family = check_family(family)
+    chosen = (list(DEFAULT_DEPTHS[family]) if depths is None else list(ALL_DEPTHS[family])
+              if depths.strip().lower() == "all" else int_list(depths, "--depths", minimum=-(10**9)))
     frame = models_table(
-        depths=int_list(depths, "--depths", minimum=-(10**9)),
+        depths=chosen,
         archs=checked_list(archs, "--archs", check_arch),
-        shortcut=check_shortcut(shortcut),
+        shortcut=None if shortcut is None else check_shortcut(shortcut),
         family=family,
         num_classes=num_classes,
     )
