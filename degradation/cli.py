@@ -34,7 +34,7 @@ def _version(value: bool) -> None:
     if not value:
         return
     from degradation import __version__
-    from degradation.train.folder import git_revision  # deferred: loads torch; only --version needs it
+    from degradation.revision import git_revision
 
     revision = git_revision() or "unknown (not a git checkout)"
     typer.echo(f"degradation {__version__} (git {revision}, {Path(__file__).resolve().parent.parent})")
@@ -163,6 +163,7 @@ def sweep(
       degradation sweep --family imagenet --data imagefolder --preset imagenet_quick -- data.root=~/imagenette
     Extra Hydra overrides go after `--`.
     """
+    overrides = _overrides(ctx)  # a mistyped option is answered before the sweep modules (torch) load
     from degradation.sweep.api import SweepRequest, run_sweep
 
     request = SweepRequest.from_cli(
@@ -176,7 +177,7 @@ def sweep(
         launcher=launcher,
         dry_run=dry_run,
         results_dir=results,
-        overrides=_overrides(ctx),
+        overrides=overrides,
         family=family,
         wide=wide,
     )
@@ -250,9 +251,13 @@ def data_check(name: DataName, root: RootOpt = None) -> None:
       degradation data check cifar10
       degradation data check cifar10 --root /shared/datasets
     """
+    root = _data_root(root)
+    if not root.expanduser().is_dir():  # answered before the data modules (torch) load
+        raise UsageError(f"data folder {root}/ does not exist; run `degradation data fetch {name} --root {root}` "
+                         f"to download and extract it there")
     from degradation.fetch import check
 
-    folder = check(name, _data_root(root))
+    folder = check(name, root)
     typer.echo(f"{name} ready in {folder.absolute()} (every file matches its published md5)")
 
 
@@ -283,6 +288,9 @@ def status(
       degradation status
       degradation status --results results/demo --wide
     """
+    from degradation.resultsdir import existing_results_dir
+
+    existing_results_dir(results)  # a mistyped folder is answered before pandas loads
     from degradation.sweep.report import print_status
 
     print_status(results, wide=wide)
@@ -387,6 +395,7 @@ def bench(
       degradation bench --data imagenet --iters 20 -- data.root=data/imagenet data.workers=8
     Hydra overrides of the benched runs go after `--`.
     """
+    overrides = _overrides(ctx)  # a mistyped option is answered before the bench modules (torch) load
     from degradation.bench import run_bench
     from degradation.models.depth import check_arch
 
@@ -397,7 +406,6 @@ def bench(
         raise UsageError(f"--iters {iters} must be between 1 and {MAX_BENCH_ITERS:,} (a few hundred time steadily)")
     if not 1 <= rounds <= 20:
         raise UsageError(f"--rounds {rounds} must be between 1 and 20")
-    overrides = _overrides(ctx)
     if data is not None:
         from degradation.bench_loader import run_loader_bench
 

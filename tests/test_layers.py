@@ -17,8 +17,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "degradation"
 
 # Lowest first. A module may import its own layer or any layer below; a package's layer covers its modules.
 LAYERS: list[tuple[str, ...]] = [
-    ("models", "data", "errors", "schema", "precision", "machine"),
-    ("conf", "io", "lock", "runs", "cliargs", "variants", "fetch"),
+    ("models", "data", "errors", "schema", "precision", "machine", "revision"),
+    ("conf", "io", "lock", "runs", "cliargs", "variants", "fetch", "resultsdir"),
     ("train",),
     ("results",),
     ("analysis", "sweep", "bench", "bench_share", "bench_loader"),

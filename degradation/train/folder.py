@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import platform
-import subprocess
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from degradation.conf import resolved_dict, run_id, variant_id
 from degradation.errors import UsageError
 from degradation.io import write_json_atomic, write_text_atomic
+from degradation.revision import git_revision
 from degradation.runs import CHECKPOINT, CONFIG_FILE, CURVES_DIR, LOG_FILE, RUN_FILE
 from degradation.schema import SCHEMA_VERSION
 from degradation.train.checkpoint import save_checkpoint
@@ -43,24 +43,6 @@ EMPTY_SUMMARY = {
     "wall_s": 0.0,
     "images_per_s": None,
 }
-
-
-def git_revision() -> str | None:
-    """HEAD of the checkout the package runs from, '+dirty' when tracked files changed; None outside git."""
-    here = Path(__file__).resolve().parent
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return f"{head}+dirty" if dirty else head
 
 
 def library_versions() -> dict[str, str | None]:
