@@ -24,7 +24,7 @@ app = typer.Typer(
         "  degradation models --depths 20,32,44,56,110,1202                   # parameter counts"
     ),
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion: bash, zsh, fish (and PowerShell)
     context_settings={"help_option_names": ["-h", "--help"]},  # -h everywhere, as on `train`
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
