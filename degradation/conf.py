@@ -51,6 +51,7 @@ NON_RESULT_KEYS = (
     "trainer.cuda_graphs",
     "trainer.activation_checkpointing",
     "trainer.cudnn_benchmark",
+    "trainer.deterministic",
     "trainer.channels_last",
     "trainer.record_layers",
     "logger",
@@ -317,6 +318,10 @@ def validate(cfg: DictConfig) -> None:
     _need(
         isinstance(trainer.get("activation_checkpointing", False), bool),
         f"trainer.activation_checkpointing={trainer.get('activation_checkpointing')!r}; choose true or false",
+    )
+    _need(
+        isinstance(trainer.get("deterministic", False), bool),
+        f"trainer.deterministic={trainer.get('deterministic')!r}; choose true or false",
     )
     _need(
         isinstance(trainer.get("record_layers", True), bool),

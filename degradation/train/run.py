@@ -39,7 +39,7 @@ from degradation.runs import (
     trim_parts,
 )
 from degradation.schema import SCHEMA_VERSION
-from degradation.train import distributed
+from degradation.train import determinism, distributed
 from degradation.train.checkpoint import UnreadableCheckpoint, checkpoint_iteration, remove_stale_temps, set_aside
 from degradation.train.curves import rebuild_parts
 from degradation.train.folder import GRAPH_TAG, RunFolder, static_info
@@ -57,7 +57,8 @@ def configure_runtime(trainer_cfg: Any) -> int:
     threads = distributed.threads_per_rank(cpu_threads(trainer_cfg.threads), trainer_cfg, accelerator)
     distributed.keep_threads(threads, trainer_cfg)
     torch.set_num_threads(threads)
-    torch.backends.cudnn.benchmark = bool(trainer_cfg.cudnn_benchmark)
+    torch.backends.cudnn.benchmark = bool(trainer_cfg.cudnn_benchmark) and not determinism.enabled(trainer_cfg)
+    torch.backends.cudnn.deterministic = determinism.enabled(trainer_cfg)
     apply_precision(trainer_cfg.precision)
     quiet_lightning()
     return threads
@@ -98,7 +99,7 @@ def build_trainer(trainer_cfg: Any, max_steps: int, root_dir: Path | str, callba
             num_sanity_val_steps=0,
             limit_val_batches=0,
             use_distributed_sampler=False,
-            benchmark=bool(trainer_cfg.cudnn_benchmark) if accelerator in ("gpu", "auto") else None,
+            **determinism.lightning_flags(trainer_cfg, accelerator),
             default_root_dir=str(root_dir),
             callbacks=callbacks or [],
         )
@@ -178,6 +179,7 @@ def train(cfg: DictConfig) -> dict:
     device = device_label(trainer, threads, str(cfg.trainer.precision)) + (GRAPH_TAG if mode == "graph" else "")
     static = static_info(cfg, path, counts["params"], counts["macs"], device, data.train_size)
     static["precision"] = precision_record(str(cfg.trainer.precision))  # the switches as torch reads them now
+    static["deterministic"] = {"setting": determinism.enabled(cfg.trainer), **determinism.record()}
     static.update(ranks=trainer.world_size, batch_per_rank=int(cfg.schedule.batch_size) // trainer.world_size,
                   sync_batchnorm=bool(cfg.trainer.get("sync_batchnorm", False)))
     folder = RunFolder(cfg, path, static, writer=writer, progress_mode=str(cfg.trainer.progress))
