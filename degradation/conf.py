@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -32,6 +33,7 @@ CONF_DIR = _conf_dir()
 
 LOGGERS = ("none", "csv", "tensorboard", "wandb", "mlflow")  # conf/logger/*.yaml; train/loggers.py builds them
 OPTIONAL_LOGGERS = ("tensorboard", "wandb", "mlflow")  # each an optional extra of the same name
+WANDB_MODES = ("offline", "online")  # logger.wandb.mode: offline keeps everything on this machine (`wandb sync`)
 
 # Keys that say where or how a run computes, not what it computes: left out of the run id's hash.
 NON_RESULT_KEYS = (
@@ -352,12 +354,30 @@ def _validate_images(data: DictConfig) -> None:
     auto_workers(data.workers)
 
 
-def _check_logger(logger: object) -> None:
-    """A known logger whose package is installed: a missing extra is found before anything is created."""
-    name = logger.get("name", "none") if logger is not None and hasattr(logger, "get") else "none"
-    _need(name in LOGGERS, f"unknown logger '{name}'; choose from {', '.join(LOGGERS)}")
-    if name in OPTIONAL_LOGGERS:
-        import importlib.util  # deferred: only an optional logger needs the look-up
+def chosen_loggers(logger: object) -> dict[str, Any]:
+    """The run's loggers as {name: options}. Each conf/logger/<name>.yaml holds its options under its name, so
+    `logger=[csv,tensorboard]` merges into {csv: {}, tensorboard: {}}; `logger=none` and `logger=[]` are no
+    logger; an older run's config ({name: csv, ...}) reads as {csv: {...}}."""
+    if logger is None or not hasattr(logger, "keys"):
+        return {} if logger in (None, "none") else {str(logger): {}}
+    if "name" in logger:
+        rest = {key: logger[key] for key in logger if key != "name"}
+        return {} if logger["name"] == "none" else {str(logger["name"]): rest}
+    return {str(key): logger[key] for key in logger}
 
-        _need(importlib.util.find_spec(name) is not None,
-              f"logger={name} needs the {name} package: pip install 'degradation[{name}]' (or logger=none)")
+
+def _check_logger(logger: object) -> None:
+    """Known loggers whose packages are installed: a missing extra is found before anything is created."""
+    for name, options in chosen_loggers(logger).items():
+        _need(name in LOGGERS and name != "none",
+              f"unknown logger '{name}'; choose from {', '.join(LOGGERS)} (several: logger=[csv,tensorboard])")
+        _need(options is None or hasattr(options, "keys"),
+              f"logger.{name}={options!r}; the logger's options are a mapping, e.g. logger.wandb.mode=online")
+        if name in OPTIONAL_LOGGERS:
+            import importlib.util  # deferred: only an optional logger needs the look-up
+
+            _need(importlib.util.find_spec(name) is not None,
+                  f"logger={name} needs the {name} package: pip install 'degradation[{name}]' (or logger=none)")
+        if name == "wandb":
+            mode = (options or {}).get("mode", "offline")
+            _need(mode in WANDB_MODES, f"logger.wandb.mode={mode!r}; choose offline or online")
