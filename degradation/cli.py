@@ -12,7 +12,7 @@ from typer.exceptions import Abort, TyperException
 
 # deferred imports: each command imports what it needs inside its function, so `--help` stays instant
 from degradation.cliargs import checked_list, int_list
-from degradation.errors import UsageError, out_of_memory
+from degradation.errors import UsageError, one_line, out_of_memory
 
 app = typer.Typer(
     help=(
@@ -489,15 +489,16 @@ def main(argv: list[str] | None = None) -> int:
         if type(exc).__name__ == "NoArgsIsHelpError":
             exc.show()  # bare `degradation`: the help, as before
         elif getattr(exc, "option_name", None) and ctx is not None:  # typer's vendored click NoSuchOption
-            typer.echo(f"error: {_unknown_option(exc.option_name, ctx.command, ctx.command_path)}", err=True)
+            typer.echo(f"error: {one_line(_unknown_option(exc.option_name, ctx.command, ctx.command_path))}",
+                       err=True)
         elif exc.format_message().startswith("No such command"):
-            typer.echo(f"error: {_no_such_command(exc.format_message())}", err=True)
+            typer.echo(f"error: {one_line(_no_such_command(exc.format_message()))}", err=True)
         else:
             ctx = getattr(exc, "ctx", None)
             hint = f"; see `{ctx.command_path} --help`" if ctx is not None else ""
-            typer.echo(f"error: {exc.format_message().strip().splitlines()[-1]}{hint}", err=True)
+            typer.echo(f"error: {one_line(exc.format_message().strip().splitlines()[-1])}{hint}", err=True)
     except UsageError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {one_line(str(exc))}", err=True)
         code = exc.exit_code
     except (MemoryError, RuntimeError) as exc:
         message = out_of_memory(exc)
