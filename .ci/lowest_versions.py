@@ -1,7 +1,7 @@
 """The lowest declared versions: install them into a separate environment and run a representative part of the
 suite there, so that a lower bound in pyproject.toml is a version the code was seen to work with.
 
-    .venv/bin/python .ci/lowest_versions.py [--venv .venv-lowest] [pytest arguments ...]
+    .venv/bin/python .ci/lowest_versions.py [--venv .venv-lowest] [tests/test_x.py ...] [pytest options ...]
 
 Every `name>=X` of the dependencies (and of the dev extra's test tools) is installed as `name==X`. torch and
 torchvision stay the ones this interpreter's environment has (a 4 GB CUDA install is not what this checks): the
@@ -118,7 +118,9 @@ def main() -> int:
     subprocess.run(check, check=True)
     installed = time.monotonic() - start
     env_vars = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([python, "-m", "pytest", "-p", "no:cacheprovider", *(pytest_args or TESTS)], cwd=ROOT,
+    paths = [a for a in pytest_args if a.startswith("tests/")]  # test files given: those instead of TESTS
+    options = [a for a in pytest_args if a not in paths]
+    done = subprocess.run([python, "-m", "pytest", "-p", "no:cacheprovider", *(paths or TESTS), *options], cwd=ROOT,
                           env=env_vars)
     print(f"lowest-versions check: install {installed:.0f} s, tests {time.monotonic() - start - installed:.0f} s, "
           f"{'passed' if done.returncode == 0 else 'FAILED'}", flush=True)
