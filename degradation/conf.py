@@ -231,7 +231,19 @@ def _whole(value: object, key: str, minimum: int) -> int:
 
 
 def validate(cfg: DictConfig) -> None:
-    """Check every value a run depends on before anything is built or written."""
+    """Check every value a run depends on before anything is built or written; a key an override removed or made
+    unreadable (`~schedule.lr`, `schedule=[]`, `${nope}`) is a one-line UsageError too."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        _validate_values(cfg)
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None) or "?"
+        raise UsageError(f"config key {key} is missing or unreadable ({first_line(exc)}); check the overrides that "
+                         f"remove or change it (~key, group=[], ${{...}})") from None
+
+
+def _validate_values(cfg: DictConfig) -> None:
     # deferred: degradation.models loads torch; composing a config does not need it
     from degradation.models import check_depth
     from degradation.models.depth import check_shortcut
