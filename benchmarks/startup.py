@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def commands(tmp: Path) -> list[tuple[str, list[str]]]:
     missing = str(tmp / "no-such-folder")
     return [
+        ("python -c pass (the floor)", ["<python>"]),
         ("--version", ["--version"]),
         ("--help", ["--help"]),
         ("sweep -h", ["sweep", "-h"]),
@@ -58,7 +59,8 @@ def time_one(package_root: Path, argv: list[str]) -> tuple[float, float]:
     """(seconds, peak MB) of one `python -m degradation argv` with `package_root` first on the path."""
     env = {**os.environ, "PYTHONPATH": str(package_root), "COLUMNS": "120"}
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "degradation", *argv], env=env, cwd=package_root,
+    command = [sys.executable, *(["-c", "pass"] if argv == ["<python>"] else ["-m", "degradation", *argv])]
+    proc = subprocess.Popen(command, env=env, cwd=package_root,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, _, usage = os.wait4(proc.pid, 0)  # this child's own peak memory
     proc.returncode = 0
