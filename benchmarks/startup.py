@@ -2,9 +2,10 @@
 
     python benchmarks/startup.py [--before /path/to/other/checkout] [--repeat 5]
 
-Each command runs in a fresh interpreter (`python -m degradation ...`, the way the console script starts), the
-median of --repeat runs is printed with its peak memory. --before: the same commands from another checkout's
-package (e.g. the main branch) in the same run, side by side, so a loaded machine slows both alike.
+Each command runs in a fresh interpreter (`python -m degradation ...`, the way the console script starts); the
+median of --repeat runs is printed (wall and CPU seconds) with its peak memory. --before: the same commands
+from another checkout's package (e.g. the main branch) in the same run, side by side, so a loaded machine slows
+both alike.
 `status` on 100 runs reads a results folder of 100 hand-written run.json files made in a temporary folder.
 """
 
@@ -55,8 +56,9 @@ def hundred_runs(folder: Path) -> None:
             "pid": 1, "log_path": str(run / "train.log")}))
 
 
-def time_one(package_root: Path, argv: list[str]) -> tuple[float, float]:
-    """(seconds, peak MB) of one `python -m degradation argv` with `package_root` first on the path."""
+def time_one(package_root: Path, argv: list[str]) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds, peak MB) of one `python -m degradation argv` with `package_root` first on the
+    path. CPU seconds (user + system) move far less than wall time on a machine other work keeps busy."""
     env = {**os.environ, "PYTHONPATH": str(package_root), "COLUMNS": "120"}
     start = time.perf_counter()
     command = [sys.executable, *(["-c", "pass"] if argv == ["<python>"] else ["-m", "degradation", *argv])]
@@ -64,7 +66,7 @@ def time_one(package_root: Path, argv: list[str]) -> tuple[float, float]:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, _, usage = os.wait4(proc.pid, 0)  # this child's own peak memory
     proc.returncode = 0
-    return time.perf_counter() - start, usage.ru_maxrss / 1024
+    return time.perf_counter() - start, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def main() -> int:
@@ -77,14 +79,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         hundred_runs(tmp_path / "hundred")
-        header = f"{'command':30s}" + "".join(f"{name:>15s}" for name, _ in trees)
+        header = f"{'command (wall, CPU, memory)':30s}" + "".join(f"{name:>22s}" for name, _ in trees)
         print(header)
         for label, argv in commands(tmp_path):
             cells = []
             for _, tree in trees:
                 measured = [time_one(tree, argv) for _ in range(args.repeat)]
-                seconds = statistics.median(t for t, _ in measured)
-                cells.append(f"{seconds:6.2f}s {max(m for _, m in measured):5.0f}MB")
+                wall, cpu = statistics.median(m[0] for m in measured), statistics.median(m[1] for m in measured)
+                cells.append(f"{wall:6.2f}s {cpu:5.2f}s {max(m[2] for m in measured):5.0f}MB")
             print(f"{label:30s}" + "".join(cells), flush=True)
     return 0
 
