@@ -4,6 +4,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # The torch build to install; override for another CUDA/CPU build, e.g. make install TORCH="torch torchvision".
 TORCH ?= torch==2.14.1 torchvision==0.29.1
+# The wheel index torch comes from (empty: PyPI, whose Linux wheels bring ~4 GB of CUDA libraries). A CPU-only
+# machine: make install TORCH_INDEX=https://download.pytorch.org/whl/cpu  (the same versions, built without CUDA).
+TORCH_INDEX ?=
+# The versions the suite passed with (see the file); CONSTRAINTS= installs the newest releases instead.
+CONSTRAINTS ?= constraints.txt
 RESULTS ?= results
 DEMO_RESULTS ?= results/demo
 DEMO_DEPTHS ?= 20,56
@@ -11,7 +16,7 @@ DEMO_JOBS ?=
 JOBS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint reproduce-figures reproduce-imagenet bench gpu-check gpu-wheels clean-demo
+.PHONY: help install demo test lowest lint reproduce-figures reproduce-imagenet bench gpu-check gpu-wheels clean-demo
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -20,9 +25,9 @@ $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: $(BIN)/activate pyproject.toml
-	$(BIN)/python -m pip install --quiet $(TORCH)
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+$(VENV)/.installed: $(BIN)/activate pyproject.toml $(CONSTRAINTS)
+	$(BIN)/python -m pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) $(TORCH)
+	$(BIN)/python -m pip install --quiet $(if $(CONSTRAINTS),--constraint $(CONSTRAINTS)) -e '.[dev]'
 	touch $@
 
 install: $(VENV)/.installed ## Create .venv and install the tool with its dependencies
@@ -38,6 +43,9 @@ demo: install ## The main job: offline synthetic-data sweep (plain vs ResNet), f
 
 test: lint ## Run the test suite (fast; slow tests with: make test PYTEST_ARGS='-m slow')
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lowest: install ## The lowest declared dependency versions in .venv-lowest (torch kept), and tests there
+	$(BIN)/python .ci/lowest_versions.py
 
 lint: install ## ruff check, and mypy on the package
 	$(BIN)/ruff check degradation tests benchmarks examples

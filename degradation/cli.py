@@ -10,10 +10,12 @@ from typing import Annotated
 import typer
 from typer.exceptions import Abort, TyperException
 
-from degradation.errors import UsageError, out_of_memory
+from degradation.errors import UsageError, one_line, out_of_memory
 
 # deferred imports: each command imports what it needs inside its function, so `--help` stays instant
 from degradation.text import checked_list, int_list
+
+# deferred imports: each command imports what it needs inside its function, so `--help` stays instant
 
 app = typer.Typer(
     help=(
@@ -27,7 +29,7 @@ app = typer.Typer(
         "\n\n--config-dir DIR (any command, or $DEGRADATION_CONFIG_DIR): your own config YAMLs, e.g. a network."
     ),
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion: bash, zsh, fish (and PowerShell)
     context_settings={"help_option_names": ["-h", "--help"]},  # -h everywhere, as on `train`
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
@@ -37,7 +39,7 @@ def _version(value: bool) -> None:
     if not value:
         return
     from degradation import __version__
-    from degradation.train.folder import git_revision  # deferred: loads torch; only --version needs it
+    from degradation.compute.revision import git_revision
 
     revision = git_revision() or "unknown (not a git checkout)"
     typer.echo(f"degradation {__version__} (git {revision}, {Path(__file__).resolve().parent.parent})")
@@ -72,11 +74,15 @@ EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 @app.command()
 def models(
     depths: Annotated[
-        str, typer.Option(help="Comma list of depths (6n+2, or 18/34/50/101/152 with --family imagenet).")
-    ] = "20,32,44,56,110,1202",
+        str | None,
+        typer.Option(help="Comma list of depths (6n+2, or 18/34/50/101/152 with --family imagenet), or all "
+                     "(default: cifar 20,32,44,56,110,1202; imagenet 18,34)."),
+    ] = None,
     archs: Annotated[str, typer.Option(help="Comma list: plain, resnet, preact, or a network of your own "
                                             "(--config-dir).")] = "plain,resnet",
-    shortcut: Annotated[str, typer.Option(help="Shortcut option for residual nets: A, B or C.")] = "A",
+    shortcut: Annotated[
+        str | None, typer.Option(help="Shortcut option for residual nets: A, B or C (default: A; B for ImageNet 50+).")
+    ] = None,
     family: Annotated[str, typer.Option(help="cifar (6n+2) or imagenet (Table 1).")] = "cifar",
     num_classes: Annotated[
         int | None, typer.Option(help="Classes of the final layer (default: 10 for cifar, 1000 for imagenet).")
@@ -87,18 +93,21 @@ def models(
     \b
     Examples:
       degradation models --depths 20,32,44,56,110,1202
+      degradation models --family imagenet                # 18 and 34; --depths all: the five of Table 1
       degradation models --family imagenet --depths 18,34,50 --shortcut B
     """
     from degradation.conf import check_choice, plugin_configs
     from degradation.models.depth import check_family, check_shortcut
-    from degradation.models.table import models_table, print_models_table
+    from degradation.models.table import ALL_DEPTHS, DEFAULT_DEPTHS, models_table, print_models_table
 
     family = check_family(family)
+    chosen = (list(DEFAULT_DEPTHS[family]) if depths is None else list(ALL_DEPTHS[family])
+              if depths.strip().lower() == "all" else int_list(depths, "--depths", minimum=-(10**9)))
     arch_list = checked_list(archs, "--archs", lambda a: check_choice("model", a, "--archs"))
     frame = models_table(
-        depths=int_list(depths, "--depths", minimum=-(10**9)),
+        depths=chosen,
         archs=arch_list,
-        shortcut=check_shortcut(shortcut),
+        shortcut=None if shortcut is None else check_shortcut(shortcut),
         family=family,
         num_classes=num_classes,
         configs=plugin_configs(arch_list),
@@ -163,6 +172,7 @@ def sweep(
       degradation sweep --family imagenet --data imagefolder --preset imagenet_quick -- data.root=~/imagenette
     Extra Hydra overrides go after `--`.
     """
+    overrides = _overrides(ctx)  # a mistyped option is answered before the sweep modules (torch) load
     from degradation.sweep.api import SweepRequest, run_sweep
 
     request = SweepRequest.from_cli(
@@ -176,7 +186,7 @@ def sweep(
         launcher=launcher,
         dry_run=dry_run,
         results_dir=results,
-        overrides=_overrides(ctx),
+        overrides=overrides,
         family=family,
         wide=wide,
     )
@@ -250,9 +260,13 @@ def data_check(name: DataName, root: RootOpt = None) -> None:
       degradation data check cifar10
       degradation data check cifar10 --root /shared/datasets
     """
+    root = _data_root(root)
+    if not root.expanduser().is_dir():  # answered before the data modules (torch) load
+        raise UsageError(f"data folder {root}/ does not exist; run `degradation data fetch {name} --root {root}` "
+                         f"to download and extract it there")
     from degradation.data.fetch import check
 
-    folder = check(name, _data_root(root))
+    folder = check(name, root)
     typer.echo(f"{name} ready in {folder.absolute()} (every file matches its published md5)")
 
 
@@ -283,6 +297,9 @@ def status(
       degradation status
       degradation status --results results/demo --wide
     """
+    from degradation.store.resultsdir import existing_results_dir
+
+    existing_results_dir(results)  # a mistyped folder is answered before pandas loads
     from degradation.sweep.report import print_status
 
     print_status(results, wide=wide)
@@ -431,6 +448,7 @@ def bench(
       degradation bench --data imagenet --iters 20 -- data.root=data/imagenet data.workers=8
     Hydra overrides of the benched runs go after `--`.
     """
+    overrides = _overrides(ctx)  # a mistyped option is answered before the bench modules (torch) load
     from degradation.bench.step import run_bench
     from degradation.models.registry import check_arch
 
@@ -441,7 +459,6 @@ def bench(
         raise UsageError(f"--iters {iters} must be between 1 and {MAX_BENCH_ITERS:,} (a few hundred time steadily)")
     if not 1 <= rounds <= 20:
         raise UsageError(f"--rounds {rounds} must be between 1 and 20")
-    overrides = _overrides(ctx)
     if data is not None:
         from degradation.bench.loader import run_loader_bench
 
@@ -529,15 +546,16 @@ def main(argv: list[str] | None = None) -> int:
         if type(exc).__name__ == "NoArgsIsHelpError":
             exc.show()  # bare `degradation`: the help, as before
         elif getattr(exc, "option_name", None) and ctx is not None:  # typer's vendored click NoSuchOption
-            typer.echo(f"error: {_unknown_option(exc.option_name, ctx.command, ctx.command_path)}", err=True)
+            typer.echo(f"error: {one_line(_unknown_option(exc.option_name, ctx.command, ctx.command_path))}",
+                       err=True)
         elif exc.format_message().startswith("No such command"):
-            typer.echo(f"error: {_no_such_command(exc.format_message())}", err=True)
+            typer.echo(f"error: {one_line(_no_such_command(exc.format_message()))}", err=True)
         else:
             ctx = getattr(exc, "ctx", None)
             hint = f"; see `{ctx.command_path} --help`" if ctx is not None else ""
-            typer.echo(f"error: {exc.format_message().strip().splitlines()[-1]}{hint}", err=True)
+            typer.echo(f"error: {one_line(exc.format_message().strip().splitlines()[-1])}{hint}", err=True)
     except UsageError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {one_line(str(exc))}", err=True)
         code = exc.exit_code
     except (MemoryError, RuntimeError) as exc:
         message = out_of_memory(exc)

@@ -38,6 +38,14 @@ def did_you_mean(name: str, choices: Iterable[str], cutoff: float = 0.6) -> str:
     return f"; did you mean {' or '.join(close)}?" if close else ""
 
 
+LINE_BREAKS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"  # what str.splitlines() breaks a line at
+
+
+def one_line(text: str) -> str:
+    """A message as one line: a line break the user typed into an argument (quoted back to them) shown escaped."""
+    return "".join(repr(char)[1:-1] if char in LINE_BREAKS else char for char in text)
+
+
 def first_line(exc: BaseException, limit: int | None = None) -> str:
     """An exception's first line (its type's name when it says nothing): what a one-line message can quote."""
     text = str(exc).strip() or type(exc).__name__

@@ -291,3 +291,15 @@ def test_runs_that_all_end_high_get_a_zoomed_y_range(tmp_path: Path) -> None:
     fig, entry = fig6.draw(experiment(make_results(tmp_path, specs)))
     bottom, top = entry["panels"][0]["ylim"]
     assert bottom == 30.0 and top >= 46 * 1.3 * 1.15 * 0.99 and fig.axes[0].get_ylim() == (bottom, top)
+
+
+def test_depth_figure_labels_its_x_axis_with_the_depths_not_powers_of_ten(tmp_path: Path) -> None:
+    from degradation.figures import depthcurves
+
+    specs = paper_like() + [{"arch": "plain", "depth": 110, "train": 0.6, "test": 0.62}]
+    fig, _ = depthcurves.draw(experiment(make_results(tmp_path, specs)))
+    fig.canvas.draw()
+    for ax in fig.axes[:2]:
+        labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+        assert labels[:5] == ["20", "32", "44", "56", "110"]
+        assert not [t.get_text() for t in ax.get_xticklabels(minor=True) if t.get_text()]  # no 2x10^1 ... 10^2

@@ -146,3 +146,68 @@ def test_processes_racing_for_a_stale_lock_get_it_once(tmp_path) -> None:
     for p in procs:
         p.communicate("", timeout=30)
     assert answers == ["busy", "busy", "busy", "got"]
+
+
+# A holder "on another host": this interpreter's lock module with another hostname and a short lease.
+FOREIGN_HOLDER = r"""
+import socket, sys, time
+from degradation.store import lock
+socket.gethostname = lambda: "node-dead-17"
+lock.HEARTBEAT_S, lock.LEASE_S = 0.1, 1.5
+got = lock.try_acquire(sys.argv[1])
+print("held" if isinstance(got, lock.Lock) else "refused", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_foreign_hosts_lock_lives_while_it_beats_and_is_taken_over_when_it_stops(tmp_path, capsys) -> None:
+    run = tmp_path / "r"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    holder = subprocess.Popen([sys.executable, "-c", FOREIGN_HOLDER, str(run)], stdout=subprocess.PIPE, text=True,
+                              env=env)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        time.sleep(2.5)  # longer than its lease: only its heartbeat keeps it live
+        owner = live_owner(run)
+        assert owner is not None and owner["hostname"] == "node-dead-17" and owner["lease_s"] == 1.5
+        with pytest.raises(UsageError) as refused, run_lock(run):
+            pass
+        message = str(refused.value)
+        assert "\n" not in message and f"pid {holder.pid} on node-dead-17" in message and "heartbeat" in message
+        assert f"remove {run / '.lock'} by hand" in message and "taken over after" in message
+    finally:
+        holder.kill()  # the node dies: no more heartbeats
+        holder.wait()
+    time.sleep(2.0)
+    capsys.readouterr()
+    got = try_acquire(run)
+    assert isinstance(got, Lock) and read_lock(run)["token"] == got.token
+    line = capsys.readouterr().err
+    assert line.count("\n") == 1 and f"took over the lock {run / '.lock'} from pid {holder.pid} on node-dead-17" in line
+    assert "no heartbeat for" in line
+    got.release()
+
+
+def test_a_foreign_lock_without_a_lease_stays_live_and_says_how_to_clear_it(tmp_path) -> None:
+    run = tmp_path / "r"
+    write_lock(run, pid=12345, hostname="node-old", job="77")  # written by a version without heartbeats
+    old = time.time() - 86400
+    os.utime(run / ".lock", (old, old))
+    with pytest.raises(UsageError, match=r"pid 12345 on node-old, job 77; wait for it or stop it; if node-old or "
+                                         r"its job is gone, remove .*\.lock by hand$"), run_lock(run):
+        pass
+
+
+def test_the_holder_touches_its_lock_while_it_holds_it_and_stops_after(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(lock_mod, "HEARTBEAT_S", 0.05)
+    run = tmp_path / "r"
+    got = try_acquire(run)
+    past = time.time() - 3600
+    os.utime(run / ".lock", (past, past))
+    time.sleep(0.5)
+    assert time.time() - (run / ".lock").stat().st_mtime < 60  # refreshed by the heartbeat
+    got.release()
+    write_lock(run, pid=dead_pid(), hostname="node-2", lease_s=600)  # someone else's now
+    os.utime(run / ".lock", (past, past))
+    time.sleep(0.3)
+    assert (run / ".lock").stat().st_mtime == pytest.approx(past, abs=1)  # our stopped beat leaves it alone

@@ -341,6 +341,7 @@ def test_cli_models_imagenet_compares_with_torchvision(capsys) -> None:
         (["--archs", "foo"], "error: --archs: unknown arch 'foo'; choose from plain, preact, resnet"),
         (["--shortcut", "Z"], "error: unknown shortcut option 'Z'; choose from A, B, C"),
         (["--family", "imagenet", "--depths", "20"], "error: ImageNet depth 20 does not exist; choose one of"),
+        (["--family", "imagenet", "--depths", ""], "error: --depths got an empty item"),
     ],
 )
 def test_cli_models_bad_input_is_one_line_exit_2(capsys, args: list[str], line: str) -> None:
@@ -362,9 +363,37 @@ def test_recorder_accumulates_across_inference_mode_and_grad_batches() -> None:
 
 def test_models_table_defaults_to_each_familys_classes() -> None:
     frame = models_table([18], ["resnet"], "B", "imagenet")
-    assert list(frame.columns) == ["arch", "depth", "n", "shortcut", "params", "macs", "paper_params", "match"]
+    assert list(frame.columns) == ["arch", "depth", "n", "shortcut", "params", "macs", "paper_macs", "paper_params",
+                                   "match"]
     row = frame.iloc[0]
     assert (row.params, row.paper_params, bool(row.match)) == (11_689_512, 11_689_512, True)
     assert pd.isna(row.n) and row.shortcut == "B"
     cifar = models_table([8], ["plain"], "A", "cifar").iloc[0]
     assert (cifar.n, cifar.shortcut, cifar.params) == (1, "none", 75_290) and pd.isna(cifar.paper_params)
+
+
+def test_cli_models_imagenet_defaults_to_18_and_34_beside_table_1s_multiply_adds(capsys) -> None:
+    assert main(["models", "--family", "imagenet", "--archs", "resnet"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if "│ resnet" in line]
+    assert [row.split()[3] for row in rows] == ["18", "34"]  # the Figure 4 nets, not "depth 20 does not exist"
+    assert "Table 1" in out and "1.80G" in out and "3.60G" in out and "1.79G" in out and "3.64G" in out
+
+
+def test_models_table_bottleneck_nets_default_to_option_b_with_table_1s_multiply_adds() -> None:
+    frame = models_table([18, 50, 101, 152], ["resnet"], None, "imagenet")
+    assert list(frame["shortcut"]) == ["A", "B", "B", "B"]  # the paper's Table 3 builds 50/101/152 with B
+    assert list(frame["paper_macs"]) == [1_800_000_000, 3_800_000_000, 7_600_000_000, 11_300_000_000]
+    measured = (frame["macs"] / 1e9).round(2).tolist()
+    assert measured == [1.79, 3.86, 7.57, 11.28] and bool(frame["match"].iloc[1:].all())  # torchvision's params
+    assert list(models_table([18], ["resnet"], "A", "imagenet")["shortcut"]) == ["A"]  # an explicit option wins
+
+
+def test_cli_models_depths_all_lists_the_five_imagenet_nets(monkeypatch) -> None:
+    from degradation.models import table
+
+    seen = {}
+    monkeypatch.setattr(table, "models_table", lambda **kw: seen.update(kw) or table.pd.DataFrame())
+    monkeypatch.setattr(table, "print_models_table", lambda frame: None)
+    assert main(["models", "--family", "imagenet", "--depths", "all"]) == 0
+    assert seen["depths"] == [18, 34, 50, 101, 152] and seen["shortcut"] is None

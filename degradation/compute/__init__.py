@@ -1,1 +1,2 @@
-"""Facts about the compute at hand: the machine (cores, device kind, GPUs) and the precision table."""
+"""What runs where: the machine (cores, device kind, GPUs), the precision table, how a batch splits among ranks,
+and the git revision of the code."""

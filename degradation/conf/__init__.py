@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -117,6 +118,7 @@ def check_choice(group: str, value: str, flag: str) -> str:
 
 LOGGERS = ("none", "csv", "tensorboard", "wandb", "mlflow")  # conf/logger/*.yaml; train/loggers.py builds them
 OPTIONAL_LOGGERS = ("tensorboard", "wandb", "mlflow")  # each an optional extra of the same name
+WANDB_MODES = ("offline", "online")  # logger.wandb.mode: offline keeps everything on this machine (`wandb sync`)
 
 # Keys that say where or how a run computes, not what it computes: left out of the run id's hash.
 NON_RESULT_KEYS = (
@@ -140,6 +142,7 @@ NON_RESULT_KEYS = (
     "trainer.cuda_graphs",
     "trainer.activation_checkpointing",
     "trainer.cudnn_benchmark",
+    "trainer.deterministic",
     "trainer.channels_last",
     "trainer.record_layers",
     "logger",
@@ -334,7 +337,19 @@ def _whole(value: object, key: str, minimum: int) -> int:
 
 
 def validate(cfg: DictConfig) -> None:
-    """Check every value a run depends on before anything is built or written."""
+    """Check every value a run depends on before anything is built or written; a key an override removed or made
+    unreadable (`~schedule.lr`, `schedule=[]`, `${nope}`) is a one-line UsageError too."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        _validate_values(cfg)
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None) or "?"
+        raise UsageError(f"config key {key} is missing or unreadable ({first_line(exc)}); check the overrides that "
+                         f"remove or change it (~key, group=[], ${{...}})") from None
+
+
+def _validate_values(cfg: DictConfig) -> None:
     model, data, sched, trainer = cfg.model, cfg.data, cfg.schedule, cfg.trainer
     _need(_whole(cfg.seed, "seed", 0) < 2**32, f"seed={cfg.seed} must be < 2**32 (numpy's seed range)")
     network_of(model).check_depth(model.family, model.depth, model.get("block", "auto"))
@@ -393,12 +408,30 @@ def _validate_images(data: DictConfig) -> None:
     auto_workers(data.workers)
 
 
-def _check_logger(logger: object) -> None:
-    """A known logger whose package is installed: a missing extra is found before anything is created."""
-    name = logger.get("name", "none") if logger is not None and hasattr(logger, "get") else "none"
-    _need(name in LOGGERS, f"unknown logger '{name}'; choose from {', '.join(LOGGERS)}")
-    if name in OPTIONAL_LOGGERS:
-        import importlib.util  # deferred: only an optional logger needs the look-up
+def chosen_loggers(logger: object) -> dict[str, Any]:
+    """The run's loggers as {name: options}. Each conf/logger/<name>.yaml holds its options under its name, so
+    `logger=[csv,tensorboard]` merges into {csv: {}, tensorboard: {}}; `logger=none` and `logger=[]` are no
+    logger; an older run's config ({name: csv, ...}) reads as {csv: {...}}."""
+    if logger is None or not hasattr(logger, "keys"):
+        return {} if logger in (None, "none") else {str(logger): {}}
+    if "name" in logger:
+        rest = {key: logger[key] for key in logger if key != "name"}
+        return {} if logger["name"] == "none" else {str(logger["name"]): rest}
+    return {str(key): logger[key] for key in logger}
 
-        _need(importlib.util.find_spec(name) is not None,
-              f"logger={name} needs the {name} package: pip install 'degradation[{name}]' (or logger=none)")
+
+def _check_logger(logger: object) -> None:
+    """Known loggers whose packages are installed: a missing extra is found before anything is created."""
+    for name, options in chosen_loggers(logger).items():
+        _need(name in LOGGERS and name != "none",
+              f"unknown logger '{name}'; choose from {', '.join(LOGGERS)} (several: logger=[csv,tensorboard])")
+        _need(options is None or hasattr(options, "keys"),
+              f"logger.{name}={options!r}; the logger's options are a mapping, e.g. logger.wandb.mode=online")
+        if name in OPTIONAL_LOGGERS:
+            import importlib.util  # deferred: only an optional logger needs the look-up
+
+            _need(importlib.util.find_spec(name) is not None,
+                  f"logger={name} needs the {name} package: pip install 'degradation[{name}]' (or logger=none)")
+        if name == "wandb":
+            mode = (options or {}).get("mode", "offline")
+            _need(mode in WANDB_MODES, f"logger.wandb.mode={mode!r}; choose offline or online")

@@ -110,6 +110,7 @@ class Trainer:
     compile: bool = False
     cuda_graphs: Any = "auto"  # auto | true | false | emulate
     activation_checkpointing: bool = False
+    deterministic: bool = False  # deterministic algorithms, cuDNN autotuning off (train/determinism.py)
     cudnn_benchmark: bool = True
     threads: Any = "auto"  # auto | a whole number >= 1
     progress: Progress = Progress.auto
@@ -266,6 +267,11 @@ def check(cfg: DictConfig) -> None:
             OmegaConf.merge(OmegaConf.structured(schema), node)
         except OmegaConfBaseException as exc:
             raise _type_error(group, schema, exc, node) from None
+        if not isinstance(node, DictConfig):
+            raise UsageError(f"{group} is not a config group here ({type(node).__name__}); choose one of its YAMLs")
+        missing = [f.name for f in fields(schema) if f.name not in node and group != "model"]
+        if missing:
+            raise UsageError(f"config key {group}.{missing[0]} is missing; an override removed it (~key): put it back")
         _bounds(group, schema, node)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
 
 from degradation.figures.experiment import Experiment
 from degradation.figures.style import add_note, empty_panel, legend_below, network_color, new_figure
@@ -25,11 +26,21 @@ def _plugin_families(exp: Experiment) -> tuple[tuple[str, str, str, str], ...]:
     return tuple(out)
 
 
+def depth_ticks(ax, depths: list[int]) -> None:
+    """A log depth axis labelled with the depths themselves (20, 32, 44, 56, 110), not powers of ten."""
+    ax.set_xscale("log")
+    if depths:
+        ax.xaxis.set_major_locator(FixedLocator(depths))
+        ax.xaxis.set_major_formatter(FixedFormatter([str(d) for d in depths]))
+        ax.xaxis.set_minor_locator(NullLocator())
+
+
 def draw(exp: Experiment) -> tuple[Figure, dict]:
     fig, axes = new_figure(2, width=4.8, height=3.8)
     panels = []
     for ax, key, title in zip(axes, ("train", "test"), ("final training error", "final test error"), strict=True):
         lines = []
+        drawn: set[int] = set()
         for arch, name, color, marker in FAMILIES + _plugin_families(exp):
             cells = exp.family(arch)
             cells = cells[cells[f"{key}_mean"].notna()]
@@ -38,6 +49,7 @@ def draw(exp: Experiment) -> tuple[Figure, dict]:
             spread = [s if s is not None and math.isfinite(s) else 0.0 for s in cells[f"{key}_std"]]
             ax.errorbar(cells["depth"], cells[f"{key}_mean"], yerr=spread, color=color, marker=marker,
                         capsize=3, label=name)
+            drawn.update(int(d) for d in cells["depth"])
             lines.append({"family": arch, "depths": [int(d) for d in cells["depth"]],
                           "values_pct": [float(v) for v in cells[f"{key}_mean"]],
                           "std_pct": spread, "seeds": [int(n) for n in cells["n_seeds"]]})
@@ -46,7 +58,8 @@ def draw(exp: Experiment) -> tuple[Figure, dict]:
                 depths = sorted(paper)
                 ax.scatter(depths, [paper[d] for d in depths], color=color, marker="x", s=40, zorder=3,
                            label=f"{name}: paper")
-        ax.set_xscale("log")
+                drawn.update(depths)
+        depth_ticks(ax, sorted(drawn))
         ax.set_xlabel("depth (layers)")
         ax.set_ylabel("error (%)")
         ax.set_title(title)

@@ -32,7 +32,7 @@ def _version(name: str) -> str:
 
 def tool() -> dict[str, str]:
     """The tool making the page: its version and git revision, Python and torch versions."""
-    from degradation.train.folder import git_revision  # deferred: the run-folder writer loads torch
+    from degradation.compute.revision import git_revision  # deferred: only the page needs it
 
     return {"degradation": _version("degradation"), "git revision": git_revision() or "unknown (not a git checkout)",
             "python": platform.python_version(), "torch": _version("torch")}

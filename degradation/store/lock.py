@@ -4,8 +4,16 @@ The lock is `<run>/.lock`, created with O_EXCL and holding JSON: pid, hostname, 
 recycled pid is not mistaken for the owner), the SLURM/submitit job id when there is one, and a random token.
 
 A lock is stale, and is taken over, when its owner is gone: on this host, no process with that pid and start
-time; on another host, only a lock left by our own job id (a requeued SLURM job restarting on another node).
-Any other lock from another host is presumed live: this host cannot see that host's processes.
+time; on another host (which this host cannot see), a lock left by our own job id (a requeued SLURM job
+restarting on another node), or one whose heartbeat stopped: the holder touches the lock file every
+HEARTBEAT_S while it holds it, and a lock that records a lease (`lease_s`, LEASE_S) and has not been touched
+for that long is taken over, with one line on stderr naming the owner (its node died, say). A foreign lock
+without a lease (written by an older version) is presumed live; the message then says how to clear it by hand.
+
+Why not filelock's SoftFileLease: a contender there measures expiry on its own monotonic clock, so it must
+watch an unchanged claim for the whole lease before taking it (a sweep decides in one look); its hold cannot
+be handed to the training process a sweep starts (the token below); and `status`, the sweep and the results
+read this file's JSON owner (pid, host, job) to say who trains a run.
 
 A process started under a held lock (the sweep launching `python -m degradation.train`) finds the lock's token
 in DEGRADATION_LOCK_TOKEN and enters `run_lock` without taking it again, so the training process may always
@@ -22,6 +30,8 @@ import json
 import os
 import secrets
 import socket
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -33,6 +43,8 @@ LOCK_FILE = ".lock"  # in the run folder, held by the process training the run
 TOKEN_ENV = "DEGRADATION_LOCK_TOKEN"
 TAKEOVER_SUFFIX = ".takeover"
 UNREADABLE_GRACE_S = 60.0  # an empty or half-written lock younger than this is being created, not stale
+HEARTBEAT_S = 60.0  # a holder touches its lock this often
+LEASE_S = 600.0  # a foreign lock untouched this long is taken over: 10 heartbeats, room for clock skew and NFS
 
 
 class RunLocked(UsageError):
@@ -41,14 +53,34 @@ class RunLocked(UsageError):
     def __init__(self, run_dir: Path, owner: dict) -> None:
         self.run_dir = Path(run_dir)
         self.owner = owner
-        super().__init__(f"run {self.run_dir.name} is being trained by {describe_owner(owner)}; wait for it or stop it")
+        super().__init__(f"run {self.run_dir.name} is being trained by {describe_owner(owner)}; wait for it or stop "
+                         f"it{clear_hint(self.run_dir / LOCK_FILE, owner)}")
+
+
+def foreign(owner: dict) -> bool:
+    return owner.get("hostname") not in (None, socket.gethostname())
+
+
+def heartbeat_age(owner: dict) -> float:
+    """Seconds since the holder last touched the lock (the file's mtime, set by the file server on NFS)."""
+    return max(0.0, time.time() - float(owner.get("mtime", time.time())))
 
 
 def describe_owner(owner: dict) -> str:
     pid = owner.get("child_pid") or owner.get("pid", "?")
     where = owner.get("hostname") or "this host"
     job = f", job {owner['job']}" if owner.get("job") else ""
-    return f"pid {pid} on {where}{job}"
+    beat = f", heartbeat {heartbeat_age(owner):.0f} s ago" if foreign(owner) and owner.get("lease_s") else ""
+    return f"pid {pid} on {where}{job}{beat}"
+
+
+def clear_hint(path: Path, owner: dict) -> str:
+    """For a lock held on another host: how to clear it by hand when that host or job is gone."""
+    if not foreign(owner):
+        return ""
+    lease = owner.get("lease_s")
+    after = f"; else it is taken over after {float(lease) / 60:.0f} min without a heartbeat" if lease else ""
+    return f"; if {owner.get('hostname')} or its job is gone, remove {path} by hand{after}"
 
 
 def _process_start(pid: int) -> str | None:
@@ -121,11 +153,12 @@ def owner_alive(owner: dict) -> bool:
     """Whether the lock's owner may still be training (see the module docstring for the rules)."""
     if owner.get("unreadable"):
         return time.time() - float(owner.get("mtime", 0)) < UNREADABLE_GRACE_S
-    host = owner.get("hostname")
-    if host not in (None, socket.gethostname()):
+    if foreign(owner):
         job = current_job_id()
-        # our own job, requeued onto another node: whatever held it before is gone
-        return not (job and owner.get("job") == job)
+        if job and owner.get("job") == job:
+            return False  # our own job, requeued onto another node: whatever held it before is gone
+        lease = owner.get("lease_s")
+        return not (isinstance(lease, int | float) and heartbeat_age(owner) > float(lease))
     pids = [(owner["pid"], owner.get("start"))]
     if owner.get("child_pid"):
         pids.append((owner["child_pid"], owner.get("child_start")))
@@ -156,9 +189,27 @@ class Lock:
     def path(self) -> Path:
         return self.run_dir / self.name
 
+    _beat: threading.Event | None = field(default=None, repr=False)
+
     @property
     def token(self) -> str:
         return str(self.owner["token"])
+
+    def start_heartbeat(self) -> None:
+        """Touch the lock every HEARTBEAT_S from a daemon thread while it is ours, so other hosts see it live."""
+        if self._beat is not None:
+            return
+        self._beat = threading.Event()
+        threading.Thread(target=self._heartbeat, args=(self._beat,), name=f"lock-heartbeat {self.run_dir.name}",
+                         daemon=True).start()
+
+    def _heartbeat(self, stop: threading.Event) -> None:
+        while not stop.wait(HEARTBEAT_S):
+            current = read_lock(self.run_dir, self.name)
+            if current is None or current.get("token") != self.token:
+                return  # released, or taken over: never refresh someone else's lock
+            with contextlib.suppress(OSError):
+                os.utime(self.path)
 
     def set_child(self, pid: int) -> None:
         """Record the training process we started, so the lock stays live even if we die first."""
@@ -167,6 +218,8 @@ class Lock:
         _replace_with(self.path, self.owner)
 
     def release(self) -> None:
+        if self._beat is not None:
+            self._beat.set()
         if self.inherited:
             return
         current = read_lock(self.run_dir, self.name)
@@ -189,6 +242,7 @@ def _new_owner() -> dict:
         "job": current_job_id(),
         "token": secrets.token_hex(8),
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "lease_s": LEASE_S,  # others may take the lock over when it goes this long without a heartbeat
     }
 
 
@@ -239,10 +293,19 @@ def _take_over(path: Path, stale: dict, owner: dict) -> bool:
         if again is not None and owner_alive(again):
             return False
         _replace_with(path, owner)
+        if foreign(stale) and not stale.get("unreadable"):
+            print(f"took over the lock {path} from {describe_owner(stale)}: no heartbeat for "
+                  f"{heartbeat_age(stale) / 60:.0f} min (lease {float(stale.get('lease_s') or 0) / 60:.0f} min)",
+                  file=sys.stderr, flush=True)
         return True
     finally:
         with contextlib.suppress(FileNotFoundError):
             guard.unlink()
+
+
+def _held(lock: Lock) -> Lock:
+    lock.start_heartbeat()
+    return lock
 
 
 def try_acquire(run_dir: str | os.PathLike, name: str = LOCK_FILE) -> Lock | dict:
@@ -261,16 +324,16 @@ def try_acquire(run_dir: str | os.PathLike, name: str = LOCK_FILE) -> Lock | dic
     for _ in range(5):
         owner = _new_owner()
         if _create(path, owner):
-            return Lock(run_dir, owner, name=name)
+            return _held(Lock(run_dir, owner, name=name))
         current = read_lock(run_dir, name)
         if current is None:
             continue  # released between our attempt and our look: try again
         if token and current.get("token") == token:
-            return Lock(run_dir, current, inherited=True, name=name)
+            return _held(Lock(run_dir, current, inherited=True, name=name))  # the child beats too: it may outlive us
         if owner_alive(current):
             return current
         if _take_over(path, current, owner):
-            return Lock(run_dir, owner, name=name)
+            return _held(Lock(run_dir, owner, name=name))
     current = read_lock(run_dir, name)
     return current or {"pid": "?", "hostname": None}
 

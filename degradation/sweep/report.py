@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from degradation.errors import UsageError
 from degradation.store.results import read_runs
+from degradation.store.resultsdir import existing_results_dir
 from degradation.store.runs import RESTARTS, has_checkpoint, runs_root
 from degradation.store.schema import RunStatus
 from degradation.sweep.columns import id_columns
@@ -134,12 +133,7 @@ def status_text(row) -> tuple[str, object]:
 def print_status(results_dir: str | os.PathLike, wide: bool = False) -> None:
     """The runs table, read from the run folders now: each run's identifying fields and short id (--wide: the
     full id), status, iteration, errors, time, throughput."""
-    results_dir = Path(results_dir)
-    if results_dir.exists() and not results_dir.is_dir():
-        raise UsageError(f"--results {results_dir} is a file, not a results folder; pass the folder a sweep wrote "
-                         f"to (default: results)")
-    if not results_dir.is_dir():
-        raise UsageError(f"results folder {results_dir} does not exist; start runs with `degradation sweep`")
+    results_dir = existing_results_dir(results_dir)
     runs = read_runs(results_dir)
     console = make_console(wide=wide)
     if runs.empty:

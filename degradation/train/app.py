@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from degradation.errors import RunFailed, UsageError, out_of_memory
+from degradation.errors import RunFailed, UsageError, one_line, out_of_memory
 from degradation.store.schema import RunStatus
 from degradation.train import argv
 
@@ -26,7 +26,7 @@ examples:
 
 
 def _error(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
+    print(f"error: {one_line(message)}", file=sys.stderr)
 
 
 def _defaults(cfg) -> dict[str, str]:

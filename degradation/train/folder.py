@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import platform
-import subprocess
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from degradation.compute.revision import git_revision
 from degradation.conf import resolved_dict, run_id, variant_id
 from degradation.errors import UsageError
 from degradation.models.registry import network_of, shortcut_of
@@ -44,24 +44,6 @@ EMPTY_SUMMARY = {
     "wall_s": 0.0,
     "images_per_s": None,
 }
-
-
-def git_revision() -> str | None:
-    """HEAD of the checkout the package runs from, '+dirty' when tracked files changed; None outside git."""
-    here = Path(__file__).resolve().parent
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return f"{head}+dirty" if dirty else head
 
 
 def library_versions() -> dict[str, str | None]:

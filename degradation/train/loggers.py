@@ -1,4 +1,5 @@
-"""Optional loggers people already use (logger=csv|tensorboard|wandb|mlflow): a view, never the record.
+"""Optional loggers people already use (logger=csv|tensorboard|wandb|mlflow, or several: logger=[csv,tensorboard]):
+a view, never the record.
 
 They receive the same rows as the curve parts, at the same steps (each logging window: train error, loss
 and lr; at evaluations: test/val error and loss), as <split>/<metric>, plus the resolved config once. The
@@ -14,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any, Protocol
 
-from degradation.conf import LOGGERS, OPTIONAL_LOGGERS
+from degradation.conf import LOGGERS, OPTIONAL_LOGGERS, chosen_loggers
 from degradation.errors import UsageError
 
 LOG_DIR = "logs"  # under the run folder
@@ -76,12 +77,14 @@ class TensorBoardLogger:
 
 
 class WandbLogger:
-    def __init__(self, folder: Path, config: dict, run_id: str, project: str) -> None:
+    """mode offline (the default: files under logs/wandb, `wandb sync` uploads later) or online (needs a login)."""
+
+    def __init__(self, folder: Path, config: dict, run_id: str, project: str, mode: str = "offline") -> None:
         import wandb  # deferred: optional extra
 
         folder.mkdir(parents=True, exist_ok=True)
         self.wandb = wandb
-        self.run = wandb.init(mode="offline", dir=str(folder), project=project, name=run_id, id=run_id,
+        self.run = wandb.init(mode=mode, dir=str(folder), project=project, name=run_id, id=run_id,
                               resume="allow", config=config, reinit=True)
 
     def log(self, step: int, rows: list[tuple[str, str, float]]) -> None:
@@ -112,24 +115,47 @@ class MlflowLogger:
         pass  # the run stays open for a resume; its metrics are on disk already
 
 
-def make_logger(logger_cfg: Any, run_dir: Path, run_id: str, config: dict) -> MetricLogger | None:
-    """The chosen logger for one run, or None; a missing package is a one-line UsageError naming the extra."""
-    name = str((logger_cfg or {}).get("name", "none")) if logger_cfg is not None else "none"
-    check_logger(name)
-    if name == "none":
-        return None
-    folder = Path(run_dir) / LOG_DIR
+class Loggers:
+    """Several loggers at once (logger=[csv,tensorboard]): every row goes to each, in the order chosen."""
+
+    def __init__(self, loggers: list[MetricLogger]) -> None:
+        self.loggers = loggers
+
+    def log(self, step: int, rows: list[tuple[str, str, float]]) -> None:
+        for logger in self.loggers:
+            logger.log(step, rows)
+
+    def close(self) -> None:
+        for logger in self.loggers:
+            logger.close()
+
+
+def _one(name: str, options: Any, folder: Path, run_id: str, config: dict) -> MetricLogger:
+    options = options or {}
     try:
         if name == "csv":
             return CsvLogger(folder, config)
         if name == "tensorboard":
             return TensorBoardLogger(folder, config)
         if name == "wandb":
-            return WandbLogger(folder, config, run_id, str(logger_cfg.get("project", "degradation")))
-        return MlflowLogger(folder, config, run_id, str(logger_cfg.get("experiment", "degradation")))
+            return WandbLogger(folder, config, run_id, str(options.get("project", "degradation")),
+                               str(options.get("mode", "offline")))
+        return MlflowLogger(folder, config, run_id, str(options.get("experiment", "degradation")))
     except ImportError as exc:
         raise UsageError(f"logger={name} needs the {exc.name or EXTRA[name]} package: "
                          f"pip install 'degradation[{EXTRA[name]}]' (or logger=none)") from None
+
+
+def make_logger(logger_cfg: Any, run_dir: Path, run_id: str, config: dict) -> MetricLogger | None:
+    """The chosen loggers of one run (one, several, or None); a missing package is a one-line UsageError."""
+    chosen = chosen_loggers(logger_cfg)
+    for name in chosen:
+        check_logger(name)
+    folder = Path(run_dir) / LOG_DIR
+    loggers = [_one(name, options, folder, run_id, config) for name, options in chosen.items()]
+    if not loggers:
+        return None
+    return loggers[0] if len(loggers) == 1 else Loggers(loggers)
 
 
 def check_logger(name: object) -> str:

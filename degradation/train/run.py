@@ -42,7 +42,7 @@ from degradation.store.runs import (
 )
 from degradation.store.schema import SCHEMA_VERSION
 from degradation.text import percent
-from degradation.train import distributed
+from degradation.train import determinism, distributed
 from degradation.train.checkpoint import UnreadableCheckpoint, checkpoint_iteration, set_aside
 from degradation.train.console import quiet_lightning
 from degradation.train.curvewriter import rebuild_parts
@@ -60,7 +60,8 @@ def configure_runtime(trainer_cfg: Any) -> int:
     threads = distributed.threads_per_rank(cpu_threads(trainer_cfg.threads), trainer_cfg, accelerator)
     distributed.keep_threads(threads, trainer_cfg)
     torch.set_num_threads(threads)
-    torch.backends.cudnn.benchmark = bool(trainer_cfg.cudnn_benchmark)
+    torch.backends.cudnn.benchmark = bool(trainer_cfg.cudnn_benchmark) and not determinism.enabled(trainer_cfg)
+    torch.backends.cudnn.deterministic = determinism.enabled(trainer_cfg)
     apply_precision(trainer_cfg.precision)
     quiet_lightning()
     return threads
@@ -101,7 +102,7 @@ def build_trainer(trainer_cfg: Any, max_steps: int, root_dir: Path | str, callba
             num_sanity_val_steps=0,
             limit_val_batches=0,
             use_distributed_sampler=False,
-            benchmark=bool(trainer_cfg.cudnn_benchmark) if accelerator in ("gpu", "auto") else None,
+            **determinism.lightning_flags(trainer_cfg, accelerator),
             default_root_dir=str(root_dir),
             callbacks=callbacks or [],
         )
@@ -181,6 +182,7 @@ def train(cfg: DictConfig) -> dict:
     static = static_info(cfg, path, counts["params"], counts["macs"], device, data.train_size)
     static["precision"] = precision_record(str(cfg.trainer.precision))  # the switches as torch reads them now
     static.update({k: data.info[k] for k in ("images_checked", "max_pixels") if k in data.info})  # image folders
+    static["deterministic"] = {"setting": determinism.enabled(cfg.trainer), **determinism.record()}
     static.update(ranks=trainer.world_size, batch_per_rank=int(cfg.schedule.batch_size) // trainer.world_size,
                   sync_batchnorm=bool(cfg.trainer.get("sync_batchnorm", False)))
     folder = RunFolder(cfg, path, static, writer=writer, progress_mode=str(cfg.trainer.progress))
