@@ -209,7 +209,7 @@ def schemas_of(cfg: DictConfig) -> dict[str, type]:
     return {group: schema for group, schema in out.items() if cfg.get(group) is not None}
 
 
-_KINDS = {int: "is not a whole number", float: "is not a number", bool: "choose true or false"}
+_KINDS = {int: " is not a whole number", float: " is not a number", bool: "; choose true or false"}
 
 
 def _type_error(group: str, schema: type, exc: OmegaConfBaseException, node: Any) -> UsageError:
@@ -221,7 +221,7 @@ def _type_error(group: str, schema: type, exc: OmegaConfBaseException, node: Any
         choices = ", ".join(m.value for m in kind)
         return UsageError(f"{group}.{key}={value!r}; choose {choices}")
     if kind in _KINDS:
-        return UsageError(f"{group}.{key}={value!r} {_KINDS[kind]}")
+        return UsageError(f"{group}.{key}={value!r}{_KINDS[kind]}")
     return UsageError(f"{group}.{key}={value!r}: {str(exc).splitlines()[0]}")
 
 
