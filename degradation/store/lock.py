@@ -36,6 +36,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypedDict
 
 from degradation.errors import UsageError, unwritable
 
@@ -47,26 +48,43 @@ HEARTBEAT_S = 60.0  # a holder touches its lock this often
 LEASE_S = 600.0  # a foreign lock untouched this long is taken over: 10 heartbeats, room for clock skew and NFS
 
 
+class LockOwner(TypedDict, total=False):
+    """The JSON a lock file holds (and what is read back from it): who trains the run, and since when."""
+
+    pid: Any  # int; "?" where a lock could not be read
+    hostname: str | None  # None: this host (a bare-pid lock)
+    start: str | None  # the process's start time: a recycled pid is not the owner
+    job: str | None  # SLURM/submitit job id
+    token: str  # handed to the training process a sweep starts (TOKEN_ENV)
+    created_at: str
+    lease_s: float  # others may take over a lock untouched this long (absent in older locks)
+    child_pid: int  # the training process a sweep started under this lock
+    child_start: str | None
+    mtime: float  # read back: when the lock file was last touched (the heartbeat)
+    legacy: bool  # read back: a bare pid, as an flock-based trainer writes
+    unreadable: bool  # read back: empty or half-written
+
+
 class RunLocked(UsageError):
     """The run is held by a live process; the message names it."""
 
-    def __init__(self, run_dir: Path, owner: dict) -> None:
+    def __init__(self, run_dir: Path, owner: LockOwner) -> None:
         self.run_dir = Path(run_dir)
         self.owner = owner
         super().__init__(f"run {self.run_dir.name} is being trained by {describe_owner(owner)}; wait for it or stop "
                          f"it{clear_hint(self.run_dir / LOCK_FILE, owner)}")
 
 
-def foreign(owner: dict) -> bool:
+def foreign(owner: LockOwner) -> bool:
     return owner.get("hostname") not in (None, socket.gethostname())
 
 
-def heartbeat_age(owner: dict) -> float:
+def heartbeat_age(owner: LockOwner) -> float:
     """Seconds since the holder last touched the lock (the file's mtime, set by the file server on NFS)."""
     return max(0.0, time.time() - float(owner.get("mtime", time.time())))
 
 
-def describe_owner(owner: dict) -> str:
+def describe_owner(owner: LockOwner) -> str:
     pid = owner.get("child_pid") or owner.get("pid", "?")
     where = owner.get("hostname") or "this host"
     job = f", job {owner['job']}" if owner.get("job") else ""
@@ -74,7 +92,7 @@ def describe_owner(owner: dict) -> str:
     return f"pid {pid} on {where}{job}{beat}"
 
 
-def clear_hint(path: Path, owner: dict) -> str:
+def clear_hint(path: Path, owner: LockOwner) -> str:
     """For a lock held on another host: how to clear it by hand when that host or job is gone."""
     if not foreign(owner):
         return ""
@@ -126,7 +144,7 @@ def current_job_id() -> str | None:
     return os.environ.get("SLURM_JOB_ID")
 
 
-def read_lock(run_dir: str | os.PathLike, name: str = LOCK_FILE) -> dict | None:
+def read_lock(run_dir: str | os.PathLike, name: str = LOCK_FILE) -> LockOwner | None:
     """The lock's owner as a dict; None when there is no lock. Unreadable content -> {"unreadable": True}."""
     path = Path(run_dir) / name
     try:
@@ -146,10 +164,10 @@ def read_lock(run_dir: str | os.PathLike, name: str = LOCK_FILE) -> dict | None:
     except ValueError:
         return {"unreadable": True, "mtime": mtime}
     owner["mtime"] = mtime
-    return owner
+    return LockOwner(**owner)
 
 
-def owner_alive(owner: dict) -> bool:
+def owner_alive(owner: LockOwner) -> bool:
     """Whether the lock's owner may still be training (see the module docstring for the rules)."""
     if owner.get("unreadable"):
         return time.time() - float(owner.get("mtime", 0)) < UNREADABLE_GRACE_S
@@ -165,7 +183,7 @@ def owner_alive(owner: dict) -> bool:
     return any(pid_alive(int(pid), start) for pid, start in pids)
 
 
-def live_owner(run_dir: str | os.PathLike) -> dict | None:
+def live_owner(run_dir: str | os.PathLike) -> LockOwner | None:
     """The owner of a live lock on the run, or None when the run is free (no lock, or a stale one)."""
     owner = read_lock(run_dir)
     if owner is None or not owner_alive(owner):
@@ -180,7 +198,7 @@ class Lock:
     """A held lock. `release()` removes the file only while it is still ours."""
 
     run_dir: Path
-    owner: dict
+    owner: LockOwner
     inherited: bool = False
     child_pid: int | None = field(default=None)
     name: str = LOCK_FILE
@@ -233,7 +251,7 @@ class Lock:
                 self.path.unlink()
 
 
-def _new_owner() -> dict:
+def _new_owner() -> LockOwner:
     pid = os.getpid()
     return {
         "pid": pid,
@@ -246,7 +264,7 @@ def _new_owner() -> dict:
     }
 
 
-def _create(path: Path, owner: dict) -> bool:
+def _create(path: Path, owner: LockOwner) -> bool:
     try:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:
@@ -263,7 +281,7 @@ def _create(path: Path, owner: dict) -> bool:
     return True
 
 
-def _replace_with(path: Path, owner: dict) -> None:
+def _replace_with(path: Path, owner: LockOwner) -> None:
     """Write `owner` to the lock through a temporary file (the lock file is never seen half-written)."""
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
@@ -275,7 +293,7 @@ def _replace_with(path: Path, owner: dict) -> None:
         raise unwritable(path, exc) from None
 
 
-def _take_over(path: Path, stale: dict, owner: dict) -> bool:
+def _take_over(path: Path, stale: LockOwner, owner: LockOwner) -> bool:
     """Replace a stale lock with ours; a guard file makes sure only one process does so at a time."""
     guard = path.with_name(path.name + TAKEOVER_SUFFIX)
     try:
@@ -308,7 +326,7 @@ def _held(lock: Lock) -> Lock:
     return lock
 
 
-def try_acquire(run_dir: str | os.PathLike, name: str = LOCK_FILE) -> Lock | dict:
+def try_acquire(run_dir: str | os.PathLike, name: str = LOCK_FILE) -> Lock | LockOwner:
     """Take the run's lock: a `Lock`, or the live owner's dict when someone else holds it.
 
     Creates the run folder (the lock lives in it); call only once the run is known to be valid. `name`: another
@@ -340,7 +358,7 @@ def try_acquire(run_dir: str | os.PathLike, name: str = LOCK_FILE) -> Lock | dic
 
 @contextlib.contextmanager
 def wait_lock(folder: str | os.PathLike, name: str, *, poll_s: float = 0.2,
-              on_wait: Callable[[dict], None] | None = None) -> Iterator[Lock]:
+              on_wait: Callable[[LockOwner], None] | None = None) -> Iterator[Lock]:
     """Hold lock file `name` in `folder`, waiting while a live process holds it (once: `on_wait(owner)`).
 
     For work that every process needs done once, such as preparing a data set: the second process waits, then
