@@ -81,3 +81,47 @@ def test_bad_overrides_give_one_line(overrides: list[str], message: str) -> None
         validate(compose(overrides))
     assert message in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def _changed(value: object) -> object:
+    """Another value of the same kind (what a user's override would make)."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, float):
+        return value * 2 + 0.5
+    if isinstance(value, list):
+        return [*value, value[-1]] if value else [1]
+    return f"{value}-other"
+
+
+def _digest(cfg) -> str:
+    return run_id(cfg).rsplit("-", 1)[1]
+
+
+@pytest.mark.parametrize("preset", [[], ["model=preact"], ["data=synthetic", "schedule=demo"], ["launcher=slurm"],
+                                    ["data=imagefolder", "model.family=imagenet", "model.depth=18"]])
+def test_every_result_leaf_changes_the_run_id_and_no_other_does(preset: list[str], tmp_path) -> None:
+    """Walk every leaf of the composed config: a result-changing one (anything not in NON_RESULT_KEYS) changes the
+    run id's hash, so two recipes never share a folder; a where/how one (NON_RESULT_KEYS) leaves it, so a resume
+    on another machine finds its run."""
+    import copy
+
+    from omegaconf import OmegaConf
+
+    from degradation.conf import NON_RESULT_KEYS, _flat, resolved_dict
+
+    if "data=imagefolder" in preset:
+        for name in ("a", "b"):
+            (tmp_path / "train" / name).mkdir(parents=True)
+        preset = [*preset, f"data.root={tmp_path}"]
+    cfg = compose(preset)
+    base = _digest(cfg)
+    leaves = _flat(resolved_dict(cfg))
+    assert len(leaves) > 40 and "schedule.weight_decay" in leaves
+    for key, value in leaves.items():
+        other = copy.deepcopy(cfg)
+        OmegaConf.update(other, key, _changed(value), merge=False)
+        where_or_how = any(key == k or key.startswith(k + ".") for k in NON_RESULT_KEYS)
+        assert (_digest(other) == base) == where_or_how, f"{key}: {value!r} -> {_changed(value)!r}"

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
+import pandas as pd
+import pytest
 from _figures_helpers import make_results
 
 from degradation.analysis.finals import run_finals
 from degradation.analysis.load import load_results
-from degradation.analysis.summary import build_summary
+from degradation.analysis.summary import binomial_se, build_summary, step
 
 RESNETS = [{"arch": "resnet", "depth": 20, "train": 0.05, "test": 0.0875},
            {"arch": "resnet", "depth": 56, "train": 0.03, "test": 0.07}]
@@ -72,3 +76,34 @@ def test_unfinished_runs_never_decide_the_headline(tmp_path: Path) -> None:
     unfinished = [{**s, "status": "partial", "stop": 200} for s in plain[:2] + RESNETS]
     text = summary(tmp_path / "b", unfinished)
     assert headline(text).startswith("No finished runs yet: degradation cannot be judged")
+
+
+def _cell(label: str, train_pct: float, seeds: int = 1, std: float = 0.0) -> pd.Series:
+    """A cell of finals' table as step() reads it: the paper's windows (100 iterations x 128 images)."""
+    settings = json.dumps({"schedule.log_every": 100, "schedule.batch_size": 128, "schedule.max_iters": 64000})
+    return pd.Series({"label": label, "train_mean": train_pct, "train_std": std, "n_seeds": seeds,
+                      "settings": settings})
+
+
+def test_the_binomial_error_never_falls_below_half_an_image() -> None:
+    """At 0% or 100% error p(1-p) is 0; the floor keeps the noise at half an image of the window (12,800 images
+    here), so 0.00% vs 0.00% is "within noise" by a margin, not by 0 > 0."""
+    half_image = 100 * 0.5 / 12800
+    assert binomial_se(0.0, 12800) == pytest.approx(half_image)
+    assert binomial_se(100.0, 12800) == pytest.approx(half_image)
+    assert binomial_se(50.0, 100) == pytest.approx(5.0)  # sqrt(0.25 / 100) = 5 points
+    assert binomial_se(6.0, 12800) == pytest.approx(100 * math.sqrt(0.06 * 0.94 / 12800))
+    assert math.isnan(binomial_se(5.0, math.nan)) and math.isnan(binomial_se(5.0, 0))
+    both_zero = step(_cell("plain-56", 0.0), _cell("plain-20", 0.0))
+    assert both_zero.se == pytest.approx(math.sqrt(2) * half_image)
+
+
+def test_seeds_that_agree_exactly_still_carry_the_windows_noise() -> None:
+    """Three seeds each, no spread: the seed standard error is 0, and a 0.05-point gap would read as "worse"
+    without the window's binomial floor (sqrt(2) x 0.21 points here)."""
+    deep, shallow = _cell("plain-56", 6.05, seeds=3), _cell("plain-20", 6.00, seeds=3)
+    s = step(deep, shallow)
+    window = math.sqrt(binomial_se(6.05, 12800) ** 2 + binomial_se(6.00, 12800) ** 2)
+    assert s.se == pytest.approx(window) and s.outcome == "within noise"
+    spread = step(_cell("plain-56", 8.0, seeds=3, std=2.0), _cell("plain-20", 6.0, seeds=3, std=2.0))
+    assert spread.se == pytest.approx(math.sqrt(2 * 2.0**2 / 3))  # the seeds' spread, larger than the window's
