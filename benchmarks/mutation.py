@@ -73,6 +73,7 @@ GROUPS: dict[str, Group] = {
 }
 
 COPY = ("degradation", "conf", "tests", "pyproject.toml")
+KILLED = ("killed", "timeout", "segfault")  # a timeout counts as killed, as in mutmut's own score
 LINE = re.compile(r"^\s+(\S+): (.+)$")
 
 
@@ -144,6 +145,23 @@ def run_group(group: str, out: Path, children: int) -> tuple[dict[str, str], flo
     return results(work, GROUPS[group][2]), seconds, log
 
 
+def rerun_survivors(group: str, out: Path, children: int, known: dict[str, str]) -> tuple[dict[str, str], float, str]:
+    """The last run's survivors (not judged equivalent) tested again against the checkout's tests as they are now:
+    after adding tests for survivors, without testing every mutant again."""
+    work = out / group
+    before = results(work, GROUPS[group][2])
+    survivors = [n for n, s in before.items() if s not in KILLED + ("skipped",) and n not in known]
+    if not survivors:
+        return before, 0.0, ""
+    shutil.rmtree(work / "tests")
+    shutil.copytree(ROOT / "tests", work / "tests", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    start = time.perf_counter()
+    log = mutmut(work, "run", "--max-children", str(children), *survivors)
+    seconds = time.perf_counter() - start
+    (out / f"{group}.rerun.log").write_text(log)
+    return results(work, GROUPS[group][2]), seconds, log
+
+
 def results(work: Path, functions: list[str]) -> dict[str, str]:
     """{mutant: status} of the group's functions (mutmut also lists the module's other, unrun, mutants)."""
     statuses = {}
@@ -156,8 +174,8 @@ def results(work: Path, functions: list[str]) -> dict[str, str]:
 
 def score(statuses: dict[str, str], known: dict[str, str]) -> tuple[int, int, list[str], list[str]]:
     """(killed, counted, survivors not judged equivalent, survivors judged equivalent)."""
-    killed = sum(s in ("killed", "timeout", "segfault") for s in statuses.values())
-    survivors = sorted(n for n, s in statuses.items() if s not in ("killed", "timeout", "segfault", "skipped"))
+    killed = sum(s in KILLED for s in statuses.values())
+    survivors = sorted(n for n, s in statuses.items() if s not in KILLED + ("skipped",))
     judged = [n for n in survivors if n in known]
     skipped = sum(s == "skipped" for s in statuses.values())
     return killed, len(statuses) - skipped - len(judged), [n for n in survivors if n not in known], judged
@@ -179,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--children", type=int, default=1, help="mutants tested at once (default 1)")
     parser.add_argument("--diff", action="store_true", help="show each survivor's diff")
     parser.add_argument("--report-only", action="store_true", help="read the last run's results, run nothing")
+    parser.add_argument("--rerun-survivors", action="store_true",
+                        help="test only the last run's survivors again, against the tests as they are now")
     parser.add_argument("--list", action="store_true", help="print the groups and exit")
     args = parser.parse_args(argv)
     if args.list:
@@ -195,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     for group in args.groups or list(GROUPS):
         if args.report_only:
             statuses, seconds, log = results(args.out / group, GROUPS[group][2]), float("nan"), ""
+        elif args.rerun_survivors:
+            print(f"{group}: testing the last run's survivors again ...", flush=True)
+            statuses, seconds, log = rerun_survivors(group, args.out, args.children, known)
         else:
             print(f"{group}: running ...", flush=True)
             statuses, seconds, log = run_group(group, args.out, args.children)

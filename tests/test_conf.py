@@ -137,3 +137,23 @@ def test_every_result_leaf_changes_the_run_id_and_no_other_does(preset: list[str
         OmegaConf.update(other, key, _changed(value), merge=False)
         where_or_how = key in WHERE_OR_HOW or key.startswith(WHERE_OR_HOW_GROUPS)
         assert (_digest(other) == base) == where_or_how, f"{key}: {value!r} -> {_changed(value)!r}"
+
+
+def test_a_variant_is_the_result_settings_without_the_seed() -> None:
+    """Seeds of one experiment share a variant (pooled as seeds); any other result setting makes another."""
+    from omegaconf import OmegaConf
+
+    from degradation.conf import resolved_dict, variant_id, variant_settings
+
+    base = compose(["data=synthetic"])
+    settings = variant_settings(resolved_dict(base))
+    assert "seed" not in settings and "results_dir" not in settings and "trainer.threads" not in settings
+    assert (settings["schedule.lr"], settings["model.depth"], settings["data.name"]) == (0.1, 20, "synthetic")
+    assert settings["schedule.milestones"] == [32000, 48000]
+    variant = variant_id(base)
+    assert len(variant) == 8 and int(variant, 16) >= 0
+    assert variant_id(compose(["data=synthetic", "seed=7"])) == variant
+    assert variant_id(compose(["data=synthetic", "schedule.lr=0.05"])) != variant
+    assert variant_id(compose(["data=synthetic", "trainer.threads=1"])) == variant
+    tree = OmegaConf.create({"a": 1, "b": "${a}"})
+    assert resolved_dict(tree) == {"a": 1, "b": 1}  # interpolations resolved, as run.json stores them
