@@ -157,3 +157,23 @@ def test_a_variant_is_the_result_settings_without_the_seed() -> None:
     assert variant_id(compose(["data=synthetic", "trainer.threads=1"])) == variant
     tree = OmegaConf.create({"a": 1, "b": "${a}"})
     assert resolved_dict(tree) == {"a": 1, "b": 1}  # interpolations resolved, as run.json stores them
+
+
+def test_result_tree_keeps_old_run_ids_and_leaves_its_input_alone() -> None:
+    """run.json's config is read back by collect and variants: result_tree must not edit it, and a config from
+    before trainer.sync_batchnorm existed hashes as the same config with it false (BN per device, the default)."""
+    import copy
+
+    from degradation.conf import resolved_dict, result_tree
+
+    tree = resolved_dict(compose(["data=synthetic"]))
+    before = copy.deepcopy(tree)
+    result = result_tree(tree)
+    assert tree == before, "result_tree changed its argument"
+    assert "results_dir" not in result and "sync_batchnorm" not in result["trainer"]
+    old = copy.deepcopy(tree)
+    del old["trainer"]["sync_batchnorm"]
+    assert result_tree(old) == result
+    tree["trainer"]["sync_batchnorm"] = True
+    assert result_tree(tree)["trainer"]["sync_batchnorm"] is True
+    assert result_tree({"seed": 3, "results_dir": "r", "launcher": {"name": "local"}}) == {"seed": 3}
