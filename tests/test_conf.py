@@ -177,3 +177,20 @@ def test_result_tree_keeps_old_run_ids_and_leaves_its_input_alone() -> None:
     tree["trainer"]["sync_batchnorm"] = True
     assert result_tree(tree)["trainer"]["sync_batchnorm"] is True
     assert result_tree({"seed": 3, "results_dir": "r", "launcher": {"name": "local"}}) == {"seed": 3}
+
+
+def test_run_id_names_the_shortcut_and_ignores_key_order() -> None:
+    """The prefix says arch-depth-shortcut-data-schedule-seed; the hash reads the settings, not their order (a
+    config written back from run.json, or composed with overrides in another order, finds the same folder)."""
+    from omegaconf import OmegaConf
+
+    from degradation.conf import resolved_dict
+
+    cfg = compose(["model.shortcut=B"])
+    rid = run_id(cfg)
+    assert rid.startswith("resnet-20-B-cifar10-paper-s0-")
+    tree = resolved_dict(cfg)
+    reordered = OmegaConf.create({k: (dict(reversed(list(v.items()))) if isinstance(v, dict) else v)
+                                  for k, v in reversed(list(tree.items()))})
+    assert list(resolved_dict(reordered)) != list(tree)
+    assert run_id(reordered) == rid
