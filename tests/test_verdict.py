@@ -107,3 +107,43 @@ def test_seeds_that_agree_exactly_still_carry_the_windows_noise() -> None:
     assert s.se == pytest.approx(window) and s.outcome == "within noise"
     spread = step(_cell("plain-56", 8.0, seeds=3, std=2.0), _cell("plain-20", 6.0, seeds=3, std=2.0))
     assert spread.se == pytest.approx(math.sqrt(2 * 2.0**2 / 3))  # the seeds' spread, larger than the window's
+
+
+def _run(depth: int, seed: int, train: float, test: float, best: float | None, best_step: int, **extra) -> dict:
+    """One row of finals' per-run table, as select_runs hands it to cell_stats."""
+    return {"dataset": "cifar10", "preset": "paper", "arch": "plain", "shortcut": "none", "depth": depth,
+            "variant": "v1", "label": f"plain-{depth}", "network": f"plain {depth}", "differs": "",
+            "params": 1000.0 * depth,
+            "seed": seed, "run_id": f"p{depth}-s{seed}", "finished": True, "iteration": 64000, "total_iters": 64000,
+            "final_test_error_step": 64000, "final_train_error": train, "final_test_error": test,
+            "best_test_error": best, "best_test_step": best_step, "warmup": "none", **extra}
+
+
+def test_cell_stats_are_each_cells_seed_statistics_in_percent() -> None:
+    """Mean, sample std (ddof=1: n-1) and min over seeds, in percent; the best point of the best seed; cells in
+    order; a cell of one seed has no std."""
+    from degradation.analysis.finals import STAT_COLUMNS, cell_stats
+
+    runs = pd.DataFrame([
+        _run(56, 1, 0.12, 0.14, 0.13, 50000, iteration=60000, finished=False),
+        _run(56, 0, 0.10, 0.12, 0.11, 40000),
+        _run(20, 0, 0.05, 0.09, None, 0, params=None),
+        _run(32, 0, 0.06, 0.10, 0.095, 30000), _run(32, 1, 0.08, 0.11, 0.09, 20000), _run(32, 2, 0.10, 0.15, 0.1, 10),
+    ])
+    stats = cell_stats(runs)
+    assert list(stats.columns) == STAT_COLUMNS and list(stats.depth) == [20, 32, 56]
+    one, three, two = (stats.iloc[i].to_dict() for i in range(3))
+    assert one["n_seeds"] == 1 and math.isnan(one["train_std"]) and math.isnan(one["best_point"])
+    assert math.isnan(one["params"]) and math.isnan(one["best_point_step"]) and one["train_mean"] == pytest.approx(5.0)
+    assert three["train_mean"] == pytest.approx(8.0) and three["train_std"] == pytest.approx(2.0)
+    assert three["test_mean"] == pytest.approx(12.0) and three["test_min"] == pytest.approx(10.0)
+    assert three["test_std"] == pytest.approx(math.sqrt(((10 - 12) ** 2 + (11 - 12) ** 2 + (15 - 12) ** 2) / 2))
+    assert (three["best_point"], three["best_point_step"]) == (pytest.approx(9.0), 20000)
+    assert three["seeds"] == [0, 1, 2] and three["run_ids"] == ["p32-s0", "p32-s1", "p32-s2"]
+    assert two["train_std"] == pytest.approx(math.sqrt(2) * 1.0) and two["train_min"] == pytest.approx(10.0)
+    assert (two["finished"], two["iteration"], two["total_iters"], two["final_step"]) == (False, 60000, 64000, 64000)
+    assert (two["label"], two["network"], two["differs"], two["params"], two["warmup"]) == (
+        "plain-56", "plain 56", "", 56000.0, "none")
+    assert (two["dataset"], two["preset"], two["arch"], two["shortcut"], two["variant"]) == (
+        "cifar10", "paper", "plain", "none", "v1")
+    assert list(cell_stats(runs.iloc[:0]).columns) == STAT_COLUMNS
