@@ -194,3 +194,12 @@ def test_run_id_names_the_shortcut_and_ignores_key_order() -> None:
                                   for k, v in reversed(list(tree.items()))})
     assert list(resolved_dict(reordered)) != list(tree)
     assert run_id(reordered) == rid
+
+
+def test_variant_ignores_key_order_and_needs_no_seed() -> None:
+    from degradation.conf import resolved_dict, variant_of, variant_settings
+
+    tree = resolved_dict(compose(["data=synthetic"]))
+    reordered = {k: (dict(reversed(list(v.items()))) if isinstance(v, dict) else v) for k, v in reversed(tree.items())}
+    assert variant_of(reordered) == variant_of(tree)
+    assert variant_settings({"schedule": {"lr": 0.1}}) == {"schedule.lr": 0.1}  # a hand-made config without a seed

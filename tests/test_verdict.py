@@ -147,3 +147,38 @@ def test_cell_stats_are_each_cells_seed_statistics_in_percent() -> None:
     assert (two["dataset"], two["preset"], two["arch"], two["shortcut"], two["variant"]) == (
         "cifar10", "paper", "plain", "none", "v1")
     assert list(cell_stats(runs.iloc[:0]).columns) == STAT_COLUMNS
+
+
+def test_seed_noise_needs_two_seeds_of_both_nets() -> None:
+    """std/sqrt(n) per net, added in quadrature, only when both nets have at least two seeds; else the windows."""
+    window = math.sqrt(binomial_se(8.0, 12800) ** 2 + binomial_se(6.0, 12800) ** 2)
+    for deep_n, shallow_n in ((2, 1), (1, 2)):
+        s = step(_cell("plain-56", 8.0, seeds=deep_n, std=3.0), _cell("plain-20", 6.0, seeds=shallow_n, std=3.0))
+        assert s.se == pytest.approx(window), (deep_n, shallow_n)
+    two = step(_cell("plain-56", 8.0, seeds=2, std=3.0), _cell("plain-20", 6.0, seeds=2, std=1.0))
+    assert two.se == pytest.approx(math.sqrt(3.0**2 / 2 + 1.0**2 / 2))
+    assert binomial_se(50.0, 1) == pytest.approx(50.0)  # one image: sqrt(0.25)
+    assert binomial_se(150.0, 100) == binomial_se(100.0, 100)  # rates are clipped to [0, 100]
+
+
+def test_the_last_window_may_be_short() -> None:
+    """max_iters not a multiple of log_every: the final window has the remainder's images; no settings, no noise."""
+    from degradation.analysis.summary import _window_images
+
+    short = json.dumps({"schedule.log_every": 100, "schedule.batch_size": 128, "schedule.max_iters": 64050})
+    assert _window_images(pd.Series({"settings": short})) == 50 * 128
+    assert _window_images(_cell("x", 1.0)) == 100 * 128
+    assert math.isnan(_window_images(pd.Series({"settings": None})))
+    assert math.isnan(_window_images(pd.Series({"settings": json.dumps({"schedule.log_every": 100})})))
+    assert math.isnan(_window_images(pd.Series({"settings": "{not json"})))
+    unknown = step(pd.Series({**_cell("a", 2.0), "settings": None}), _cell("b", 1.0))
+    assert unknown.se == math.inf and unknown.outcome == "within noise"
+
+
+def test_a_verdict_needs_both_families() -> None:
+    from degradation.analysis.summary import verdict
+
+    assert verdict({}) == ("Degradation cannot be judged: fewer than two depths of plain and ResNet nets have "
+                           "finished runs.")
+    plain = [step(_cell("plain-56", 9.0), _cell("plain-20", 6.0))]
+    assert "fewer than two depths of ResNet nets" in verdict({"plain": plain})
