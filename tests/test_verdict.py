@@ -168,6 +168,8 @@ def test_the_last_window_may_be_short() -> None:
     short = json.dumps({"schedule.log_every": 100, "schedule.batch_size": 128, "schedule.max_iters": 64050})
     assert _window_images(pd.Series({"settings": short})) == 50 * 128
     assert _window_images(_cell("x", 1.0)) == 100 * 128
+    whole = json.dumps({"schedule.log_every": 100, "schedule.batch_size": 128})  # no max_iters: a whole window
+    assert _window_images(pd.Series({"settings": whole})) == 100 * 128
     assert math.isnan(_window_images(pd.Series({"settings": None})))
     assert math.isnan(_window_images(pd.Series({"settings": json.dumps({"schedule.log_every": 100})})))
     assert math.isnan(_window_images(pd.Series({"settings": "{not json"})))
