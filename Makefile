@@ -16,7 +16,7 @@ DEMO_JOBS ?=
 JOBS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lowest lint reproduce-figures reproduce-imagenet bench gpu-check gpu-wheels clean-demo
+.PHONY: help install demo test lowest lint reproduce-figures reproduce-imagenet bench mutation gpu-check gpu-wheels clean-demo
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -70,6 +70,11 @@ reproduce-imagenet: install ## ImageNet Figure 4 grid (plain/ResNet 18, 34): pla
 
 bench: install ## Speed figures: the tool's training step against a bare PyTorch loop
 	$(BIN)/degradation bench --depths 20,56,110 --archs resnet
+
+GROUPS ?=
+mutation: install ## Mutation score per science-core module group, survivors listed (long; GROUPS="conf verdict" for some)
+	$(BIN)/python -c "import mutmut" 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[mutation]'
+	$(BIN)/python benchmarks/mutation.py $(GROUPS)
 
 gpu-check: install ## On a CUDA machine: GPU correctness tests, speed, memory, bf16 check, a 64k-iteration run (<= 9 min budget)
 	benchmarks/gpu_check.sh $(RESULTS)/gpu_check

@@ -81,3 +81,126 @@ def test_bad_overrides_give_one_line(overrides: list[str], message: str) -> None
         validate(compose(overrides))
     assert message in str(info.value)
     assert "\n" not in str(info.value)
+
+
+# Where and how a run computes, typed here from what each key does (not read from conf.NON_RESULT_KEYS, which this
+# checks): the folders, the data's download/decoding/verification, the devices and threads, speed switches that
+# compute the same numbers, what is recorded or shown, and the launcher and logger groups.
+WHERE_OR_HOW = {
+    "results_dir", "data.root", "data.download", "data.workers", "data.decode", "data.verify", "data.eval_batch_size",
+    "trainer.accelerator", "trainer.devices", "trainer.num_nodes", "trainer.threads", "trainer.progress",
+    "trainer.compile", "trainer.cuda_graphs", "trainer.activation_checkpointing", "trainer.cudnn_benchmark",
+    "trainer.channels_last", "trainer.record_layers", "trainer.deterministic", "data.max_pixels", "data.bad_images",
+    "data.max_bad_images",
+}
+WHERE_OR_HOW_GROUPS = ("logger.", "launcher.")
+
+
+def _changed(value: object) -> object:
+    """Another value of the same kind (what a user's override would make)."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, float):
+        return value * 2 + 0.5
+    if isinstance(value, list):
+        return [*value, value[-1]] if value else [1]
+    return f"{value}-other"
+
+
+def _digest(cfg) -> str:
+    return run_id(cfg).rsplit("-", 1)[1]
+
+
+@pytest.mark.parametrize("preset", [[], ["model=preact"], ["data=synthetic", "schedule=demo"], ["launcher=slurm"],
+                                    ["data=imagefolder", "model.family=imagenet", "model.depth=18"]])
+def test_every_result_leaf_changes_the_run_id_and_no_other_does(preset: list[str], tmp_path) -> None:
+    """Walk every leaf of the composed config: a result-changing one (anything not in WHERE_OR_HOW) changes the run
+    id's hash, so two recipes never share a folder; a where/how one leaves it, so a resume on another machine (or
+    with another thread count) finds its run."""
+    import copy
+
+    from omegaconf import OmegaConf
+
+    from degradation.conf import _flat, resolved_dict
+
+    if "data=imagefolder" in preset:
+        for name in ("a", "b"):
+            (tmp_path / "train" / name).mkdir(parents=True)
+        preset = [*preset, f"data.root={tmp_path}"]
+    cfg = compose(preset)
+    base = _digest(cfg)
+    leaves = _flat(resolved_dict(cfg))
+    assert len(leaves) > 40 and "schedule.weight_decay" in leaves
+    for key, value in leaves.items():
+        other = copy.deepcopy(cfg)
+        OmegaConf.update(other, key, _changed(value), merge=False)
+        where_or_how = key in WHERE_OR_HOW or key.startswith(WHERE_OR_HOW_GROUPS)
+        assert (_digest(other) == base) == where_or_how, f"{key}: {value!r} -> {_changed(value)!r}"
+
+
+def test_a_variant_is_the_result_settings_without_the_seed() -> None:
+    """Seeds of one experiment share a variant (pooled as seeds); any other result setting makes another."""
+    from omegaconf import OmegaConf
+
+    from degradation.conf import resolved_dict, variant_id, variant_settings
+
+    base = compose(["data=synthetic"])
+    settings = variant_settings(resolved_dict(base))
+    assert "seed" not in settings and "results_dir" not in settings and "trainer.threads" not in settings
+    assert (settings["schedule.lr"], settings["model.depth"], settings["data.name"]) == (0.1, 20, "synthetic")
+    assert settings["schedule.milestones"] == [32000, 48000]
+    variant = variant_id(base)
+    assert len(variant) == 8 and int(variant, 16) >= 0
+    assert variant_id(compose(["data=synthetic", "seed=7"])) == variant
+    assert variant_id(compose(["data=synthetic", "schedule.lr=0.05"])) != variant
+    assert variant_id(compose(["data=synthetic", "trainer.threads=1"])) == variant
+    tree = OmegaConf.create({"a": 1, "b": "${a}"})
+    assert resolved_dict(tree) == {"a": 1, "b": 1}  # interpolations resolved, as run.json stores them
+
+
+def test_result_tree_keeps_old_run_ids_and_leaves_its_input_alone() -> None:
+    """run.json's config is read back by collect and variants: result_tree must not edit it, and a config from
+    before trainer.sync_batchnorm existed hashes as the same config with it false (BN per device, the default)."""
+    import copy
+
+    from degradation.conf import resolved_dict, result_tree
+
+    tree = resolved_dict(compose(["data=synthetic"]))
+    before = copy.deepcopy(tree)
+    result = result_tree(tree)
+    assert tree == before, "result_tree changed its argument"
+    assert "results_dir" not in result and "sync_batchnorm" not in result["trainer"]
+    old = copy.deepcopy(tree)
+    del old["trainer"]["sync_batchnorm"]
+    assert result_tree(old) == result
+    tree["trainer"]["sync_batchnorm"] = True
+    assert result_tree(tree)["trainer"]["sync_batchnorm"] is True
+    assert result_tree({"seed": 3, "results_dir": "r", "launcher": {"name": "local"}}) == {"seed": 3}
+
+
+def test_run_id_names_the_shortcut_and_ignores_key_order() -> None:
+    """The prefix says arch-depth-shortcut-data-schedule-seed; the hash reads the settings, not their order (a
+    config written back from run.json, or composed with overrides in another order, finds the same folder)."""
+    from omegaconf import OmegaConf
+
+    from degradation.conf import resolved_dict
+
+    cfg = compose(["model.shortcut=B"])
+    rid = run_id(cfg)
+    assert rid.startswith("resnet-20-B-cifar10-paper-s0-")
+    tree = resolved_dict(cfg)
+    reordered = OmegaConf.create({k: (dict(reversed(list(v.items()))) if isinstance(v, dict) else v)
+                                  for k, v in reversed(list(tree.items()))})
+    assert list(resolved_dict(reordered)) != list(tree)
+    assert run_id(reordered) == rid
+
+
+def test_variant_ignores_key_order_and_needs_no_seed() -> None:
+    from degradation.conf import resolved_dict, variant_of, variant_settings
+
+    tree = resolved_dict(compose(["data=synthetic"]))
+    reordered = {k: (dict(reversed(list(v.items()))) if isinstance(v, dict) else v) for k, v in reversed(tree.items())}
+    assert variant_of(reordered) == variant_of(tree)
+    assert variant_settings({"schedule": {"lr": 0.1}}) == {"schedule.lr": 0.1}  # a hand-made config without a seed
