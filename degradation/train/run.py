@@ -44,6 +44,7 @@ from degradation.train.checkpoint import UnreadableCheckpoint, checkpoint_iterat
 from degradation.train.curves import rebuild_parts
 from degradation.train.folder import GRAPH_TAG, RunFolder, static_info
 from degradation.train.graphed import graph_mode
+from degradation.train.lifeline import die_hard
 from degradation.train.module import Ticks, TrainModule
 from degradation.train.progress import quiet_lightning
 from degradation.train.tencrop import ten_crop_errors
@@ -165,6 +166,8 @@ def train(cfg: DictConfig) -> dict:
     threads = configure_runtime(cfg.trainer)
     max_iters = int(cfg.schedule.max_iters)
     trainer = build_trainer(cfg.trainer, max_steps=max_iters, root_dir=path)
+    if trainer.world_size > 1:
+        die_hard()  # under a sweep: a DDP rank whose parent dies stops at once, not in Lightning's SIGTERM dance
     writer = trainer.global_rank == 0
 
     previous = previous_run(path)
