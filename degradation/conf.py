@@ -15,7 +15,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from degradation.errors import UsageError, first_line
-from degradation.precision import AUTOCAST, precision_name
+from degradation.precision import REFUSED, RUN_PRECISIONS, precision_name
 
 
 def _conf_dir() -> Path:
@@ -302,9 +302,11 @@ def validate(cfg: DictConfig) -> None:
         f"trainer.num_nodes={nodes} = {devices * nodes} ranks (each takes an equal slice of the global batch); "
         "choose a device count that divides it",
     )
+    refused = REFUSED.get(precision_name(trainer.precision))
     _need(
-        precision_name(trainer.precision) in AUTOCAST,
-        f"trainer.precision={trainer.precision!r}; choose 32-true (fp32, TF32 off), tf32 or bf16-mixed",
+        precision_name(trainer.precision) in RUN_PRECISIONS,
+        f"trainer.precision={trainer.precision!r}" + (f" is refused: {refused}" if refused else
+                                                       "; choose 32-true (fp32, TF32 off), tf32 or bf16-mixed"),
     )
     _need(
         trainer.threads == "auto" or (isinstance(trainer.threads, int) and trainer.threads >= 1),

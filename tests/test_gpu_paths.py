@@ -1,0 +1,83 @@
+"""What the GPU paths must survive, shown on a CPU: a checkpoint saved with more CUDA RNG states than devices
+visible now, a precision whose gradients the flow record would read scaled, and batches nvJPEG must not be
+handed (PNG only, CMYK)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+import torch
+from _train_helpers import folder_of, run_json, tiny, tiny_cfg, train_interrupted
+from PIL import Image
+
+from degradation.conf import compose, validate
+from degradation.data.decode import decode_rgb
+from degradation.data.devicedecode import decode_nvjpeg, jpeg_components, nvjpeg_files
+from degradation.errors import UsageError
+from degradation.train.run import train
+
+
+def test_a_checkpoint_with_two_cuda_rng_states_resumes_where_one_gpu_is_visible(tmp_path, monkeypatch) -> None:
+    """Started on two GPUs, resumed by a sweep that shows one: the second device's state is dropped, and the run
+    resumes (an IndexError here failed every retry of a valid checkpoint)."""
+    train_interrupted(tiny_cfg(tmp_path), monkeypatch, at=5)
+    ckpt = folder_of(tmp_path) / "checkpoints" / "last.ckpt"
+    saved = torch.load(ckpt, weights_only=True)
+    fake = torch.get_rng_state()  # a CUDA generator state is a ByteTensor too
+    saved["degradation"]["rng"]["cuda"] = [fake.clone(), fake.clone()]
+    torch.save(saved, ckpt)
+
+    restored = []
+
+    def set_rng_state(state: torch.Tensor, device: int | str = "cuda") -> None:
+        index = 0 if device == "cuda" else int(device)
+        if index >= 1:
+            raise IndexError(f"device {index}: one GPU visible")
+        restored.append(index)
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "set_rng_state", set_rng_state)
+    monkeypatch.setattr(torch.cuda.random, "set_rng_state", set_rng_state)
+    info = train(tiny_cfg(tmp_path, "trainer.accelerator=cpu"))
+    assert info["status"] == "done" and restored == [0]
+    assert "resuming at iteration 4" in (folder_of(tmp_path) / "train.log").read_text()
+    assert run_json(folder_of(tmp_path))["iteration"] == 12
+
+
+def test_16_mixed_is_refused_in_one_line_naming_bf16(tmp_path) -> None:
+    with pytest.raises(UsageError) as caught:
+        validate(compose(tiny(tmp_path, "trainer.precision=16-mixed")))
+    message = str(caught.value)
+    assert "\n" not in message and "16-mixed" in message and "bf16-mixed" in message and "scale" in message
+    validate(compose(tiny(tmp_path, "trainer.precision=bf16-mixed")))
+
+
+def _raw(image: Image.Image, fmt: str, name: str) -> tuple:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt)
+    data = torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8)
+    return data, name, 1.0, (0.0, 0.0), False
+
+
+def _picture(mode: str) -> Image.Image:
+    pixels = torch.arange(24 * 20 * 3, dtype=torch.int64).remainder(251).to(torch.uint8).reshape(20, 24, 3)
+    return Image.fromarray(pixels.numpy(), "RGB").convert(mode)
+
+
+def test_a_png_only_batch_never_reaches_nvjpeg_and_cmyk_goes_to_the_cpu(tmp_path: Path) -> None:
+    """decode_jpeg([]) raises ValueError (only RuntimeError was caught): a PNG-only batch falls back to the CPU
+    decoder. CMYK JPEGs go there too; RGB and grayscale JPEGs go to nvJPEG."""
+    png = [_raw(_picture("RGB"), "PNG", f"a{i}.png") for i in range(3)]
+    assert nvjpeg_files(png) == [] and decode_nvjpeg(png, torch.device("cpu")) == {}
+
+    batch = [_raw(_picture("RGB"), "JPEG", "rgb.jpg"), _raw(_picture("CMYK"), "JPEG", "cmyk.jpg"),
+             _raw(_picture("L"), "JPEG", "gray.jpg"), png[0]]
+    assert [jpeg_components(bytes(raw[0].tolist())) for raw in batch] == [3, 4, 1, None]
+    assert nvjpeg_files(batch) == [0, 2]
+    decoded = decode_nvjpeg(batch, torch.device("cpu"))  # the same call as on CUDA, on the CPU decoder
+    assert sorted(decoded) == [0, 2]
+    for index, image in decoded.items():
+        assert torch.equal(image, decode_rgb(batch[index][0], batch[index][1]))
