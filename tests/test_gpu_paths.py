@@ -15,6 +15,8 @@ from PIL import Image
 from degradation.conf import compose, validate
 from degradation.data.decode import decode_rgb
 from degradation.data.devicedecode import decode_nvjpeg, jpeg_components, nvjpeg_files
+from degradation.data.filestream import ImageNormalize
+from degradation.data.normalize import Normalizer
 from degradation.errors import UsageError
 from degradation.train.run import train
 
@@ -81,3 +83,15 @@ def test_a_png_only_batch_never_reaches_nvjpeg_and_cmyk_goes_to_the_cpu(tmp_path
     assert sorted(decoded) == [0, 2]
     for index, image in decoded.items():
         assert torch.equal(image, decode_rgb(batch[index][0], batch[index][1]))
+
+
+def test_the_image_batch_keeps_channels_last_with_a_mean_image_and_a_lighting_shift() -> None:
+    """addcmul follows its NCHW mean image: the batch lost channels_last (the network then converts every layer)."""
+    mean = torch.rand(3, 8, 8)
+    normalize = ImageNormalize(Normalizer("mean_image", mean, torch.full((3,), 0.5)), torch.device("cpu"), True)
+    crops = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8)
+    shift = torch.rand(4, 3) * 0.1
+    x = normalize(crops, shift)
+    assert x.is_contiguous(memory_format=torch.channels_last) and x.dtype == torch.float32
+    expected = (crops.float() / 255 - mean + shift.view(4, 3, 1, 1)) * 0.5
+    assert torch.allclose(x, expected, atol=1e-5)

@@ -185,15 +185,21 @@ def train(cfg: DictConfig) -> dict:
                   sync_batchnorm=bool(cfg.trainer.get("sync_batchnorm", False)))
     folder = RunFolder(cfg, path, static, writer=writer, progress_mode=str(cfg.trainer.progress))
     with contextlib.ExitStack() as stack:
-        if writer:
+
+        def claim() -> dict | None:
+            """Rank 0: the run's lock, its folder, and run.json as it is now (another process may have finished it)."""
             path.mkdir(parents=True, exist_ok=True)
             stack.enter_context(run_lock(path))
             folder.create()
             if pin_note:
                 folder.log(pin_note)
-            previous = previous_run(path)
-            if previous and previous.get("status") == "done":  # finished by another process meanwhile
-                return previous
+            return previous_run(path)
+
+        now = distributed.rank_zero_decides(trainer, claim)  # every rank: rank 0's answer, or its error
+        if writer or now is not None:
+            previous = now
+        if previous and previous.get("status") == "done":  # finished by another process meanwhile
+            return previous
         return _fit(cfg, trainer, folder, model, data, previous, mode)
 
 
