@@ -332,6 +332,21 @@ def test_runs_per_gpu_share_each_gpu_evenly(tmp_path, monkeypatch, no_probe, fak
                for c in children for o in children)  # two runs did share a GPU
 
 
+def test_concurrent_ddp_runs_get_gpus_of_their_own(tmp_path, monkeypatch, no_probe, fake_train) -> None:
+    """--jobs 3 of 2-GPU DDP runs on 4 GPUs: two at a time on disjoint pairs (all were given GPUs 0 and 1)."""
+    fake_train({"plain-8": "done", "resnet-8": "done", "plain-14": "done", "resnet-14": "done"})
+    monkeypatch.setattr(machine, "device_kind", lambda accelerator: "cuda")
+    monkeypatch.setattr(machine, "gpu_count", lambda accelerator: 4)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
+    results = tmp_path / "r"
+    assert main(sweep_args(results, "--depths", "8,14", "--jobs", "3", extra=("trainer.devices=2",))) == 0
+    children = [json.loads(p.read_text()) for p in results.glob("runs/*/child.json")]
+    assert len(children) == 4 and {c["gpu"] for c in children} <= {"0,1", "2,3"}
+    for c in children:  # never two runs on one GPU
+        overlapping = [o for o in children if o is not c and o["start"] < c["end"] and c["start"] < o["end"]]
+        assert all(o["gpu"] != c["gpu"] for o in overlapping) and len(overlapping) <= 1
+
+
 def test_plain_lines_when_not_on_a_terminal(tmp_path, capsys) -> None:
     from degradation.sweep.progress import RunWatch, SweepView
     from degradation.sweep.report import make_console

@@ -172,7 +172,8 @@ def measured_sharing(results_dir: str | Path, device: str, precision: str,
                      networks: Sequence[tuple[str, int]] = ()) -> Measured | None:
     """The stored choice for `device` (named as degradation.machine names it) at `precision`, or None.
 
-    Of several measured networks, the sweep's own are used when measured; the smallest choice and, per K, the
+    Only the sweep's own networks count, and all of them must have been measured (another net's figure is never
+    borrowed: K runs of ResNet-20 fit a GPU that one ResNet-1202 may fill); the smallest choice and, per K, the
     smallest speed-up win: one setting serves every run of a sweep, and oversharing costs more than undersharing.
     """
     import pandas as pd  # deferred: only sweeps on CUDA with a stored measurement read it
@@ -190,8 +191,11 @@ def measured_sharing(results_dir: str | Path, device: str, precision: str,
     same = frame.precision.astype(str).map(precision_name) == precision_name(precision)
     frame = frame[(frame.device.astype(str) == device) & same]
     wanted = {(str(a), int(d)) for a, d in networks}
-    own = frame[[(str(a), int(d)) in wanted for a, d in zip(frame.arch, frame.depth, strict=True)]]
-    frame = own if len(own) else frame
+    if wanted:  # every net of the sweep measured, or no choice: a ResNet-20 figure says nothing of ResNet-1202's
+        measured = {(str(a), int(d)) for a, d in zip(frame.arch, frame.depth, strict=True)}
+        if not wanted <= measured:
+            return None
+        frame = frame[[(str(a), int(d)) in wanted for a, d in zip(frame.arch, frame.depth, strict=True)]]
     if frame.empty:
         return None
     speedup = {int(k): float(v) for k, v in frame.groupby("runs").speedup.min().items()}
