@@ -134,7 +134,8 @@ def write_share(results, device=GPU, chosen=3, precision="32-true") -> None:
     results.mkdir(parents=True, exist_ok=True)
     nets = [(arch, depth) for arch in ("plain", "resnet") for depth in (8, 14)]  # cuda_request's grid, all measured
     pd.DataFrame({
-        "device": device, "arch": [a for a, _ in nets for _ in range(3)], "depth": [d for _, d in nets for _ in range(3)],
+        "device": device, "arch": [a for a, _ in nets for _ in range(3)],
+        "depth": [d for _, d in nets for _ in range(3)],
         "precision": precision, "runs": [1, 2, 3] * len(nets),
         "aggregate_images_per_s": [100.0, 160.0, 190.0] * len(nets), "speedup": [1.0, 1.6, 1.9] * len(nets),
         "runs_per_device": chosen,

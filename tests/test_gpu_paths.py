@@ -95,3 +95,47 @@ def test_the_image_batch_keeps_channels_last_with_a_mean_image_and_a_lighting_sh
     assert x.is_contiguous(memory_format=torch.channels_last) and x.dtype == torch.float32
     expected = (crops.float() / 255 - mean + shift.view(4, 3, 1, 1)) * 0.5
     assert torch.allclose(x, expected, atol=1e-5)
+
+
+def test_a_gpu_speed_probe_runs_in_a_process_of_its_own_in_the_runs_precision(monkeypatch) -> None:
+    """The sweep must not hold a CUDA context and cached memory on GPU 0 for its whole length, and the probe times
+    the run's precision with the switches put back (here on a CPU: the same call, the device aside)."""
+    from degradation.sweep import estimate
+
+    cfg = compose(["model.depth=8", "data=synthetic", "trainer.precision=bf16-mixed"])
+    sent = {}
+    monkeypatch.setattr(estimate, "_probe_elsewhere", lambda model, args: sent.update(args) or 1e-3)
+    assert estimate.probe_run(cfg, "cuda", 4) == 1e-3
+    assert sent["device"] == "cuda" and sent["precision"] == "bf16-mixed" and sent["cudnn_benchmark"] is True
+    monkeypatch.undo()
+
+    torch.backends.cudnn.allow_tf32 = True  # torch's default, which 32-true switches off while it computes
+    args = {**sent, "device": "cpu", "batch": 4, "threads": 1, "precision": "32-true"}
+    seconds = estimate._probe_elsewhere(cfg.model, args)
+    assert seconds is not None and 0 < seconds < 10
+    assert estimate.probe_seconds_per_image(cfg.model, **{**args, "precision": "bf16-mixed"}) > 0
+    assert torch.backends.cudnn.allow_tf32 is True and torch.get_float32_matmul_precision() == "highest"
+
+
+def test_a_multi_gpu_slurm_job_lets_every_task_see_the_nodes_gpus(tmp_path) -> None:
+    """Lightning's rank k trains on cuda:k; a cluster that binds one GPU per task would leave it cuda:0 only."""
+    from degradation.sweep.slurm import sbatch_text
+
+    four = compose(["launcher=slurm", "launcher.gpus_per_node=4", "launcher.cluster=local"]).launcher
+    one = compose(["launcher=slurm", "launcher.gpus_per_node=1", "launcher.cluster=local"]).launcher
+    assert "--gpu-bind=none" in sbatch_text(four, tmp_path, jobs=1, runs=1)
+    assert "--gpu-bind" not in sbatch_text(one, tmp_path, jobs=1, runs=1)
+
+
+def test_accelerator_auto_on_a_cpu_says_so_when_an_nvidia_driver_is_loaded(tmp_path, monkeypatch) -> None:
+    """An old driver under the CUDA 13 wheel: torch sees no GPU and auto trains on the CPU; one line says why."""
+    from degradation import machine
+
+    monkeypatch.setattr(machine, "device_kind", lambda accelerator: "cpu")
+    driver = tmp_path / "version"
+    driver.write_text("NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.104.05\n")
+    line = machine.unused_gpu_warning("auto", str(driver))
+    assert line.startswith("warning: an NVIDIA driver is loaded (NVRM version") and "\n" not in line
+    assert "trains on the CPU" in line
+    assert machine.unused_gpu_warning("cpu", str(driver)) is None  # asked for: nothing to say
+    assert machine.unused_gpu_warning("auto", str(tmp_path / "none")) is None  # no NVIDIA driver

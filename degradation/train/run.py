@@ -7,6 +7,7 @@ data and the model (either may refuse with a UsageError), and only then create t
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import signal
 import sys
@@ -24,7 +25,7 @@ from degradation.errors import RunFailed, UsageError, first_line
 from degradation.fetch import prepare_config
 from degradation.io import remove_stale_temps as remove_stale_io_temps
 from degradation.lock import run_lock
-from degradation.machine import device_name
+from degradation.machine import device_name, unused_gpu_warning
 from degradation.models import build_model, count_macs, count_params, input_shape
 from degradation.models.recompute import enable_activation_checkpointing
 from degradation.precision import apply_precision, lightning_precision, precision_name, precision_record
@@ -105,7 +106,11 @@ def build_trainer(trainer_cfg: Any, max_steps: int, root_dir: Path | str, callba
         )
     except Exception as exc:  # Lightning's MisconfigurationException: no such device, too many devices
         what = f"trainer.accelerator={trainer_cfg.accelerator} devices={devices} num_nodes={nodes}"
-        raise UsageError(f"{what}: {first_line(exc)}") from None
+        hint = ""
+        if os.environ.get("SLURM_JOB_ID") and devices > 1 and accelerator in ("gpu", "auto"):
+            hint = (f"; this SLURM task sees CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '')!r}: each "
+                    "task must see all the node's GPUs (srun --gpu-bind=none, which --launcher slurm asks for)")
+        raise UsageError(f"{what}: {first_line(exc)}{hint}") from None
 
 
 def step_mode(trainer_cfg: Any, trainer) -> str:
@@ -165,6 +170,9 @@ def train(cfg: DictConfig) -> dict:
     cfg, pin_note = pin_threads(cfg, path)  # a resumed run computes with the threads it started with
     threads = configure_runtime(cfg.trainer)
     max_iters = int(cfg.schedule.max_iters)
+    warning = unused_gpu_warning(str(cfg.trainer.accelerator))
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     trainer = build_trainer(cfg.trainer, max_steps=max_iters, root_dir=path)
     if trainer.world_size > 1:
         die_hard()  # under a sweep: a DDP rank whose parent dies stops at once, not in Lightning's SIGTERM dance
