@@ -61,7 +61,7 @@ reproduce-imagenet: install ## ImageNet Figure 4 grid (plain/ResNet 18, 34): pla
 bench: install ## Speed figures: the tool's training step against a bare PyTorch loop
 	$(BIN)/degradation bench --depths 20,56,110 --archs resnet
 
-gpu-check: install ## On a CUDA machine: GPU correctness tests, speed, memory, bf16 check, a 64k-iteration run (<= 9 min budget)
+gpu-check: install ## On a CUDA machine: the GPU paths checked (tests, decode, resume, sweep, memory, speed) in <= 8 min; exit 1 on a failure
 	benchmarks/gpu_check.sh $(RESULTS)/gpu_check
 
 # A bare CUDA image with torch and Lightning but not this tool's other needs: these wheels, carried along,

@@ -20,6 +20,7 @@ import pytest
 
 from degradation.lock import pid_alive
 from degradation.train.lifeline import PARENT_ENV
+from tests._sweep_helpers import checkpointed_runs
 
 ROOT = Path(__file__).resolve().parent.parent
 MAIN = "import sys; from degradation.cli import main; sys.exit(main(sys.argv[1:]))"
@@ -78,15 +79,7 @@ def _ranks(results: Path) -> list[int]:
 
 def _mid_way(results: Path) -> bool:
     """A checkpoint written and the run still well short of its end."""
-    for run in (results / "runs").glob("*"):
-        try:
-            info = json.loads((run / "run.json").read_text())
-        except (OSError, ValueError):
-            continue
-        if (run / "checkpoints" / "last.ckpt").is_file() and info.get("status") == "running" \
-                and 4 <= int(info.get("iteration") or 0) <= MAX_ITERS - 8:
-            return True
-    return False
+    return checkpointed_runs(results, 4, MAX_ITERS - 8) > 0
 
 
 @pytest.mark.slow  # four DDP runs of two processes each (about 3 minutes on a loaded 2-core machine); the test
