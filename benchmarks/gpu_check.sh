@@ -5,7 +5,7 @@
 # the times and their sum are printed at the end, and the script exits 1 when any stage failed or ran out of time.
 #
 #   benchmarks/gpu_check.sh [OUT]        # OUT: where the log and tables go (default results/gpu_check)
-#   QUICK=1 benchmarks/gpu_check.sh      # the rehearsal on any machine (CPU): every stage, tiny, limits x LIMIT_SCALE
+#   QUICK=1 benchmarks/gpu_check.sh      # the rehearsal on any machine (CPU): every stage, tiny, limits x 5
 #
 # Stages (log: OUT/gpu_check.log; run folders in WORK, a temporary folder):
 #   device          the GPU, driver, torch, CUDA and cuDNN versions
@@ -29,7 +29,7 @@ OUT=${1:-${OUT:-results/gpu_check}}
 BUDGET_S=${BUDGET_S:-480}
 MARGIN_S=60
 if [ "${QUICK:-0}" = 1 ]; then
-  DEVICE=${DEVICE:-cpu}; ITERS=2; ROUNDS=1; DEPTHS=20; DEPTH_1202=20; LIMIT_SCALE=${LIMIT_SCALE:-4}
+  DEVICE=${DEVICE:-cpu}; ITERS=2; ROUNDS=1; DEPTHS=20; DEPTH_1202=20; LIMIT_SCALE=${LIMIT_SCALE:-5}
   SMALL=(schedule.batch_size=16)
 else
   DEVICE=${DEVICE:-cuda}; ITERS=100; ROUNDS=1; DEPTHS=20,110; DEPTH_1202=1202; LIMIT_SCALE=${LIMIT_SCALE:-1}
@@ -50,7 +50,7 @@ TOOL="$PY -m degradation"
 TRAIN=(model=resnet data=synthetic schedule=smoke trainer.progress=none "trainer.accelerator=$DEVICE")
 
 # name:limit (seconds on the GPU). The sum must stay within BUDGET_S - MARGIN_S: checked before anything runs.
-LIMITS=(device:15 correctness:90 16-mixed:15 precision:40 decode:40 resume:40 sweep:60 memory:40 speed:50)
+LIMITS=(device:15 correctness:90 16-mixed:15 precision:40 decode:35 resume:50 sweep:60 memory:40 speed:50)
 total=0
 for entry in "${LIMITS[@]}"; do total=$((total + ${entry#*:})); done
 if [ "$total" -gt $((BUDGET_S - MARGIN_S)) ]; then

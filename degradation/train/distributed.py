@@ -76,14 +76,16 @@ def rank_zero_decides(trainer: Any, decide: Callable[[], Any]) -> Any:
     marks the environment, and the ranks it starts take the answer as "train". Where every rank was started
     outside (SLURM tasks, torchrun, a multi-node launch), the process group is opened now, rank zero decides,
     and one broadcast carries the answer (or rank zero's error, re-raised on every rank as a one-line error).
+    Not covered: several nodes that each spread their own ranks through Lightning (the other nodes learn
+    nothing); use SLURM or torchrun there.
     """
     world = int(trainer.world_size)
     if world == 1:
         return decide()
-    if trainer.global_rank != 0 and os.environ.get(DECIDED_ENV) == str(os.getppid()):
+    if trainer.local_rank != 0 and os.environ.get(DECIDED_ENV) == str(os.getppid()):
         return None  # started by a rank zero that has decided already: it trains
     if not trainer.strategy.cluster_environment.creates_processes_externally:  # Lightning starts the ranks: none yet
-        answer = decide()
+        answer = decide() if trainer.global_rank == 0 else None  # (another node's first rank: it trains)
         os.environ[DECIDED_ENV] = str(os.getpid())  # the ranks it starts are its children
         return answer
     trainer.strategy.setup_environment()  # the process group, early (fit finds it open and keeps it)
