@@ -76,7 +76,7 @@ mutation: install ## Mutation score per science-core module group, survivors lis
 	$(BIN)/python -c "import mutmut" 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[mutation]'
 	$(BIN)/python benchmarks/mutation.py $(GROUPS)
 
-gpu-check: install ## On a CUDA machine: GPU correctness tests, speed, memory, bf16 check, a 64k-iteration run (<= 9 min budget)
+gpu-check: install ## On a CUDA machine: the GPU paths checked (tests, decode, resume, sweep, memory, speed) in <= 8 min; exit 1 on a failure
 	benchmarks/gpu_check.sh $(RESULTS)/gpu_check
 
 # A bare CUDA image with torch and Lightning but not this tool's other needs: these wheels, carried along,

@@ -23,6 +23,20 @@ def sweep_args(results: Path, *flags: str, extra: tuple[str, ...] = ()) -> list[
     return [*base, *flags, "--", *TINY, *extra]
 
 
+def checkpointed_runs(results: Path, low: int, high: int) -> int:
+    """Runs caught mid-way: a checkpoint on disk and run.json saying running at an iteration in [low, high]."""
+    count = 0
+    for run in (results / "runs").glob("*"):
+        try:
+            info = json.loads((run / "run.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if (run / "checkpoints" / "last.ckpt").is_file() and info.get("status") == "running" \
+                and low <= int(info.get("iteration") or 0) <= high:
+            count += 1
+    return count
+
+
 def dead_pid() -> int:
     """The pid of a process that has exited (and been reaped)."""
     proc = subprocess.Popen([sys.executable, "-c", "pass"])

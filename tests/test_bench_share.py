@@ -133,9 +133,13 @@ def two_gpus(monkeypatch):
 
 def write_share(results, device=GPU, chosen=3, precision="32-true") -> None:
     results.mkdir(parents=True, exist_ok=True)
+    nets = [(arch, depth) for arch in ("plain", "resnet") for depth in (8, 14)]  # cuda_request's grid, all measured
     pd.DataFrame({
-        "device": device, "arch": "resnet", "depth": 8, "precision": precision, "runs": [1, 2, 3],
-        "aggregate_images_per_s": [100.0, 160.0, 190.0], "speedup": [1.0, 1.6, 1.9], "runs_per_device": chosen,
+        "device": device, "arch": [a for a, _ in nets for _ in range(3)],
+        "depth": [d for _, d in nets for _ in range(3)],
+        "precision": precision, "runs": [1, 2, 3] * len(nets),
+        "aggregate_images_per_s": [100.0, 160.0, 190.0] * len(nets), "speedup": [1.0, 1.6, 1.9] * len(nets),
+        "runs_per_device": chosen,
     }).to_parquet(results / "bench_share.parquet")
 
 
@@ -193,7 +197,8 @@ def test_runs_per_gpu_of_the_sweeps_own_networks_and_the_smallest_choice(tmp_pat
     assert estimate.measured_sharing(results, GPU, "32-true", [("resnet", 20)]).runs == 4
     both = estimate.measured_sharing(results, GPU, "32", [("resnet", 20), ("resnet", 110)])
     assert both.runs == 1 and both.speedup == {1: 1.0, 4: 1.1}
-    assert estimate.measured_sharing(results, GPU, "32-true", [("plain", 56)]).runs == 1  # none own: all rows
+    assert estimate.measured_sharing(results, GPU, "32-true", [("plain", 56)]) is None  # never another net's
+    assert estimate.measured_sharing(results, GPU, "32-true", [("resnet", 20), ("resnet", 1202)]) is None
     assert estimate.measured_sharing(results, "Tesla T4", "32-true") is None
 
 

@@ -19,6 +19,7 @@ import pytest
 
 from degradation.store.lock import pid_alive
 from degradation.train.lifeline import PARENT_ENV, die_with_parent
+from tests._sweep_helpers import checkpointed_runs
 
 ROOT = Path(__file__).resolve().parent.parent
 MAIN = "import sys; from degradation.cli import main; sys.exit(main(sys.argv[1:]))"
@@ -57,16 +58,7 @@ def _children(results: Path) -> dict[str, int]:
 
 def _checkpointed(results: Path) -> int:
     """Runs with a checkpoint past iteration 0 whose run.json says running."""
-    count = 0
-    for run in (results / "runs").glob("*"):
-        try:
-            info = json.loads((run / "run.json").read_text())
-        except (OSError, ValueError):
-            continue
-        if (run / "checkpoints" / "last.ckpt").is_file() and info.get("status") == "running" \
-                and 20 <= int(info.get("iteration") or 0) < MAX_ITERS - 60:
-            count += 1
-    return count
+    return checkpointed_runs(results, 20, MAX_ITERS - 61)
 
 
 @pytest.mark.slow  # two real sweeps (about a minute; minutes on a loaded machine); the two tests below cover the

@@ -299,15 +299,18 @@ def test_ctrl_c_stops_children_and_the_next_sweep_resumes(tmp_path, capsys, no_p
     assert [s.label for s in plan.states.values()] == ["partial at iteration 4"] * 2
 
 
-def test_runs_are_spread_over_the_gpus(tmp_path, monkeypatch, no_probe, fake_train) -> None:
-
+def _gpu_sweep(monkeypatch, fake_train, results, gpus: int, visible: str, *flags: str, extra=()) -> list[dict]:
+    """A sweep of the four depth-8/14 nets on `gpus` fake GPUs (stand-in trainer); each child's child.json."""
     fake_train({"plain-8": "done", "resnet-8": "done", "plain-14": "done", "resnet-14": "done"})
     monkeypatch.setattr(machine, "device_kind", lambda accelerator: "cuda")
-    monkeypatch.setattr(machine, "gpu_count", lambda accelerator: 2)
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
-    results = tmp_path / "r"
-    assert main(sweep_args(results, "--depths", "8,14", "--jobs", "2")) == 0
-    children = [json.loads(p.read_text()) for p in results.glob("runs/*/child.json")]
+    monkeypatch.setattr(machine, "gpu_count", lambda accelerator: gpus)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    assert main(sweep_args(results, "--depths", "8,14", *flags, extra=extra)) == 0
+    return [json.loads(p.read_text()) for p in results.glob("runs/*/child.json")]
+
+
+def test_runs_are_spread_over_the_gpus(tmp_path, monkeypatch, no_probe, fake_train) -> None:
+    children = _gpu_sweep(monkeypatch, fake_train, tmp_path / "r", 2, "3,5", "--jobs", "2")
     assert sorted(c["gpu"] for c in children) == ["3", "3", "5", "5"]
     for c in children:  # two at a time, never two on one GPU
         overlapping = [o for o in children if o is not c and o["start"] < c["end"] and c["start"] < o["end"]]
@@ -317,21 +320,24 @@ def test_runs_are_spread_over_the_gpus(tmp_path, monkeypatch, no_probe, fake_tra
 @pytest.mark.parametrize(("gpus", "visible", "expected"), [(1, "7", ["7"] * 4), (2, "3,5", ["3", "3", "5", "5"])])
 def test_runs_per_gpu_share_each_gpu_evenly(tmp_path, monkeypatch, no_probe, fake_train, gpus, visible,
                                            expected) -> None:
-
-    fake_train({"plain-8": "done", "resnet-8": "done", "plain-14": "done", "resnet-14": "done"})
-    monkeypatch.setattr(machine, "device_kind", lambda accelerator: "cuda")
-    monkeypatch.setattr(machine, "gpu_count", lambda accelerator: gpus)
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
-    results = tmp_path / "r"
     # no --jobs: jobs = GPUs x runs_per_gpu
-    assert main(sweep_args(results, "--depths", "8,14", extra=("launcher.runs_per_gpu=2",))) == 0
-    children = [json.loads(p.read_text()) for p in results.glob("runs/*/child.json")]
+    children = _gpu_sweep(monkeypatch, fake_train, tmp_path / "r", gpus, visible, extra=("launcher.runs_per_gpu=2",))
     assert sorted(c["gpu"] for c in children) == expected
     for c in children:  # GPUs x 2 at a time, never more than two on one GPU
         together = [o for o in children if o["start"] < c["end"] and c["start"] < o["end"]]
         assert len(together) <= 2 * gpus and sum(o["gpu"] == c["gpu"] for o in together) <= 2
     assert any(c["gpu"] == o["gpu"] and c is not o and o["start"] < c["end"] and c["start"] < o["end"]
                for c in children for o in children)  # two runs did share a GPU
+
+
+def test_concurrent_ddp_runs_get_gpus_of_their_own(tmp_path, monkeypatch, no_probe, fake_train) -> None:
+    """--jobs 3 of 2-GPU DDP runs on 4 GPUs: two at a time on disjoint pairs (all were given GPUs 0 and 1)."""
+    children = _gpu_sweep(monkeypatch, fake_train, tmp_path / "r", 4, "0,1,2,3", "--jobs", "3",
+                          extra=("trainer.devices=2",))
+    assert len(children) == 4 and {c["gpu"] for c in children} <= {"0,1", "2,3"}
+    for c in children:  # never two runs on one GPU
+        overlapping = [o for o in children if o is not c and o["start"] < c["end"] and c["start"] < o["end"]]
+        assert all(o["gpu"] != c["gpu"] for o in overlapping) and len(overlapping) <= 1
 
 
 def test_plain_lines_when_not_on_a_terminal(tmp_path, capsys) -> None:

@@ -57,3 +57,24 @@ def cuda_device_name() -> str | None:
         return device_name("cuda:0") if torch.cuda.is_available() else None
     except Exception:  # a broken CUDA install must not stop a plan
         return None
+
+
+NVIDIA_DRIVER_FILE = "/proc/driver/nvidia/version"  # present wherever the NVIDIA kernel driver is loaded (Linux)
+
+
+def unused_gpu_warning(accelerator: str, driver_file: str = NVIDIA_DRIVER_FILE) -> str | None:
+    """A warning line when trainer.accelerator=auto falls back to the CPU on a machine that has an NVIDIA GPU:
+    typically a driver older than the CUDA this torch wheel was built for. Without it the run trains on the CPU,
+    at a hundredth of the speed, and says so only in its device column."""
+    if accelerator != "auto" or device_kind(accelerator) != "cpu":
+        return None
+    try:
+        with open(driver_file) as handle:
+            driver = handle.readline().strip()
+    except OSError:
+        return None
+    import torch  # deferred, as above
+
+    return (f"warning: an NVIDIA driver is loaded ({driver[:80]}) but torch (built for CUDA {torch.version.cuda}) "
+            "cannot use the GPU, so this run trains on the CPU; update the driver or install a torch wheel for "
+            "an older CUDA, or set trainer.accelerator=cpu to mean it")

@@ -16,6 +16,12 @@ AUTOCAST = {"32-true": None, "tf32": None, "bf16-mixed": "bfloat16", "16-mixed":
 ALIASES = {"32": "32-true"}  # Lightning's short name
 LIGHTNING = {"tf32": "32-true"}  # the name Lightning knows it by (TF32 is a backend switch, not a Lightning mode)
 TF32 = {"tf32"}  # the precisions that let convolutions and matmuls round fp32 inputs to TF32
+# What a run may train in. 16-mixed (fp16 autocast) is not one: it needs a GradScaler, which scales the loss, and
+# the gradient flow recorded per step would read the scaled gradients (and inf on an overflow step). It stays
+# in AUTOCAST for the memory count only.
+RUN_PRECISIONS = ("32-true", "tf32", "bf16-mixed")
+REFUSED = {"16-mixed": "fp16 needs a loss scaler, whose scaled gradients the gradient-flow record would read; "
+                       "use bf16-mixed (the same speed on Ampere and Hopper, no scaler)"}
 
 
 def precision_name(value: Any) -> str:

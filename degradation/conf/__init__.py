@@ -15,7 +15,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from degradation.compute.precision import AUTOCAST, precision_name
+from degradation.compute.precision import REFUSED, RUN_PRECISIONS, precision_name
 from degradation.compute.ranks import split_batch
 from degradation.conf import schema
 from degradation.data.registry import dataset, is_file_backed
@@ -382,9 +382,11 @@ def _validate_values(cfg: DictConfig) -> None:
 
     devices, nodes = trainer.devices, trainer.get("num_nodes", 1)
     split_batch(sched.batch_size, devices * nodes, f"trainer.devices={devices} x trainer.num_nodes={nodes} = ")
+    refused = REFUSED.get(precision_name(trainer.precision))
     _need(
-        precision_name(trainer.precision) in AUTOCAST,
-        f"trainer.precision={trainer.precision!r}; choose 32-true (fp32, TF32 off), tf32 or bf16-mixed",
+        precision_name(trainer.precision) in RUN_PRECISIONS,
+        f"trainer.precision={trainer.precision!r}" + (f" is refused: {refused}" if refused else
+                                                       "; choose 32-true (fp32, TF32 off), tf32 or bf16-mixed"),
     )
     _need(
         trainer.threads == "auto" or (isinstance(trainer.threads, int) and trainer.threads >= 1),

@@ -194,13 +194,18 @@ class ImageNormalize:
         self.device, self.channels_last = device, channels_last
 
     def __call__(self, crops: torch.Tensor, shift: torch.Tensor | None = None) -> torch.Tensor:
+        """No host sync: the shift goes over from pinned memory like the crops (a pageable copy blocks the host
+        each batch). The output is written in the run's memory format: addcmul follows its NCHW mean image."""
         crops = crops.to(self.device, non_blocking=True)
-        if self.channels_last:
-            crops = crops.contiguous(memory_format=torch.channels_last)
+        memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+        crops = crops.contiguous(memory_format=memory_format)
         base = self.neg_mean
         if shift is not None:
-            base = base + shift.to(self.device).view(-1, 3, 1, 1) * self.inv_std
-        return torch.addcmul(base, crops.float(), self.scale)
+            if self.device.type == "cuda" and shift.device.type == "cpu":
+                shift = shift.pin_memory()
+            base = base + shift.to(self.device, non_blocking=True).view(-1, 3, 1, 1) * self.inv_std
+        out = torch.empty(crops.shape, dtype=torch.float32, device=self.device, memory_format=memory_format)
+        return torch.addcmul(base, crops.float(), self.scale, out=out)
 
 
 class FileStream(StreamPosition):

@@ -98,12 +98,12 @@ def _launch(plan, todo: list, console) -> list | None:
 
     first = todo[0].cfg
     gpus = 0
-    if machine.device_kind(str(first.trainer.accelerator)) == "cuda" and int(first.trainer.devices) == 1:
-        gpus = machine.gpu_count(str(first.trainer.accelerator))
+    if machine.device_kind(str(first.trainer.accelerator)) == "cuda" and int(first.trainer.num_nodes) == 1:
+        gpus = machine.gpu_count(str(first.trainer.accelerator))  # one per run, or trainer.devices per DDP run
     if plan.jobs > 1:  # longest first: the short runs fill the gaps at the end
         todo = sorted(todo, key=lambda c: -(plan.estimates.get(c.run_id) or 0.0))
     with view:
-        return LocalLauncher(plan, view, watches, gpus=gpus).run(todo)
+        return LocalLauncher(plan, view, watches, gpus=gpus, gpus_per_run=int(first.trainer.devices)).run(todo)
 
 
 def _launch_slurm(plan, todo: list, view, watches: dict, console) -> list | None:

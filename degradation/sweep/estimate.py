@@ -10,6 +10,7 @@ its remaining images plus its evaluations, slowed by the measured cost of sharin
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ PROBE_BUDGET_S = 0.5     # timed steps stop after this much time (at least one s
 PROBE_MAX_STEPS = 3
 CPU_PROBE_BATCH = 32     # per-image cost hardly changes above this on a CPU; keeps deep nets' probes short
 EVAL_COST = 1 / 3        # a forward pass costs about a third of a training step
+PROBE_TIMEOUT_S = 300    # a GPU probe's process: start, CUDA context, cuDNN autotuning, a few steps
 STARTUP_S = 10.0         # process start, imports, data set loading: paid once per run
 
 
@@ -55,18 +57,28 @@ def params_on_meta(model_cfg: Any) -> int | None:
 
 
 def probe_seconds_per_image(model_cfg: Any, *, batch: int, device: str, threads: int, channels_last: bool,
-                            size: int | None = None) -> float:
+                            size: int | None = None, precision: str = "32-true",
+                            cudnn_benchmark: bool = False) -> float:
     """Seconds per training image: one warm-up step, then up to PROBE_MAX_STEPS timed ones (SGD, random data).
 
-    size: the input's side (image folders: data.crop); default the family's (32 or 224)."""
+    size: the input's side (image folders: data.crop); default the family's (32 or 224). The step runs in the
+    run's precision (its autocast and TF32 switches, put back after) and cuDNN autotuning setting; it is the
+    eager step, so a run that replays a CUDA graph goes somewhat faster than estimated."""
     import torch
     import torch.nn.functional as F
+
+    from degradation.compute.precision import apply_precision, autocast_dtype
 
     # deferred: torch loads only when a network is sized or probed
     from degradation.models import build_model, input_shape
 
     previous = torch.get_num_threads()
+    switches = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+                torch.get_float32_matmul_precision(), torch.backends.cudnn.benchmark)
     torch.set_num_threads(max(1, threads))
+    apply_precision(precision)
+    torch.backends.cudnn.benchmark = bool(cudnn_benchmark)
+    dtype = autocast_dtype(precision)
     try:
         torch.manual_seed(0)
         fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -80,7 +92,9 @@ def probe_seconds_per_image(model_cfg: Any, *, batch: int, device: str, threads:
 
         def step() -> None:
             optimizer.zero_grad(set_to_none=True)
-            F.cross_entropy(model(x), y).backward()
+            with torch.autocast(device, dtype=dtype, enabled=dtype is not None):
+                loss = F.cross_entropy(model(x), y)
+            loss.backward()
             optimizer.step()
             if device == "cuda":
                 torch.cuda.synchronize()
@@ -94,6 +108,9 @@ def probe_seconds_per_image(model_cfg: Any, *, batch: int, device: str, threads:
         return min(times) / batch  # the fastest step: other processes' load only ever slows a step down
     finally:
         torch.set_num_threads(previous)
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = switches[:2]
+        torch.set_float32_matmul_precision(switches[2])
+        torch.backends.cudnn.benchmark = switches[3]
 
 
 def stored_seconds_per_image(results_dir: Path, device: str, threads: int | None = None) -> dict[tuple, float]:
@@ -171,7 +188,8 @@ def measured_sharing(results_dir: str | Path, device: str, precision: str,
                      networks: Sequence[tuple[str, int]] = ()) -> Measured | None:
     """The stored choice for `device` (named as degradation.compute.machine names it) at `precision`, or None.
 
-    Of several measured networks, the sweep's own are used when measured; the smallest choice and, per K, the
+    Only the sweep's own networks count, and all of them must have been measured (another net's figure is never
+    borrowed: K runs of ResNet-20 fit a GPU that one ResNet-1202 may fill); the smallest choice and, per K, the
     smallest speed-up win: one setting serves every run of a sweep, and oversharing costs more than undersharing.
     """
     import pandas as pd  # deferred: only sweeps on CUDA with a stored measurement read it
@@ -189,8 +207,11 @@ def measured_sharing(results_dir: str | Path, device: str, precision: str,
     same = frame.precision.astype(str).map(precision_name) == precision_name(precision)
     frame = frame[(frame.device.astype(str) == device) & same]
     wanted = {(str(a), int(d)) for a, d in networks}
-    own = frame[[(str(a), int(d)) in wanted for a, d in zip(frame.arch, frame.depth, strict=True)]]
-    frame = own if len(own) else frame
+    if wanted:  # every net of the sweep measured, or no choice: a ResNet-20 figure says nothing of ResNet-1202's
+        measured = {(str(a), int(d)) for a, d in zip(frame.arch, frame.depth, strict=True)}
+        if not wanted <= measured:
+            return None
+        frame = frame[[(str(a), int(d)) in wanted for a, d in zip(frame.arch, frame.depth, strict=True)]]
     if frame.empty:
         return None
     speedup = {int(k): float(v) for k, v in frame.groupby("runs").speedup.min().items()}
@@ -417,10 +438,35 @@ def probe_run(cfg: Any, kind: str, threads: int) -> float | None:
     batch = int(cfg.schedule.batch_size)
     if kind == "cpu":
         batch = min(batch, CPU_PROBE_BATCH)
+    args = {"batch": batch, "device": kind, "threads": threads, "channels_last": bool(cfg.trainer.channels_last),
+            "size": int(cfg.data.crop) if "crop" in cfg.data else None,
+            "precision": precision_name(cfg.trainer.precision),
+            "cudnn_benchmark": bool(cfg.trainer.get("cudnn_benchmark", False))}
+    if kind == "cuda":
+        return _probe_elsewhere(cfg.model, args)
     try:
-        return probe_seconds_per_image(
-            cfg.model, batch=batch, device=kind, threads=threads, channels_last=bool(cfg.trainer.channels_last),
-            size=int(cfg.data.crop) if "crop" in cfg.data else None,
-        )
+        return probe_seconds_per_image(cfg.model, **args)
     except Exception:
+        return None
+
+
+_PROBE = ("import json, sys\n"
+          "from omegaconf import OmegaConf\n"
+          "from degradation.sweep.estimate import probe_seconds_per_image\n"
+          "args = json.loads(sys.argv[1])\n"
+          "print(probe_seconds_per_image(OmegaConf.create(args.pop('model')), **args))\n")
+
+
+def _probe_elsewhere(model_cfg: Any, args: dict) -> float | None:
+    """A GPU probe in a process of its own: the sweep keeps no CUDA context and no cached memory (gigabytes for an
+    ImageNet net) on GPU 0 while its runs train there. None when it fails or takes over PROBE_TIMEOUT_S."""
+    import json
+    import subprocess
+
+    payload = json.dumps({"model": OmegaConf.to_container(model_cfg, resolve=True), **args})
+    try:
+        done = subprocess.run([sys.executable, "-c", _PROBE, payload], capture_output=True, text=True,
+                              timeout=PROBE_TIMEOUT_S, stdin=subprocess.DEVNULL)
+        return float(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None
+    except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):
         return None

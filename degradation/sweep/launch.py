@@ -93,12 +93,13 @@ class LocalLauncher:
     """Runs the plan's runs that need training; returns an Outcome per run."""
 
     def __init__(self, plan: Plan, view: SweepView, watches: dict[str, RunWatch], *, poll_s: float = 0.5,
-                 gpus: int = 0) -> None:
+                 gpus: int = 0, gpus_per_run: int = 1) -> None:
         self.plan = plan
         self.view = view
         self.watches = watches
         self.poll_s = poll_s
         self.gpu_ids = visible_gpus(gpus) if gpus >= 1 else []
+        self.per_run = max(1, gpus_per_run)  # a DDP run (trainer.devices > 1) gets that many GPUs of its own
         self.active: list[Child] = []
         self.outcomes: list[Outcome] = []
 
@@ -107,7 +108,7 @@ class LocalLauncher:
         previous = signal.signal(signal.SIGTERM, _interrupt)
         try:
             while queue or self.active:
-                while queue and len(self.active) < self.plan.jobs:
+                while queue and len(self.active) < self.plan.jobs and self._room():
                     self._start(queue.popleft())
                 self._reap()
                 self.view.tick()
@@ -171,14 +172,30 @@ class LocalLauncher:
         self.view.event(f"{what}{where} (log: {log_path})")
         self.active.append(Child(cell, proc, got, log, gpu, watch))
 
-    def _pick_gpu(self) -> str | None:
-        if not self.gpu_ids:
-            return None
+    def _load(self) -> dict[str, int]:
         load = {g: 0 for g in self.gpu_ids}
         for child in self.active:
-            if child.gpu in load:
-                load[child.gpu] += 1
-        return min(self.gpu_ids, key=lambda g: load[g])
+            for g in (child.gpu or "").split(","):
+                if g in load:
+                    load[g] += 1
+        return load
+
+    def _room(self) -> bool:
+        """Whether a run can start now: a DDP run waits until `per_run` GPUs are free (runs never share them)."""
+        if self.per_run == 1 or not self.gpu_ids or self.per_run > len(self.gpu_ids):
+            return True
+        return sum(n == 0 for n in self._load().values()) >= self.per_run
+
+    def _pick_gpu(self) -> str | None:
+        """CUDA_VISIBLE_DEVICES for the next run: the least-loaded GPU, or for a DDP run GPUs no other run holds
+        (without this, concurrent DDP runs all trained on GPUs 0..devices-1). None: leave the variable alone (no
+        GPUs, or fewer than the run asks for: Lightning then says so in the run's log)."""
+        if not self.gpu_ids or self.per_run > len(self.gpu_ids):
+            return None
+        load = self._load()
+        if self.per_run == 1:
+            return min(self.gpu_ids, key=lambda g: load[g])
+        return ",".join([g for g in self.gpu_ids if load[g] == 0][: self.per_run])
 
     def _reap(self) -> None:
         for child in list(self.active):

@@ -315,7 +315,7 @@ def gpu_sharing(request: SweepRequest, cfg: DictConfig, cells: list[Cell]) -> Sh
         precision = str(cfg.trainer.precision)
         networks = sorted({(c.arch, c.depth) for c in cells})
         measured = estimate.measured_sharing(request.results_dir, name, precision, networks) if name else None
-        reason = f"{estimate.SHARE_FILE} has no {precision} figure for {name or 'this GPU'}"
+        reason = f"{estimate.SHARE_FILE} has no {precision} figure for {name or 'this GPU'} covering this sweep's nets"
     speedup = measured.speedup if measured else {}
     if setting is not None:
         return Sharing(setting, speedup, f"{_runs(setting)} (launcher.runs_per_gpu)")

@@ -181,6 +181,8 @@ def job_parameters(launcher: Any, jobs: int) -> dict[str, Any]:
         "mem_gb": float(launcher.mem_gb),
         "slurm_array_parallelism": int(jobs),
     }
+    if gpus > 1:  # Lightning's rank k uses cuda:k: every task must see all the node's GPUs, also on clusters that
+        params["slurm_srun_args"] = ["--gpu-bind=none"]  # bind one GPU per task by default
     if launcher.get("partition"):
         params["slurm_partition"] = str(launcher.partition)
     additional = launcher.get("additional") or {}

@@ -16,6 +16,9 @@ The contract every data path follows (the device-resident CIFAR stream here; a f
   has one contributor and zeros elsewhere, so the reduced table is bit-identical to one process's, and so are
   the error counts and loss sums summed from it. Nothing is padded, so nothing is counted twice.
 - files: rank zero writes run.json, curves, checkpoints and train.log (train/folder.py), atomically.
+- one decision: rank zero alone takes the run's lock and reads whether the run is done (`rank_zero_decides`);
+  every rank acts on its answer, so a locked or finished run, or a rank-0 failure there, ends every rank at once
+  instead of leaving ranks 1+ in `fit` until the collective timeout (30 minutes) holding their GPUs.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+
+from degradation.errors import UsageError
 
 
 def world_size(trainer_cfg: Any) -> int:
@@ -59,6 +64,46 @@ def keep_threads(threads: int, trainer_cfg: Any) -> None:
     one, and the same run would differ in its last bits by how it was launched. The variable says: chosen."""
     if world_size(trainer_cfg) > 1:
         os.environ["OMP_NUM_THREADS"] = str(threads)
+
+
+DECIDED_ENV = "DEGRADATION_RANK0_DECIDED"  # the pid of a rank zero that decided before Lightning started its ranks
+
+
+def rank_zero_decides(trainer: Any, decide: Callable[[], Any]) -> Any:
+    """Rank zero's `decide()` (take the lock, read whether the run is done), its answer or its error on every rank.
+
+    Where Lightning starts the ranks (one node, trainer.devices > 1), rank zero decides before they exist: it
+    marks the environment, and the ranks it starts take the answer as "train". Where every rank was started
+    outside (SLURM tasks, torchrun, a multi-node launch), the process group is opened now, rank zero decides,
+    and one broadcast carries the answer (or rank zero's error, re-raised on every rank as a one-line error).
+    Not covered: several nodes that each spread their own ranks through Lightning (the other nodes learn
+    nothing); use SLURM or torchrun there.
+    """
+    world = int(trainer.world_size)
+    if world == 1:
+        return decide()
+    if trainer.local_rank != 0 and os.environ.get(DECIDED_ENV) == str(os.getppid()):
+        return None  # started by a rank zero that has decided already: it trains
+    if not trainer.strategy.cluster_environment.creates_processes_externally:  # Lightning starts the ranks: none yet
+        answer = decide() if trainer.global_rank == 0 else None  # (another node's first rank: it trains)
+        os.environ[DECIDED_ENV] = str(os.getpid())  # the ranks it starts are its children
+        return answer
+    trainer.strategy.setup_environment()  # the process group, early (fit finds it open and keeps it)
+    message: list[Any] = [None]
+    error: BaseException | None = None
+    if trainer.global_rank == 0:
+        try:
+            message = [("ok", decide())]
+        except BaseException as exc:  # noqa: BLE001 - passed on to every rank, then re-raised here
+            error = exc
+            message = [("error", f"{type(exc).__name__}: {exc}".splitlines()[0][:300])]
+    dist.broadcast_object_list(message, src=0)
+    kind, payload = message[0]
+    if error is not None:
+        raise error
+    if kind == "error":
+        raise UsageError(f"rank 0 stopped before training: {payload}")
+    return payload
 
 
 def graph_note(world: int, device: torch.device, setting: Any) -> str | None:

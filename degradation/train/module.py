@@ -88,12 +88,21 @@ def _set_rng_state(state: dict) -> None:
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        _set_cuda_rng_states(state["cuda"])
     if "numpy" in state:
         import numpy as np
 
         kind, keys, pos, has_gauss, cached = state["numpy"]
         np.random.set_state((kind, keys.numpy().astype("uint32"), pos, has_gauss, cached))
+
+
+def _set_cuda_rng_states(states: list) -> None:
+    """One saved state per device that is visible now. A run saved on 8 GPUs may resume where one is visible (a
+    sweep shows each run one GPU): the states of devices not visible here are dropped, not an IndexError that
+    would fail every retry of a valid checkpoint. (No step of a run draws from the CUDA generators; they are
+    kept for whoever adds one.)"""
+    for index in range(min(len(states), torch.cuda.device_count())):
+        torch.cuda.set_rng_state(states[index], index)
 
 
 class TrainModule(pl.LightningModule):

@@ -7,6 +7,7 @@ data and the model (either may refuse with a UsageError), and only then create t
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import signal
 import sys
@@ -18,7 +19,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from degradation.compute.machine import device_name
+from degradation.compute.machine import device_name, unused_gpu_warning
 from degradation.compute.precision import apply_precision, lightning_precision, precision_name, precision_record
 from degradation.compute.ranks import split_batch
 from degradation.conf import run_dir, validate
@@ -48,6 +49,7 @@ from degradation.train.console import quiet_lightning
 from degradation.train.curvewriter import rebuild_parts
 from degradation.train.folder import GRAPH_TAG, RunFolder, static_info
 from degradation.train.graphed import graph_mode
+from degradation.train.lifeline import die_hard
 from degradation.train.module import Ticks, TrainModule
 from degradation.train.tencrop import ten_crop_errors
 from degradation.train.threads import cpu_threads, pin_threads
@@ -108,7 +110,11 @@ def build_trainer(trainer_cfg: Any, max_steps: int, root_dir: Path | str, callba
         )
     except Exception as exc:  # Lightning's MisconfigurationException: no such device, too many devices
         what = f"trainer.accelerator={trainer_cfg.accelerator} devices={devices} num_nodes={nodes}"
-        raise UsageError(f"{what}: {first_line(exc)}") from None
+        hint = ""
+        if os.environ.get("SLURM_JOB_ID") and devices > 1 and accelerator in ("gpu", "auto"):
+            hint = (f"; this SLURM task sees CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '')!r}: each "
+                    "task must see all the node's GPUs (srun --gpu-bind=none, which --launcher slurm asks for)")
+        raise UsageError(f"{what}: {first_line(exc)}{hint}") from None
 
 
 def step_mode(trainer_cfg: Any, trainer) -> str:
@@ -167,7 +173,12 @@ def train(cfg: DictConfig) -> dict:
     cfg, pin_note = pin_threads(cfg, path)  # a resumed run computes with the threads it started with
     threads = configure_runtime(cfg.trainer)
     max_iters = int(cfg.schedule.max_iters)
+    warning = unused_gpu_warning(str(cfg.trainer.accelerator))
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     trainer = build_trainer(cfg.trainer, max_steps=max_iters, root_dir=path)
+    if trainer.world_size > 1:
+        die_hard()  # under a sweep: a DDP rank whose parent dies stops at once, not in Lightning's SIGTERM dance
     writer = trainer.global_rank == 0
 
     previous = previous_run(path)
@@ -187,15 +198,21 @@ def train(cfg: DictConfig) -> dict:
                   sync_batchnorm=bool(cfg.trainer.get("sync_batchnorm", False)))
     folder = RunFolder(cfg, path, static, writer=writer, progress_mode=str(cfg.trainer.progress))
     with contextlib.ExitStack() as stack:
-        if writer:
+
+        def claim() -> dict | None:
+            """Rank 0: the run's lock, its folder, and run.json as it is now (another process may have finished it)."""
             path.mkdir(parents=True, exist_ok=True)
             stack.enter_context(run_lock(path))
             folder.create()
             if pin_note:
                 folder.log(pin_note)
-            previous = previous_run(path)
-            if previous and previous.get("status") == "done":  # finished by another process meanwhile
-                return previous
+            return previous_run(path)
+
+        now = distributed.rank_zero_decides(trainer, claim)  # every rank: rank 0's answer, or its error
+        if writer or now is not None:
+            previous = now
+        if previous and previous.get("status") == "done":  # finished by another process meanwhile
+            return previous
         return _fit(cfg, trainer, folder, model, data, previous, mode)
 
 
