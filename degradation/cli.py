@@ -544,9 +544,10 @@ def main(argv: list[str] | None = None) -> int:
         code = exc.exit_code
         ctx = getattr(exc, "ctx", None)
         if type(exc).__name__ == "NoArgsIsHelpError":
-            exc.show()  # bare `degradation`: the help, as before
+            exc.show()  # type: ignore[attr-defined]  # bare `degradation`: the help, as before
         elif getattr(exc, "option_name", None) and ctx is not None:  # typer's vendored click NoSuchOption
-            typer.echo(f"error: {one_line(_unknown_option(exc.option_name, ctx.command, ctx.command_path))}",
+            name = str(getattr(exc, "option_name"))  # noqa: B009  # TyperException declares no such attribute
+            typer.echo(f"error: {one_line(_unknown_option(name, ctx.command, ctx.command_path))}",
                        err=True)
         elif exc.format_message().startswith("No such command"):
             typer.echo(f"error: {one_line(_no_such_command(exc.format_message()))}", err=True)

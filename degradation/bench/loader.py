@@ -83,6 +83,6 @@ def run_loader_bench(data: str, iters: int, rounds: int, overrides: Sequence[str
     print(f"{'loader':<40} {'workers':>7} {'batch':>6} {'crop':>5} {'images/s':>10} {'vs baseline':>12}")
     names = {"tool": "degradation FileStream (torchvision.io)", "baseline": "torchvision ImageFolder + PIL"}
     for row in rows:
-        print(f"{names[row['loader']]:<40} {row['workers']:>7} {row['batch']:>6} {row['crop']:>5} "
+        print(f"{names[str(row['loader'])]:<40} {row['workers']:>7} {row['batch']:>6} {row['crop']:>5} "
               f"{row['images_per_s']:>10.1f} {row['vs_baseline']:>11.2f}x")
     return rows

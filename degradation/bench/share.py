@@ -177,6 +177,7 @@ def _go(procs: list[subprocess.Popen]) -> None:
     """The go byte to every worker, back to back: they start their timed steps together."""
     for proc in procs:
         try:
+            assert proc.stdin is not None  # started with stdin=PIPE
             proc.stdin.write(b"g")
             proc.stdin.close()
         except BrokenPipeError:  # it died after getting ready: its exit code tells

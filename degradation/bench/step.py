@@ -224,7 +224,7 @@ def bench_one(
     batch, macs = int(cfg.schedule.batch_size), counts["macs"]
     precision, compiled = str(cfg.trainer.precision), bool(cfg.trainer.compile)
     checkpointing = bool(cfg.trainer.get("activation_checkpointing", False))
-    estimate = training_memory(model, batch, precision, checkpointing)["total"] / 2**20
+    estimate = int(training_memory(model, batch, precision, checkpointing)["total"]) / 2**20
     bare_model = build_model(cfg.model)
     if checkpointing:  # both paths: the ratio compares like with like
         enable_activation_checkpointing(bare_model)

@@ -410,7 +410,7 @@ def _validate_images(data: DictConfig) -> None:
     auto_workers(data.workers)
 
 
-def chosen_loggers(logger: object) -> dict[str, Any]:
+def chosen_loggers(logger: Any) -> dict[str, Any]:
     """The run's loggers as {name: options}. Each conf/logger/<name>.yaml holds its options under its name, so
     `logger=[csv,tensorboard]` merges into {csv: {}, tensorboard: {}}; `logger=none` and `logger=[]` are no
     logger; an older run's config ({name: csv, ...}) reads as {csv: {...}}."""

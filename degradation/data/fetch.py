@@ -19,7 +19,7 @@ from typing import Any
 from degradation.data.cifar import SPECS, is_extracted, locate, verify
 from degradation.data.registry import is_file_backed
 from degradation.errors import UsageError
-from degradation.store.lock import describe_owner, wait_lock
+from degradation.store.lock import LockOwner, describe_owner, wait_lock
 
 __all__ = ["DATA_SETS", "check", "describe", "prepare", "prepare_config"]
 
@@ -49,7 +49,7 @@ def prepare(name: str, root: str | Path, *, download: bool = True,
         return locate(name, root, download=False)  # nothing to fetch: the error names what to do, nothing created
     created = not root.exists()
 
-    def waiting(owner: dict) -> None:
+    def waiting(owner: LockOwner) -> None:
         if say is not None:
             say(f"waiting for {describe_owner(owner)}, which is preparing {SPECS[name].title} in {root}/")
 

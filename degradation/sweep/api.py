@@ -12,7 +12,7 @@ from degradation.compute import machine
 from degradation.conf import compose
 from degradation.data.fetch import describe, prepare_config
 from degradation.errors import UsageError
-from degradation.store.lock import describe_owner
+from degradation.store.lock import LockOwner, describe_owner
 from degradation.store.results import collect
 from degradation.store.runs import run_folders
 from degradation.store.schema import RunStatus
@@ -49,7 +49,8 @@ def run_sweep(request: SweepRequest) -> int:
                           "login node to submit", markup=False)
         return 0
 
-    held = [Outcome(c.run_id, "locked", f"being trained by {describe_owner(plan.states[c.run_id].owner or {})}")
+    held = [Outcome(c.run_id, "locked",
+                    f"being trained by {describe_owner(plan.states[c.run_id].owner or LockOwner())}")
             for c in plan.cells if plan.states[c.run_id].status == RunStatus.RUNNING]
     held += [Outcome(c.run_id, "skipped", plan.states[c.run_id].reason)
              for c in plan.cells if plan.states[c.run_id].status == "foreign"]

@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from omegaconf import OmegaConf
 
@@ -34,12 +34,30 @@ PROBE_TIMEOUT_S = 300    # a GPU probe's process: start, CUDA context, cuDNN aut
 STARTUP_S = 10.0         # process start, imports, data set loading: paid once per run
 
 
-def network_key(model_cfg: Any) -> tuple:
+StoredKey = tuple[str, int, str]  # (arch, depth, shortcut): how bench.parquet names a measured network
+
+
+class NetKey(NamedTuple):
+    """What makes two runs' networks cost the same."""
+
+    arch: str
+    family: str
+    depth: int
+    shortcut: str
+    width: float
+    num_classes: int
+
+    @property
+    def stored(self) -> StoredKey:
+        return (self.arch, self.depth, self.shortcut)
+
+
+def network_key(model_cfg: Any) -> NetKey:
     """What makes two runs' networks cost the same."""
     from degradation.models.registry import shortcut_of  # deferred: the registry loads torch
 
-    return (str(model_cfg.arch), str(model_cfg.family), int(model_cfg.depth), shortcut_of(model_cfg),
-            float(model_cfg.get("width", 1.0)), int(model_cfg.num_classes))
+    return NetKey(str(model_cfg.arch), str(model_cfg.family), int(model_cfg.depth), shortcut_of(model_cfg),
+                  float(model_cfg.get("width", 1.0)), int(model_cfg.num_classes))
 
 
 def params_on_meta(model_cfg: Any) -> int | None:
@@ -100,7 +118,7 @@ def probe_seconds_per_image(model_cfg: Any, *, batch: int, device: str, threads:
                 torch.cuda.synchronize()
 
         step()
-        start, times = time.perf_counter(), []
+        start, times = time.perf_counter(), list[float]()
         while len(times) < PROBE_MAX_STEPS and time.perf_counter() - start < PROBE_BUDGET_S:
             began = time.perf_counter()
             step()
@@ -113,7 +131,7 @@ def probe_seconds_per_image(model_cfg: Any, *, batch: int, device: str, threads:
         torch.backends.cudnn.benchmark = switches[3]
 
 
-def stored_seconds_per_image(results_dir: Path, device: str, threads: int | None = None) -> dict[tuple, float]:
+def stored_seconds_per_image(results_dir: Path, device: str, threads: int | None = None) -> dict[StoredKey, float]:
     """Per-network figures from <results>/bench.parquet, keyed (arch, depth, shortcut); {} when unusable.
 
     Only rows measured on this kind of device count (the bench names a GPU by its model); on a CPU, rows at
@@ -135,7 +153,7 @@ def stored_seconds_per_image(results_dir: Path, device: str, threads: int | None
         frame = frame[names == device] if device in ("cpu", "mps") else frame[~names.isin(["cpu", "mps"])]
     if device == "cpu" and threads and "threads" in frame.columns:
         frame = frame.assign(_match=frame["threads"] == threads).sort_values("_match", kind="stable")
-    out: dict[tuple, float] = {}
+    out: dict[StoredKey, float] = {}
     for row in frame.to_dict("records"):  # the last row of a network wins: a matching thread count if any
         seconds = _row_seconds_per_image(row)
         if seconds:
@@ -300,8 +318,8 @@ def estimate_sweep(todo: Sequence[Todo], results_dir: Path, *, kind: str, thread
             sources.append(ddp)
         seconds[item.run_id] = (None if each is None
                                 else run_seconds(item.cfg, item.done_iters, each * slowdown / speedup))
-    known = list(seconds.values())
-    total = None if any(s is None for s in known) else sum(known) / max(1, lanes)
+    known = [s for s in seconds.values() if s is not None]
+    total = None if len(known) < len(seconds) else sum(known) / max(1, lanes)
     return Estimate(seconds, total, "; ".join(sources) or "nothing left to train")
 
 
@@ -352,12 +370,12 @@ def macs_on_meta(model_cfg: Any) -> int | None:
         return None
 
 
-def _net_name(key: tuple) -> str:
-    arch, _, depth, shortcut = key[:4]
+def _net_name(key: NetKey) -> str:
+    arch, depth, shortcut = key.arch, key.depth, key.shortcut
     return f"{arch}-{depth}" + (f"-{shortcut}" if arch == "resnet" and shortcut != "A" else "")
 
 
-def _with_net(model_cfg: Any, stored_key: tuple) -> Any:
+def _with_net(model_cfg: Any, stored_key: StoredKey) -> Any:
     """`model_cfg` with another (arch, depth, shortcut): the stored network a run's time is scaled from."""
     from degradation.models.registry import NETWORKS  # deferred: the registry loads torch
 
@@ -379,19 +397,19 @@ def seconds_per_image(cfgs: Sequence[Any], stored: dict, *, probe: bool, kind: s
     (the same arch first), else a probe of the cheapest network of its kind. Multiply-adds, not depth: the
     stages of a CIFAR net cost alike per block, but a projection shortcut or an ImageNet bottleneck does not.
     """
-    out: dict[tuple, float | None] = {}
+    out: dict[NetKey, float | None] = {}
     sources: list[str] = []
-    groups: dict[tuple, dict[tuple, Any]] = {}
+    groups: dict[NetKey, dict[NetKey, Any]] = {}
     for cfg in cfgs:
         key = network_key(cfg.model)
-        if (key[0], key[2], key[3]) in stored:
-            out[key] = stored[(key[0], key[2], key[3])]
-            sources.append(f"measured: {stored_label}, {_net_name(key)} {1 / out[key]:.0f} img/s")
+        if key.stored in stored:
+            out[key] = measured = stored[key.stored]
+            sources.append(f"measured: {stored_label}, {_net_name(key)} {1 / measured:.0f} img/s")
         else:
-            groups.setdefault(key[:2] + key[3:], {})[key] = cfg  # everything but the depth
-    macs: dict[tuple, int | None] = {}
+            groups.setdefault(key._replace(depth=0), {})[key] = cfg  # everything but the depth
+    macs: dict[NetKey, int | None] = {}
 
-    def macs_of(key: tuple, model_cfg: Any) -> int | None:
+    def macs_of(key: NetKey, model_cfg: Any) -> int | None:
         if key not in macs:
             macs[key] = macs_on_meta(model_cfg)
         return macs[key]
@@ -399,7 +417,9 @@ def seconds_per_image(cfgs: Sequence[Any], stored: dict, *, probe: bool, kind: s
     scaled = False
     for members in groups.values():
         some = next(iter(members.values()))
-        basis, basis_s, basis_macs = None, None, None
+        basis: NetKey | None = None
+        basis_s: float | None = None
+        basis_macs: int | None = None
         if stored:  # a stored network of the same arch (else any): the closest in depth
             arch = some.model.arch
             candidates = sorted(stored, key=lambda k: (k[0] != arch, abs(int(k[1]) - int(some.model.depth))))
@@ -411,19 +431,19 @@ def seconds_per_image(cfgs: Sequence[Any], stored: dict, *, probe: bool, kind: s
                     sources.append(f"measured: {stored_label}, {_net_name(basis)} {1 / basis_s:.0f} img/s")
                     break
         if basis is None and probe:
-            cheapest = min(members, key=lambda k: (macs_of(k, members[k].model) or float("inf"), k[2]))
+            cheapest = min(members, key=lambda k: (macs_of(k, members[k].model) or float("inf"), k.depth))
             basis, basis_macs = cheapest, macs_of(cheapest, members[cheapest].model)
             basis_s = probe_run(members[cheapest], kind, threads)
             if basis_s is not None:
                 sources.append(f"probe: {_net_name(basis)} {1 / basis_s:.0f} img/s")
         for key, cfg in members.items():
-            if basis_s is None:
+            if basis_s is None or basis is None:
                 out[key] = None
             elif key == basis:
                 out[key] = basis_s
             else:
                 mine = macs_of(key, cfg.model)
-                ratio = mine / basis_macs if mine and basis_macs else key[2] / basis[2]
+                ratio = mine / basis_macs if mine and basis_macs else key.depth / basis.depth
                 out[key] = basis_s * ratio
                 scaled = True
     unique = list(dict.fromkeys(sources))
@@ -438,7 +458,8 @@ def probe_run(cfg: Any, kind: str, threads: int) -> float | None:
     batch = int(cfg.schedule.batch_size)
     if kind == "cpu":
         batch = min(batch, CPU_PROBE_BATCH)
-    args = {"batch": batch, "device": kind, "threads": threads, "channels_last": bool(cfg.trainer.channels_last),
+    args: dict[str, Any] = {
+            "batch": batch, "device": kind, "threads": threads, "channels_last": bool(cfg.trainer.channels_last),
             "size": int(cfg.data.crop) if "crop" in cfg.data else None,
             "precision": precision_name(cfg.trainer.precision),
             "cudnn_benchmark": bool(cfg.trainer.get("cudnn_benchmark", False))}

@@ -23,6 +23,7 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from degradation.errors import UsageError
 from degradation.store.lock import TOKEN_ENV, Lock, describe_owner, try_acquire
@@ -50,7 +51,7 @@ class Child:
     cell: Cell
     proc: subprocess.Popen
     lock: Lock
-    log: object
+    log: Any  # the open train.log
     gpu: str | None
     watch: RunWatch
 
@@ -223,7 +224,7 @@ class LocalLauncher:
         status = info.get("status") if info else None
         if code == 0 and status == "done":
             return Outcome(cell.run_id, "done", None, log_path)
-        if status == "failed" and info.get("reason"):
+        if info and status == "failed" and info.get("reason"):
             return Outcome(cell.run_id, "failed", str(info["reason"]), log_path)
         what = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
         line = last_log_line(log_path)

@@ -19,7 +19,7 @@ from degradation.compute import machine
 from degradation.conf import compose, run_id, validate
 from degradation.data.registry import is_file_backed
 from degradation.errors import UsageError
-from degradation.store.lock import describe_owner, live_owner
+from degradation.store.lock import LockOwner, describe_owner, live_owner
 from degradation.store.runs import (
     RESTARTS,
     CorruptFile,
@@ -73,7 +73,7 @@ class RunState:
     status: str  # new | done | partial | failed | running (held by a live process elsewhere) | foreign (schema)
     iteration: int = 0
     reason: str | None = None
-    owner: dict | None = None
+    owner: LockOwner | None = None
     checkpoint: bool = True  # False: a partial run stopped before its first checkpoint, so it starts over
 
     @property
@@ -96,7 +96,7 @@ class RunState:
         if self.status == "foreign":
             return f"skipped: {self.reason}"
         if self.status == "running":
-            return f"running elsewhere ({describe_owner(self.owner or {})}), skipped"
+            return f"running elsewhere ({describe_owner(self.owner or LockOwner())}), skipped"
         return self.status
 
 
@@ -118,7 +118,7 @@ def read_state(run_dir: Path) -> RunState:
     if status == "done":
         return RunState("done", iteration, reason)
     if owner or status == "running":
-        return RunState("running", iteration, reason, owner or {"pid": info.get("pid"), "hostname": None})
+        return RunState("running", iteration, reason, owner or LockOwner(pid=info.get("pid"), hostname=None))
     status = status if status in ("partial", "failed") else "partial"
     if status == "partial" and not has_checkpoint(run_dir):
         return RunState("partial", 0, reason, checkpoint=False)  # the rerun starts at 0: time it so

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 
@@ -116,7 +117,7 @@ class SweepView:
         self.console = console
         self.live_mode = console.is_terminal if live is None else live
         self.interval = interval
-        self._live = None
+        self._live: Any = None  # rich.live.Live on a terminal
         self._last_lines = time.monotonic()
         self.started = time.monotonic()
 
@@ -135,8 +136,9 @@ class SweepView:
             self._live = None
 
     def sweep_eta_s(self) -> float | None:
-        left = [w.eta_s for w in self.watches]
-        if any(s is None for s in left):
+        etas = [w.eta_s for w in self.watches]
+        left = [s for s in etas if s is not None]
+        if len(left) < len(etas):
             return None
         return sum(left) / min(self.lanes, max(1, sum(1 for s in left if s)))
 

@@ -145,7 +145,7 @@ def print_status(results_dir: str | os.PathLike, wide: bool = False) -> None:
     statuses = [status_text(row) for row in runs.itertuples(index=False)]
     table.add_column("status", ratio=1, min_width=min(28, max(12, *(len(s) for s, _ in statuses))))
     full = wide or console.width >= NARROW
-    names = ("iteration", "train err", "test err") if full else ("iter.", "train", "test")
+    names: tuple[str, ...] = ("iteration", "train err", "test err") if full else ("iter.", "train", "test")
     names += ("best test", "warm-up", "wall", "img/s") if full else ()
     names += ("device",) if wide else ()  # "cpu 1 threads ...": the thread count the run keeps
     for name in names:

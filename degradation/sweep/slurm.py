@@ -206,7 +206,7 @@ def sbatch_text(launcher: Any, folder: Path, jobs: int, runs: int) -> str:
     a test reads to see the job that `--launcher slurm` submits."""
     from submitit.slurm.slurm import SlurmExecutor, _convert_mem, _make_sbatch_string
 
-    names = SlurmExecutor._equivalence_dict()
+    names: Any = SlurmExecutor._equivalence_dict()
     params = {names.get(k.removeprefix("slurm_"), k.removeprefix("slurm_")): v
               for k, v in job_parameters(launcher, jobs).items()}
     params["mem"] = _convert_mem(params["mem"])

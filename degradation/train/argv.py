@@ -19,6 +19,7 @@ import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -171,7 +172,8 @@ def sweep_command(overrides: list[str], defaults: dict[str, str]) -> str:
 def config_defaults(conf_dir: Path) -> dict[str, str]:
     """The group -> option defaults of conf/config.yaml (its `defaults:` list)."""
     out = {}
-    for item in OmegaConf.load(conf_dir / "config.yaml").get("defaults", []):
+    tree: Any = OmegaConf.load(conf_dir / "config.yaml")
+    for item in tree.get("defaults", []):
         if isinstance(item, DictConfig):
             out.update({str(k): str(v) for k, v in item.items()})
     return out

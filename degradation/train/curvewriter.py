@@ -98,7 +98,7 @@ def rebuild_parts(run_dir: Path, ids: dict) -> Repair | None:
         return None
     upto = int(state.get("iteration", 0))
     history = [row for row in zip(*(saved[n] for n in ROW_FIELDS), strict=True) if int(row[0]) <= upto]
-    repair, present = Repair(), set()
+    repair, present = Repair(), set[tuple[int, str, str]]()
     for path in part_paths(run_dir):
         try:
             table = pq.read_table(path, columns=["step", "split", "metric"])

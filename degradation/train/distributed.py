@@ -217,6 +217,7 @@ class CpuSyncBatchNorm(torch.nn.BatchNorm2d):
         var = _AllReduceSum.apply((centred * centred).sum(dims)) / count
         if self.track_running_stats and self.running_mean is not None and self.running_var is not None:
             with torch.no_grad():
+                assert self.num_batches_tracked is not None  # tracked with the running statistics
                 self.num_batches_tracked.add_(1)
                 factor = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
                 self.running_mean.mul_(1 - factor).add_(mean.detach(), alpha=factor)

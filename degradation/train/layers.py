@@ -45,7 +45,7 @@ class LayerFlow:
         named = weighted_layers(model)
         self.names = [n for n, _ in named]
         self.stages = [stage_of(n) for n in self.names]
-        self.weights = [m.weight for _, m in named]
+        self.weights: list[torch.Tensor] = [m.weight for _, m in named]  # type: ignore[misc]
         self.acc: torch.Tensor | None = None
 
     def sums(self, device: torch.device) -> torch.Tensor:

@@ -17,7 +17,7 @@ import math
 import random
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from typing import Any, Protocol
 
@@ -76,7 +76,8 @@ def _rng_state() -> dict:
     try:
         import numpy as np
 
-        kind, keys, pos, has_gauss, cached = np.random.get_state()
+        legacy: Any = np.random.get_state()  # the tuple form
+        kind, keys, pos, has_gauss, cached = legacy
         state["numpy"] = (kind, torch.from_numpy(keys.astype("int64")), pos, has_gauss, cached)
     except ImportError:
         pass
@@ -120,6 +121,8 @@ class TrainModule(pl.LightningModule):
         read them per window into `layer_rows` (train/layers.py; trainer.record_layers).
     """
 
+    _forward: Callable[[torch.Tensor], torch.Tensor]  # the model, compiled or not (kept out of the submodules)
+
     def __init__(
         self,
         model: nn.Module,
@@ -156,7 +159,7 @@ class TrainModule(pl.LightningModule):
         self.eval_every = int(sched.eval_every)
         self.checkpoint_every = int(sched.checkpoint_every)
         # A compiled forward is kept out of the module tree so checkpoint keys stay `model.*`.
-        self.__dict__["_forward"] = torch.compile(model) if compile_model else model
+        self.__dict__["_forward"] = torch.compile(model) if compile_model else model  # not a submodule: no copy
         self.iteration = 0
         self.lr_now = self.schedule.lr(0)
         self._acc: torch.Tensor | None = None  # [sum of batch losses, misclassified images] of this window
@@ -192,7 +195,7 @@ class TrainModule(pl.LightningModule):
                 if self.flow is not None:
                     self.flow.sums(self.device)  # before capture: the graph holds its address
                 self._graphed = GraphedStep(
-                    self.model, self._forward, self.optimizers().optimizer, self._window_sums(),
+                    self.model, self._forward, self._optimizer().optimizer, self._window_sums(),
                     precision=self.precision, capture=self.step_mode == "graph", flow=self.flow,
                 )
             try:
@@ -206,8 +209,12 @@ class TrainModule(pl.LightningModule):
         self._window_images += y.shape[0]
         self.iteration += 1
 
+    def _optimizer(self) -> Any:
+        """The one optimizer (Lightning types `optimizers()` as one or a list)."""
+        return self.optimizers()
+
     def _eager_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        opt = self.optimizers()
+        opt = self._optimizer()
         for group in opt.param_groups:
             group["lr"] = self.lr_now
         logits = self._forward(x)

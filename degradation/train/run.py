@@ -94,7 +94,7 @@ def build_trainer(trainer_cfg: Any, max_steps: int, root_dir: Path | str, callba
             devices=devices,
             num_nodes=nodes,
             strategy=distributed.strategy(trainer_cfg, accelerator),
-            precision=precision,
+            precision=precision,  # type: ignore[arg-type]  # Lightning types the names as literals
             max_steps=max_steps,
             max_epochs=-1,
             logger=False,
@@ -151,7 +151,7 @@ def build_parts(cfg: DictConfig, trainer) -> tuple[torch.nn.Module, Any, dict]:
     model = distributed.sync_batchnorm(model, cfg.trainer, "cpu" if device.type == "cpu" else accelerator)
     if cfg.trainer.get("activation_checkpointing", False):
         enable_activation_checkpointing(model)  # the same training, bit for bit, in less memory
-    model = model.to(device=device, memory_format=memory_format)
+    model = model.to(device=device, memory_format=memory_format)  # type: ignore[call-overload]  # torch's stubs
     prepare_config(cfg.data, say=lambda line: print(line, file=sys.stderr))  # once per data root, under its lock
     data = build_data(
         cfg.data, batch_size=batch, seed=int(cfg.seed), device=device, memory_format=memory_format,

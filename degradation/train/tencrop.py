@@ -19,7 +19,7 @@ def ten_crop_errors(
     model: nn.Module, views: Iterable[tuple[torch.Tensor, torch.Tensor]],
     forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
     context: Callable[[], AbstractContextManager] = nullcontext,
-) -> dict[str, float | int]:
+) -> dict[str, float | int | None]:
     """{"tencrop_top1_error", "tencrop_top5_error", "tencrop_images"}; views yields ([b*10,3,c,c], [b])."""
     forward = forward or model
     was_training = model.training
