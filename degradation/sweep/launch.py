@@ -28,6 +28,7 @@ from typing import Any
 from degradation.errors import UsageError
 from degradation.store.lock import TOKEN_ENV, Lock, describe_owner, try_acquire
 from degradation.store.runs import LOG_FILE, CorruptFile, clear_failure, read_run_json, record_failure
+from degradation.store.schema import RunStatus
 from degradation.sweep.plan import Cell, Plan
 from degradation.sweep.progress import RunWatch, SweepView
 from degradation.text import percent
@@ -133,7 +134,7 @@ class LocalLauncher:
             self._finish(watch, Outcome(cell.run_id, "locked", reason), "locked", f"skip {cell.run_id}: {reason}")
             return
         try:
-            finished = (read_run_json(cell.run_dir) or {}).get("status") == "done"
+            finished = (read_run_json(cell.run_dir) or {}).get("status") == RunStatus.DONE
         except CorruptFile:
             finished = False
         if finished:  # finished by another sweep since the plan was made
@@ -166,7 +167,7 @@ class LocalLauncher:
         watch.phase = "running"
         where = f" on GPU {gpu}" if gpu is not None else ""
         state = self.plan.states[cell.run_id]
-        if state.status in ("partial", "failed"):
+        if state.status in (RunStatus.PARTIAL, RunStatus.FAILED):
             what = f"resuming {cell.run_id} from its last checkpoint (it had reached iteration {state.iteration})"
         else:
             what = f"starting {cell.run_id}"
@@ -222,14 +223,14 @@ class LocalLauncher:
         except CorruptFile as exc:
             return Outcome(cell.run_id, "failed", f"exit code {code}; {exc}", log_path)
         status = info.get("status") if info else None
-        if code == 0 and status == "done":
+        if code == 0 and status == RunStatus.DONE:
             return Outcome(cell.run_id, "done", None, log_path)
-        if info and status == "failed" and info.get("reason"):
+        if info and status == RunStatus.FAILED and info.get("reason"):
             return Outcome(cell.run_id, "failed", str(info["reason"]), log_path)
         what = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
         line = last_log_line(log_path)
         reason = f"{what}: {line}" if line else what
-        if status not in ("done", "partial", "failed"):  # it died without recording its end
+        if status not in (RunStatus.DONE, RunStatus.PARTIAL, RunStatus.FAILED):  # it died without recording its end
             try:
                 record_failure(cell.run_dir, cell.ids(), reason)
             except UsageError as exc:  # the run folder is gone or the disk refuses: say so, go on with the others

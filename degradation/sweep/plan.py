@@ -29,6 +29,7 @@ from degradation.store.runs import (
     read_run_json,
     runs_root,
 )
+from degradation.store.schema import RunStatus
 from degradation.sweep import estimate
 from degradation.sweep.estimate import Sharing
 from degradation.sweep.request import SweepRequest
@@ -78,24 +79,24 @@ class RunState:
 
     @property
     def restarts(self) -> bool:
-        return self.status == "partial" and not self.checkpoint
+        return self.status == RunStatus.PARTIAL and not self.checkpoint
 
     @property
     def trains(self) -> bool:
-        return self.status in ("new", "partial", "failed")
+        return self.status in (RunStatus.NEW, RunStatus.PARTIAL, RunStatus.FAILED)
 
     @property
     def label(self) -> str:
         if self.restarts:
             return RESTARTS
-        if self.status == "partial":
+        if self.status == RunStatus.PARTIAL:
             return f"partial at iteration {self.iteration}" if self.iteration else f"partial ({self.reason})"
-        if self.status == "failed":
+        if self.status == RunStatus.FAILED:
             reason = (self.reason or "")[:60]
             return f"failed at iteration {self.iteration}: {reason} (retry)"
         if self.status == "foreign":
             return f"skipped: {self.reason}"
-        if self.status == "running":
+        if self.status == RunStatus.RUNNING:
             return f"running elsewhere ({describe_owner(self.owner or LockOwner())}), skipped"
         return self.status
 
@@ -109,19 +110,19 @@ def read_state(run_dir: Path) -> RunState:
         return RunState("foreign", reason=f"written under schema_version {exc.version}, left as it is")
     except CorruptFile as exc:
         if owner:
-            return RunState("running", owner=owner)
-        return RunState("partial", reason=f"unreadable run.json: {exc}")
+            return RunState(RunStatus.RUNNING, owner=owner)
+        return RunState(RunStatus.PARTIAL, reason=f"unreadable run.json: {exc}")
     if info is None:
-        return RunState("running", owner=owner) if owner else RunState("new")
+        return RunState(RunStatus.RUNNING, owner=owner) if owner else RunState(RunStatus.NEW)
     status, reason = effective_status(info, run_dir)
     iteration = int(info.get("iteration") or 0)
-    if status == "done":
-        return RunState("done", iteration, reason)
-    if owner or status == "running":
-        return RunState("running", iteration, reason, owner or LockOwner(pid=info.get("pid"), hostname=None))
-    status = status if status in ("partial", "failed") else "partial"
-    if status == "partial" and not has_checkpoint(run_dir):
-        return RunState("partial", 0, reason, checkpoint=False)  # the rerun starts at 0: time it so
+    if status == RunStatus.DONE:
+        return RunState(RunStatus.DONE, iteration, reason)
+    if owner or status == RunStatus.RUNNING:
+        return RunState(RunStatus.RUNNING, iteration, reason, owner or LockOwner(pid=info.get("pid"), hostname=None))
+    status = status if status in (RunStatus.PARTIAL, RunStatus.FAILED) else RunStatus.PARTIAL
+    if status == RunStatus.PARTIAL and not has_checkpoint(run_dir):
+        return RunState(RunStatus.PARTIAL, 0, reason, checkpoint=False)  # the rerun starts at 0: time it so
     return RunState(status, iteration, reason)
 
 

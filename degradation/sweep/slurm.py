@@ -29,6 +29,7 @@ from submitit.helpers import Checkpointable
 from degradation.errors import UsageError
 from degradation.store.lock import TOKEN_ENV, RunLocked, run_lock
 from degradation.store.runs import LOG_FILE, CorruptFile, read_run_json, record_failure
+from degradation.store.schema import RunStatus
 from degradation.sweep.launch import Outcome, child_command, last_log_line
 
 CLUSTERS = ("slurm", "local")
@@ -261,9 +262,9 @@ def _job_outcome(job, cell) -> Outcome:
             info = read_run_json(cell.run_dir) or {}
         except CorruptFile:
             info = {}
-        if info.get("status") == "failed" and info.get("reason"):
+        if info.get("status") == RunStatus.FAILED and info.get("reason"):
             reason = str(info["reason"])
-        elif info.get("status") not in ("done", "partial"):
+        elif info.get("status") not in (RunStatus.DONE, RunStatus.PARTIAL):
             record_failure(cell.run_dir, cell.ids(), reason)
         return Outcome(cell.run_id, "failed", reason, log_path)
     if isinstance(result, dict) and result.get("status") == "locked":

@@ -41,7 +41,7 @@ from degradation.store.runs import (
     read_run_json,
     trim_parts,
 )
-from degradation.store.schema import SCHEMA_VERSION
+from degradation.store.schema import SCHEMA_VERSION, RunStatus
 from degradation.text import percent
 from degradation.train import determinism, distributed
 from degradation.train.checkpoint import UnreadableCheckpoint, checkpoint_iteration, set_aside
@@ -182,7 +182,7 @@ def train(cfg: DictConfig) -> dict:
     writer = trainer.global_rank == 0
 
     previous = previous_run(path)
-    if previous and previous.get("status") == "done":  # every rank: none of them trains
+    if previous and previous.get("status") == RunStatus.DONE:  # every rank: none of them trains
         if writer:
             print(f"{path.name}: already done ({previous.get('iteration')}/{previous.get('total_iters')} iterations)")
         return previous
@@ -211,7 +211,7 @@ def train(cfg: DictConfig) -> dict:
         now = distributed.rank_zero_decides(trainer, claim)  # every rank: rank 0's answer, or its error
         if writer or now is not None:
             previous = now
-        if previous and previous.get("status") == "done":  # finished by another process meanwhile
+        if previous and previous.get("status") == RunStatus.DONE:  # finished by another process meanwhile
             return previous
         return _fit(cfg, trainer, folder, model, data, previous, mode)
 
@@ -252,7 +252,7 @@ def _fit(cfg: DictConfig, trainer, folder: RunFolder, model, data, previous: dic
         graph_fallback=str(cfg.trainer.get("cuda_graphs", "auto")).lower() == "auto",
         record_layers=bool(cfg.trainer.get("record_layers", True)),
     )
-    folder.write_status(None, "running")
+    folder.write_status(None, RunStatus.RUNNING)
     what = f"resuming at iteration {start}" if ckpt else "starting"
     folder.log(f"{what}: {folder.static['device']}, {data.name}, {folder.static['params']:,} parameters")
     if trainer.world_size > 1:
@@ -267,7 +267,7 @@ def _fit(cfg: DictConfig, trainer, folder: RunFolder, model, data, previous: dic
         trainer.fit(module, train_dataloaders=Ticks(), ckpt_path=str(ckpt) if ckpt else None, weights_only=True)
     except RunFailed as exc:
         folder.flush_curves(module.iteration)
-        info = folder.write_status(module, "failed", str(exc))
+        info = folder.write_status(module, RunStatus.FAILED, str(exc))
         folder.log(f"failed: {exc}")
         folder.close()
         return info
@@ -277,30 +277,30 @@ def _fit(cfg: DictConfig, trainer, folder: RunFolder, model, data, previous: dic
         if not has_checkpoint(folder.path):  # the rerun starts over: say so, not "resume"
             reason = (f"interrupted at iteration {module.iteration} before its first checkpoint; "
                       f"the same command {RESTARTS.replace('restarts', 'restarts it')}")
-        folder.write_status(module, "partial", reason)
+        folder.write_status(module, RunStatus.PARTIAL, reason)
         folder.log(reason)
         folder.close()
         raise KeyboardInterrupt(reason) from exc
     except UsageError as exc:  # e.g. a checkpoint that does not fit this run's data
-        folder.write_status(module, "failed", str(exc))
+        folder.write_status(module, RunStatus.FAILED, str(exc))
         folder.close()
         raise
     except Exception as exc:
         reason = f"{type(exc).__name__}: {first_line(exc) if str(exc).strip() else ''}"
-        folder.write_status(module, "failed", reason)
+        folder.write_status(module, RunStatus.FAILED, reason)
         if folder.writer:
             with open(folder.path / "train.log", "a") as handle:
                 handle.write(traceback.format_exc())
         folder.close()
         raise RunFailed(reason) from exc
     if module.iteration < int(cfg.schedule.max_iters):  # the loop stopped early without an exception
-        info = folder.write_status(module, "partial", f"stopped at iteration {module.iteration}")
+        info = folder.write_status(module, RunStatus.PARTIAL, f"stopped at iteration {module.iteration}")
         folder.close()
         return info
     if data.ten_crop is not None and folder.state.get("tencrop_top1_error") is None:
         folder.log(f"10-crop testing on {len(data.ten_crop)} validation images")
         folder.state.update(ten_crop_errors(module.model, data.ten_crop, module._forward, module._precision_context))
-    info = folder.write_status(module, "done")
+    info = folder.write_status(module, RunStatus.DONE)
     folder.close()
     evaluated = "test" if info.get("final_test_error") is not None or info.get("final_val_error") is None else "val"
     tencrop = info.get("tencrop_top1_error")
