@@ -67,8 +67,9 @@ OVERRIDE = st.one_of(
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
     """An empty working folder (the default results folder would go here) and sentinels where work starts."""
-    from degradation import bench, bench_loader
+    from degradation.bench import loader as bench_loader
     from degradation.bench import share as bench_share
+    from degradation.bench import step as bench
     from degradation.models import table
     from degradation.sweep import api
     from degradation.train import run

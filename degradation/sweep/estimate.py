@@ -82,12 +82,12 @@ def probe_seconds_per_image(model_cfg: Any, *, batch: int, device: str, threads:
     size: the input's side (image folders: data.crop); default the family's (32 or 224). The step runs in the
     run's precision (its autocast and TF32 switches, put back after) and cuDNN autotuning setting; it is the
     eager step, so a run that replays a CUDA graph goes somewhat faster than estimated."""
+    # deferred: torch loads only when a network is sized or probed
     import torch
     import torch.nn.functional as F
 
+    # deferred: as torch (the models and the precision table's switches load it)
     from degradation.compute.precision import apply_precision, autocast_dtype
-
-    # deferred: torch loads only when a network is sized or probed
     from degradation.models import build_model, input_shape
 
     previous = torch.get_num_threads()
