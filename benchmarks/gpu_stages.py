@@ -22,9 +22,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _raw(image, fmt: str, name: str) -> tuple:
+    from degradation.data.headers import header_of  # deferred: as the stage's other imports
+
     buffer = io.BytesIO()
     image.save(buffer, fmt, **({"quality": 95} if fmt == "JPEG" else {}))
-    return torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8), name, 1.0, (0.0, 0.0), False
+    data = buffer.getvalue()  # a worker's sample: bytes, path, scale, crop, flip, and the header it read
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8), name, 1.0, (0.0, 0.0), False, header_of(data, name)
 
 
 def decode(device_name: str) -> int:
