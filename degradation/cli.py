@@ -149,7 +149,7 @@ def sweep(
         str, typer.Option(help="cifar10, cifar100, synthetic, imagenet, imagefolder (default: cifar10 / imagenet).")
     ] = "",
     preset: Annotated[
-        str, typer.Option(help="Schedule: paper, quick, demo, smoke; imagenet, imagenet_quick, imagenet_smoke.")
+        str, typer.Option(help="Schedule: paper, quick, demo, cpu, smoke; imagenet, imagenet_quick, imagenet_smoke.")
     ] = "",
     family: Annotated[str, typer.Option(help="cifar (6n+2 depths) or imagenet (18/34/50/101/152, Table 1).")] = "cifar",
     jobs: Annotated[

@@ -51,6 +51,14 @@ def percent(fraction: float | None, digits: int = 2, missing: str = "-", width: 
     return missing if value is None else f"{100 * value:{width}.{digits}f}%"
 
 
+def evaluated_error(test: float | None, val: float | None) -> str:
+    """A run's evaluated error as tables and live lines show it: the test error, or for a run evaluated on a val
+    split only (ImageNet's recipe) its val error marked so; "-" before the first evaluation."""
+    if _finite(test) is None and _finite(val) is not None:
+        return f"{percent(val)} val"
+    return percent(test)
+
+
 def points(value: float | None, digits: int = 2, missing: str = "—", std: float | None = None) -> str:
     """A value already in percent, as tables print it: '7.34', '7.34 ± 0.12' with a finite std."""
     number, spread = _finite(value), _finite(std)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 WNIDS = ("n01440764", "n01443537", "n01484850")
 # Overrides that make an ImageNet net train on the generated folder in seconds on a CPU.
-SMALL = ["data.crop=16", "data.scale_min=18", "data.scale_max=24", "data.eval_resize=18", "data.workers=0",
-         "data.mean_samples=20", "data.eval_batch_size=10"]
+SMALL = ["data.recipe=imagenet", "data.crop=16", "data.scale_min=18", "data.scale_max=24", "data.eval_resize=18",
+         "data.workers=0", "data.mean_samples=20", "data.eval_batch_size=10"]
 
 
 def _image(rng: random.Random, label: int, size: tuple[int, int], mode: str):

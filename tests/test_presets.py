@@ -46,7 +46,8 @@ def test_imagenet_augmentation_is_the_papers(tmp_path: Path) -> None:
 
 def test_imagefolder_shares_the_imagenet_augmentation(tmp_path: Path) -> None:
     root = _wnid_folder(tmp_path)
-    cfg = compose(["model.family=imagenet", "model.depth=18", "data=imagefolder", f"data.root={root}"])
+    cfg = compose(["model.family=imagenet", "model.depth=18", "data=imagefolder", f"data.root={root}",
+                   "data.recipe=imagenet"])
     assert AugmentSpec.from_cfg(cfg.data) == AugmentSpec(224, 256, 480, 256, True, 0.1)
     assert cfg.data.num_classes == 2 and cfg.model.num_classes == 2
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from degradation.conf import compose, resolved_dict, run_id, validate
-from degradation.data.registry import DATASETS, FILE_BACKED, dataset, display_name
+from degradation.data.registry import DATASETS, FILE_BACKED, dataset, display_name, recipe_of, streams_files
 from degradation.errors import UsageError
 from degradation.models.registry import NETWORKS, label, legend_shortcut, network, shortcut_of
 from degradation.text import clock, duration, percent, points
@@ -54,7 +54,12 @@ def test_each_data_set_says_how_it_is_read_and_evaluated() -> None:
     assert dataset("cifar100").eval_images({"split": "holdout", "val_size": 5000}) == 15_000
     assert dataset("synthetic").eval_images({"test_size": 500, "split": "full"}) == 500  # not CIFAR's 10,000
     assert dataset("imagefolder").eval_images({"num_classes": 7}) == 350
-    assert {d.recipe for d in DATASETS.values()} == {"cifar", "imagenet"}
+    assert {d.recipe for d in DATASETS.values()} == {"cifar", "imagenet", "auto"}
+    # an image folder's recipe is its config's (resolved when composed); a config from before the key: imagenet
+    assert recipe_of({"name": "imagefolder", "recipe": "cifar"}) == "cifar" and not streams_files(
+        {"name": "imagefolder", "recipe": "cifar"})
+    assert recipe_of({"name": "imagefolder"}) == "imagenet" and streams_files({"name": "imagefolder"})
+    assert recipe_of({"name": "cifar10", "recipe": "imagenet"}) == "cifar"  # CIFAR's own, whatever a key says
     with pytest.raises(UsageError, match="did you mean cifar10"):
         dataset("cifar1O")
 

@@ -76,7 +76,7 @@ BAD = [
     (["--archs", "foo"], "unknown arch 'foo'"),
     (["--seeds", "-1"], "--seeds: -1 must be >= 0"),
     (["--jobs", "0"], "--jobs 0 must be >= 1"),
-    (["--preset", "fast"], "unknown schedule 'fast'; choose from demo, imagenet, imagenet_quick, imagenet_smoke, "
+    (["--preset", "fast"], "unknown schedule 'fast'; choose from cpu, demo, imagenet, imagenet_quick, imagenet_smoke, "
                            "paper, quick, smoke"),
     (["--data", "imagenett"], "unknown data 'imagenett'; choose from cifar10, cifar100, imagefolder, imagenet, "
                               "synthetic"),

@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from degradation.compute.precision import REFUSED, RUN_PRECISIONS, precision_name
 from degradation.compute.ranks import split_batch
 from degradation.conf import schema
-from degradation.data.registry import dataset, is_file_backed
+from degradation.data.registry import dataset, is_file_backed, streams_files
 from degradation.errors import UsageError, did_you_mean, first_line
 from degradation.models.registry import (
     NETWORKS,
@@ -129,6 +129,7 @@ NON_RESULT_KEYS = (
     "data.workers",
     "data.decode",
     "data.verify",
+    "data.recipe_why",
     "data.max_pixels",
     "data.bad_images",
     "data.max_bad_images",
@@ -199,19 +200,27 @@ def fill_plugin(cfg: DictConfig) -> None:
 
 def fill_image_classes(cfg: DictConfig) -> None:
     """Image-folder data: data.num_classes=auto becomes the number of class folders, and data.classes_digest a
-    hash of their names (a run id must tell two folders apart; data.root itself is a path, not a result key)."""
+    hash of their names (a run id must tell two folders apart; data.root itself is a path, not a result key);
+    data.recipe=auto becomes cifar or imagenet by the images' size, data.recipe_why says which and why."""
     data = cfg.get("data")
     if data is None or not is_file_backed(data.get("name")):
         return
     # deferred: the image-folder modules load torchvision; CIFAR configs never need them
-    from degradation.data.folders import classes_digest
+    from degradation.data.folders import auto_recipe, classes_digest
     from degradation.data.imagedata import check_classes
 
     classes = check_classes(data)
     if data.get("num_classes") == "auto":
         data.num_classes = len(classes)
     data.classes_digest = classes_digest(classes)
+    if data.get("recipe") == "auto":
+        data.recipe, data.recipe_why = auto_recipe(str(data.root))
+    elif "recipe_why" in data:
+        data.recipe_why = f"data.recipe={data.recipe}"
 
+
+# An image folder's keys that only the ImageNet recipe reads (data/imageaug.py, the file stream's mean).
+IMAGENET_RECIPE_KEYS = ("crop", "scale_min", "scale_max", "eval_resize", "lighting", "mean_samples")
 
 # Hydra app-runner settings people bring, and what sets the same thing here.
 HYDRA_KEYS = {key: "results_dir" for key in ("hydra.run.dir", "hydra.sweep.dir", "hydra.runtime.output_dir")}
@@ -272,6 +281,15 @@ def result_tree(tree: dict) -> dict:
         tree["model"]["shortcut"] = "none"
     if not tree.get("trainer", {}).get("sync_batchnorm", False):
         _drop(tree, "trainer.sync_batchnorm")  # the default (BN per device) keeps the run ids made before the key
+    data = tree.get("data", {})
+    for key in ("train_subset", "resize"):
+        if data.get(key) is None:
+            _drop(tree, f"data.{key}")  # unset keeps the run ids made before the keys
+    if data.get("recipe") == "imagenet":
+        _drop(tree, "data.recipe")  # an image folder's recipe before the key existed
+    elif data.get("recipe") == "cifar":
+        for key in IMAGENET_RECIPE_KEYS:  # CIFAR's recipe never reads them: changing one is not a new result
+            _drop(tree, f"data.{key}")
     return tree
 
 
@@ -357,8 +375,12 @@ def _validate_values(cfg: DictConfig) -> None:
     _whole(model.num_classes, "model.num_classes", 2)  # a user's network has no schema: its classes checked here
     check_network_output(model)  # a plug-in builds and gives [N, num_classes] logits; built-in nets are trusted
 
-    if dataset(data.name).file_backed:
+    _need(data.name != "imagenet" or data.get("recipe", "imagenet") == "imagenet",
+          f"data.recipe={data.get('recipe')}: data=imagenet always trains with the paper's ImageNet recipe; for "
+          "another recipe read the folder as data=imagefolder")
+    if streams_files(data):
         _validate_images(data)
+    _validate_subset(data)
 
     milestones = list(sched.milestones)
     for m in milestones:
@@ -408,6 +430,20 @@ def _validate_images(data: DictConfig) -> None:
     _need(data.workers == "auto" or (isinstance(data.workers, int) and not isinstance(data.workers, bool)),
           f"data.workers={data.workers!r}; use auto or a whole number >= 0")
     auto_workers(data.workers)
+
+
+def _validate_subset(data: DictConfig) -> None:
+    """data.train_subset within CIFAR's training set (an image folder's is checked by its scan, which counts)."""
+    size = data.get("train_subset")
+    entry = dataset(data.name)
+    if size is None or entry.train_size is None:
+        return
+    total = entry.train_size - (int(data.val_size) if data.get("split") == "holdout" else 0)
+    what = f"{entry.display}'s training {'split' if data.get('split') == 'holdout' else 'set'} ({total:,} images)"
+    _need(int(size) <= total, f"data.train_subset={size} is larger than {what}; choose at most {total}, or null "
+          "for all of them")
+    _need(int(size) >= int(data.num_classes), f"data.train_subset={size} is fewer than the {data.num_classes} "
+          f"classes of {entry.display}; choose at least {data.num_classes} (one image per class)")
 
 
 def chosen_loggers(logger: Any) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Any
+from typing import Any, Optional
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -54,6 +54,12 @@ class Normalize(enum.Enum):
 class Split(enum.Enum):
     full = "full"
     holdout = "holdout"
+
+
+class Recipe(enum.Enum):
+    auto = "auto"  # resolved when composed: cifar for small images (folders.SMALL_SIDE), else imagenet
+    cifar = "cifar"
+    imagenet = "imagenet"
 
 
 class Decode(enum.Enum):
@@ -141,6 +147,7 @@ class ArrayData:
     split: Split = Split.full
     val_size: int = bounded(5000, ge=1)
     split_seed: int = 0
+    train_subset: Optional[int] = bounded(None, ge=1)  # noqa: UP045  (OmegaConf reads typing.Optional only)
     normalize: Normalize = Normalize.mean_image
     num_classes: int = bounded(10, ge=2)
 
@@ -166,6 +173,7 @@ class ImageData:
     root: str = MISSING
     num_classes: Any = "auto"  # auto (the class folders) or their number
     classes_digest: str = "auto"
+    recipe: Recipe = Recipe.imagenet  # data=imagenet: always (conf.validate); image folders choose
     holdout_per_class: int = bounded(50, ge=1)
     split_seed: int = 0
     normalize: Normalize = Normalize.mean_image
@@ -185,6 +193,16 @@ class ImageData:
     max_bad_images: int = bounded(10, ge=0)
 
 
+@dataclass
+class FolderData(ImageData):
+    """A class-per-folder set of any image size (data=imagefolder): the recipe is chosen, a subset can train."""
+
+    recipe: Recipe = Recipe.auto  # the same field as ImageData's, another default
+    recipe_why: str = ""  # filled in when composed: how the recipe was chosen (not a result key)
+    resize: Optional[int] = bounded(None, ge=1)  # noqa: UP045  (OmegaConf reads typing.Optional only)
+    train_subset: Optional[int] = bounded(None, ge=1)  # noqa: UP045
+
+
 GROUPS: dict[str, type] = {"schedule": Schedule, "trainer": Trainer}
 
 
@@ -195,7 +213,7 @@ def data_schema(name: object) -> type:
 
     entry = DATASETS.get(str(name))
     if entry is None or entry.file_backed:
-        return ImageData
+        return FolderData if entry is None or entry.recipe == "auto" else ImageData
     return SyntheticData if entry.name == "synthetic" else ArrayData
 
 
@@ -281,5 +299,6 @@ def register() -> None:
 
     store = ConfigStore.instance()
     for name, node in (("schedule", Schedule), ("trainer", Trainer), ("model", Model), ("data_array", ArrayData),
-                       ("data_synthetic", SyntheticData), ("data_images", ImageData)):
+                       ("data_synthetic", SyntheticData), ("data_images", ImageData),
+                       ("data_folder", FolderData)):
         store.store(group="schema", name=name, node=node)

@@ -25,6 +25,10 @@ from degradation.data.headers import DEFAULT_MAX_PIXELS, HeaderCounts, ImageHead
 from degradation.errors import UsageError
 
 EXTENSIONS = (".jpeg", ".jpg", ".png", ".webp")
+# data.recipe=auto: a folder whose images are at most this many pixels a side gets CIFAR's recipe (CIFAR's 32,
+# Tiny-ImageNet's 64); larger ones (ImageNet's are about 400 x 350) get ImageNet's.
+SMALL_SIDE = 64
+SAMPLED_CLASSES = 20  # auto looks at the first image of this many class folders (headers only)
 WNID = re.compile(r"^n\d{8}$")
 VERIFY = ("headers", "decode", "none")
 
@@ -116,6 +120,39 @@ def _list(folder: Path, classes: tuple[str, ...], split: str) -> ImageList:
     return ImageList(tuple(paths), tuple(labels), classes)
 
 
+def subset(images: ImageList, size: int, seed: int, what: str) -> ImageList:
+    """data.train_subset: `size` of the images, class-balanced and chosen by `seed` (data/splits.py)."""
+    import torch
+
+    from degradation.data.splits import balanced_subset
+
+    chosen = balanced_subset(torch.tensor(images.labels, dtype=torch.int64), size, seed, what).tolist()
+    return ImageList(tuple(images.paths[i] for i in chosen), tuple(images.labels[i] for i in chosen), images.classes)
+
+
+@lru_cache(maxsize=8)
+def sample_size(root: str) -> tuple[int, int]:
+    """(width, height) of the largest of the first images of the first SAMPLED_CLASSES class folders: what
+    data.recipe=auto decides by and what a CIFAR-recipe estimate probes at (headers only, so it is cheap)."""
+    largest: tuple[int, int] = (0, 0)
+    for directory in _class_dirs(train_folder(root), "imagefolder")[:SAMPLED_CLASSES]:
+        for path in _images_of(directory)[:1]:
+            header = read_header(path)
+            if header.width * header.height > largest[0] * largest[1]:
+                largest = (header.width, header.height)
+    if largest == (0, 0):
+        raise UsageError(f"data.root={root}: its class folders hold no images ({', '.join(EXTENSIONS)})")
+    return largest
+
+
+def auto_recipe(root: str) -> tuple[str, str]:
+    """(recipe, why) for data.recipe=auto: CIFAR's for images at most SMALL_SIDE a side, else ImageNet's."""
+    width, height = sample_size(root)
+    if max(width, height) <= SMALL_SIDE:
+        return "cifar", f"auto: images {width}x{height} px, at most {SMALL_SIDE}"
+    return "imagenet", f"auto: images up to {width}x{height} px, over {SMALL_SIDE}"
+
+
 def _holdout(images: ImageList, per_class: int, seed: int) -> tuple[ImageList, ImageList]:
     """Per class, min(per_class, 10% of the class, at least 1) images, chosen by `seed`, validate."""
     import torch
@@ -155,10 +192,28 @@ def check_file(path: str, verify: str, max_pixels: int = DEFAULT_MAX_PIXELS,
     return header
 
 
+def _same_size(header: ImageHeader | None, path: str, first: tuple[ImageHeader, str] | None
+               ) -> tuple[ImageHeader, str] | None:
+    """The CIFAR recipe crops at the images' own size: every image must have the first one's (one line otherwise)."""
+    if header is None:
+        return first
+    if first is None:
+        return header, path
+    ref, ref_path = first
+    if (header.width, header.height) != (ref.width, ref.height):
+        raise UsageError(
+            f"{path} is {header.width}x{header.height} px but {ref_path} is {ref.width}x{ref.height}: data.recipe="
+            "cifar pads and crops at the images' own size, so all must be alike; give data.resize="
+            f"{min(ref.width, ref.height)} to resize every image to that square, or remove the odd ones")
+    return first
+
+
 def scan(root: str | Path, kind: str, *, holdout_per_class: int = 50, split_seed: int = 0,
-         verify: str = "headers", max_pixels: int = DEFAULT_MAX_PIXELS, shorter: int | None = None) -> FolderSplits:
+         verify: str = "headers", max_pixels: int = DEFAULT_MAX_PIXELS, shorter: int | None = None,
+         same_size: bool = False, train_subset: int | None = None) -> FolderSplits:
     """The train and val image lists of an image folder (kind: imagenet | imagefolder), every file checked
-    (`shorter`: the augmentation's largest shorter side, whose resize is held to the cap too)."""
+    (`shorter`: the augmentation's largest shorter side, whose resize is held to the cap too; `same_size`: every
+    image the size of the first, as the CIFAR recipe needs; `train_subset`: a class-balanced part trains)."""
     if verify not in VERIFY:
         raise UsageError(f"data.verify={verify!r}; choose headers, decode or none")
     train_dir = train_folder(root)
@@ -175,9 +230,14 @@ def scan(root: str | Path, kind: str, *, holdout_per_class: int = 50, split_seed
     else:
         train, val = _holdout(train, int(holdout_per_class), int(split_seed))
         source = f"holdout of up to {holdout_per_class} per class (split_seed {split_seed})"
+    if train_subset is not None:
+        train = subset(train, int(train_subset), int(split_seed), f"the training split of {root}")
     counts = None if verify == "none" else HeaderCounts()
+    first = None
     for path in train.paths + val.paths:
         header = check_file(path, verify, max_pixels, shorter)
         if counts is not None and header is not None:
             counts.add(header, path)
+        if same_size:
+            first = _same_size(header, path, first)
     return FolderSplits(train, val, source, counts)

@@ -12,9 +12,10 @@ import torch
 
 from degradation.data.bundle import DataBundle
 from degradation.data.filestream import BadImages, FileEvalSet, FileStream, auto_workers, fit_image_normalizer
-from degradation.data.folders import class_names, scan
+from degradation.data.folders import class_names, sample_size, scan
 from degradation.data.headers import BYTES_PER_PIXEL, DEFAULT_MAX_PIXELS
 from degradation.data.imageaug import AugmentSpec
+from degradation.data.registry import recipe_of
 from degradation.errors import UsageError
 
 
@@ -39,11 +40,42 @@ def max_pixels(data_cfg: Any) -> int:
 
 
 def scan_data(data_cfg: Any):
-    """Every file of the configured folder listed and checked (UsageError naming the first bad one)."""
+    """Every file of the configured folder listed and checked (UsageError naming the first bad one); under the
+    CIFAR recipe every image the same size unless data.resize makes them so; data.train_subset applied."""
     check_classes(data_cfg)
+    cifar = recipe_of(data_cfg) == "cifar"
+    resize = data_cfg.get("resize")
+    shorter = (int(resize) if resize else None) if cifar else AugmentSpec.from_cfg(data_cfg).largest_side
+    subset = data_cfg.get("train_subset")
     return scan(str(data_cfg.root), str(data_cfg.name), holdout_per_class=int(data_cfg.holdout_per_class),
                 split_seed=int(data_cfg.split_seed), verify=str(data_cfg.verify), max_pixels=max_pixels(data_cfg),
-                shorter=AugmentSpec.from_cfg(data_cfg).largest_side)
+                shorter=shorter, same_size=cifar and not resize,
+                train_subset=int(subset) if subset is not None else None)
+
+
+def input_side(data_cfg: Any) -> int:
+    """The side of the images an image folder's nets see: the ImageNet recipe's crop; under the CIFAR recipe the
+    images' own size (data.resize when given), read from a sample of headers (what the estimate probes at)."""
+    if recipe_of(data_cfg) == "imagenet":
+        return int(data_cfg.crop)
+    resize = data_cfg.get("resize")
+    return int(resize) if resize else min(sample_size(str(data_cfg.root)))
+
+
+def recipe_line(data_cfg: Any) -> str:
+    """The plan's line on an image folder's recipe: which, why, and what it does."""
+    why = data_cfg.get("recipe_why") or "data=imagenet"
+    if recipe_of(data_cfg) == "cifar":
+        side = input_side(data_cfg)
+        resize = data_cfg.get("resize")
+        size = f"every image resized to {side}x{side}" if resize else "no resize"
+        return (f"recipe: cifar ({why}): held in memory; pad 4, random {side}x{side} crop, "
+                f"{'flip, ' if data_cfg.get('flip', True) else ''}per-pixel mean; {size}; the val images are the "
+                "test set, evaluated as they are (no 10-crop)")
+    spec = AugmentSpec.from_cfg(data_cfg)
+    return (f"recipe: imagenet ({why}): read from files; shorter side {spec.scale_min}-{spec.scale_max}, "
+            f"crop {spec.crop}, {'flip, ' if spec.flip else ''}lighting {spec.lighting:g}; val: centre crop of "
+            f"{spec.eval_resize}, 10-crop at the end")
 
 
 def bad_images(data_cfg: Any) -> BadImages:

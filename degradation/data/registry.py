@@ -20,8 +20,9 @@ class DataSet:
     classes: int | None  # None: counted from the class folders
     image_size: int  # the side the family's nets see (CIFAR 32; image folders: the crop, 224 by default)
     test_size: int | None  # images of one test evaluation; None: the config says (synthetic) or 50 per class
-    recipe: str  # the paper's augmentation: "cifar" (pad 4, crop 32, flip) or "imagenet" (scale, crop, lighting)
+    recipe: str  # the paper's augmentation: "cifar" (pad 4, crop, flip) | "imagenet" (scale, crop, lighting) | "auto"
     fetch: bool = False  # `degradation data fetch` downloads and verifies it
+    train_size: int | None = None  # training images of the official set (what data.train_subset is checked against)
 
     def eval_images(self, data_cfg: Any) -> int:
         """Images of one evaluation: the test set (plus the validation split when held out); image folders: the
@@ -35,14 +36,16 @@ class DataSet:
 DATASETS: dict[str, DataSet] = {
     d.name: d
     for d in (
-        DataSet("cifar10", "CIFAR-10", False, 10, 32, 10_000, "cifar", fetch=True),
-        DataSet("cifar100", "CIFAR-100", False, 100, 32, 10_000, "cifar", fetch=True),
+        DataSet("cifar10", "CIFAR-10", False, 10, 32, 10_000, "cifar", fetch=True, train_size=50_000),
+        DataSet("cifar100", "CIFAR-100", False, 100, 32, 10_000, "cifar", fetch=True, train_size=50_000),
         DataSet("synthetic", "synthetic data", False, None, 32, None, "cifar"),
         DataSet("imagenet", "ImageNet (ILSVRC-2012)", True, 1000, 224, None, "imagenet"),
-        DataSet("imagefolder", "image folder", True, None, 224, None, "imagenet"),
+        DataSet("imagefolder", "image folder", True, None, 224, None, "auto"),  # data.recipe, by the images' size
     )
 }
 DATA_NAMES = tuple(DATASETS)
+RECIPES = ("cifar", "imagenet")  # what data.recipe=auto resolves to (conf.compose) for an image folder
+SUBSET_DATA = ("cifar10", "cifar100", "imagefolder")  # data.train_subset: a class-balanced part of the training set
 FILE_BACKED = tuple(name for name, d in DATASETS.items() if d.file_backed)  # what "image data" means everywhere
 FETCHABLE = tuple(name for name, d in DATASETS.items() if d.fetch)
 
@@ -62,3 +65,20 @@ def display_name(name: str) -> str:
 
 def is_file_backed(name: object) -> bool:
     return name in DATASETS and DATASETS[str(name)].file_backed
+
+
+def recipe_of(data_cfg: Any) -> str:
+    """The augmentation recipe a run's data get: the data set's own, or an image folder's data.recipe (resolved
+    from `auto` when the config is composed; a config written before the key existed: imagenet)."""
+    entry = DATASETS.get(str(data_cfg.get("name")))
+    own = entry.recipe if entry is not None else "cifar"
+    if own != "auto":
+        return own
+    chosen = data_cfg.get("recipe", "imagenet")
+    return "imagenet" if chosen in (None, "auto") else str(chosen)
+
+
+def streams_files(data_cfg: Any) -> bool:
+    """Read from files batch by batch (ImageNet's recipe: scale, crop, lighting, a val split and 10-crop), not held
+    in memory as CIFAR is (a small-image folder under the CIFAR recipe is decoded once and held like CIFAR-10)."""
+    return is_file_backed(data_cfg.get("name")) and recipe_of(data_cfg) == "imagenet"

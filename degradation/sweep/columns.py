@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 ALWAYS = ("arch", "depth", "shortcut", "seed")  # the grid's axes: always a column
-WHEN_THEY_DIFFER = ("dataset", "preset")  # a column when rows differ, else named once in the title
+WHEN_THEY_DIFFER = ("dataset", "preset", "subset")  # a column when rows differ, else named once in the title
 HEADERS = {"arch": "arch", "depth": "depth", "shortcut": "sc", "seed": "seed", "dataset": "data",
-           "preset": "preset"}
+           "preset": "preset", "subset": "subset"}
 RIGHT = ("depth", "seed")
 
 
@@ -27,6 +27,11 @@ def short_id(run_id: str) -> str:
 def _text(field: str, value: object) -> str:
     if value is None or (isinstance(value, float) and value != value):
         return "-"
+    if field == "subset":  # data.train_subset: "-" for the whole training set
+        try:
+            return f"{int(value):,} img"  # type: ignore[call-overload]
+        except (TypeError, ValueError):
+            return "-"
     text = str(value)
     if field == "shortcut" and text in ("none", "<NA>", ""):
         return "-"  # plain nets have no shortcut

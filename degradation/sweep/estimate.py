@@ -21,7 +21,7 @@ from omegaconf import OmegaConf
 
 from degradation.compute.precision import precision_name
 from degradation.conf import CONF_DIR
-from degradation.data.registry import dataset
+from degradation.data.registry import dataset, is_file_backed, streams_files
 
 SHARE_FILE = "bench_share.parquet"  # written by `degradation bench --share`, read back here
 LONG_S = 12 * 3600       # beyond this, the plan says plainly how long it takes and names a quicker preset
@@ -187,7 +187,7 @@ def run_seconds(cfg: Any, done_iters: int, seconds_per_image: float) -> float:
         return 0.0
     train = left * int(sched.batch_size) * seconds_per_image
     evals = (left // int(sched.eval_every) + 1) * eval_images(cfg.data) * seconds_per_image * EVAL_COST
-    if dataset(cfg.data.name).file_backed:  # the final 10-crop test: ten views of each val image
+    if streams_files(cfg.data):  # the final 10-crop test: ten views of each val image
         evals += 10 * eval_images(cfg.data) * seconds_per_image * EVAL_COST
     return train + evals + STARTUP_S
 
@@ -453,6 +453,16 @@ def seconds_per_image(cfgs: Sequence[Any], stored: dict, *, probe: bool, kind: s
     return out, shown
 
 
+def _input_side(data_cfg: Any) -> int | None:
+    """The side a probe's images have: an image folder's (its recipe's crop, or its images' own size under the
+    CIFAR recipe); None: the family's (32 or 224)."""
+    if not is_file_backed(data_cfg.name):
+        return None
+    from degradation.data.imagedata import input_side  # deferred: the image-folder modules load torchvision
+
+    return input_side(data_cfg)
+
+
 def probe_run(cfg: Any, kind: str, threads: int) -> float | None:
     """A run's seconds per image from a few steps of its network at its batch (capped on a CPU); None on failure."""
     batch = int(cfg.schedule.batch_size)
@@ -460,7 +470,7 @@ def probe_run(cfg: Any, kind: str, threads: int) -> float | None:
         batch = min(batch, CPU_PROBE_BATCH)
     args: dict[str, Any] = {
             "batch": batch, "device": kind, "threads": threads, "channels_last": bool(cfg.trainer.channels_last),
-            "size": int(cfg.data.crop) if "crop" in cfg.data else None,
+            "size": _input_side(cfg.data),
             "precision": precision_name(cfg.trainer.precision),
             "cudnn_benchmark": bool(cfg.trainer.get("cudnn_benchmark", False))}
     if kind == "cuda":

@@ -211,7 +211,7 @@ class LocalLauncher:
             outcome = self._outcome(child.cell, code)
             if outcome.status == "done":
                 w = child.watch
-                text = (f"done {outcome.run_id}: train err {percent(w.train_error)}, test err {percent(w.test_error)}")
+                text = f"done {outcome.run_id}: train err {percent(w.train_error)}, test err {w.evaluated}"
             else:
                 text = f"failed {outcome.run_id}: {outcome.reason} (log: {outcome.log_path})"
             self._finish(child.watch, outcome, outcome.status, text)

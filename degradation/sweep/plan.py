@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from degradation.compute import machine
 from degradation.conf import compose, run_id, validate
-from degradation.data.registry import is_file_backed
+from degradation.data.registry import dataset, is_file_backed, streams_files
 from degradation.errors import UsageError
 from degradation.store.lock import LockOwner, describe_owner, live_owner
 from degradation.store.runs import (
@@ -63,7 +63,7 @@ class Cell:
         return {
             "run_id": self.run_id, "arch": self.arch, "depth": self.depth, "shortcut": self.shortcut,
             "dataset": str(cfg.data.name), "preset": str(cfg.schedule.name), "seed": self.seed,
-            "iteration": 0, "total_iters": int(cfg.schedule.max_iters),
+            "iteration": 0, "total_iters": int(cfg.schedule.max_iters), "subset": cfg.data.get("train_subset"),
         }
 
 
@@ -228,7 +228,8 @@ def _check_image_data(cfgs: list[DictConfig]) -> list[Any]:
         if not is_file_backed(cfg.data.name):
             continue
         key = (cfg.data.name, str(cfg.data.root), int(cfg.data.split_seed), str(cfg.data.verify),
-               int(cfg.data.get("max_pixels", 0)))
+               int(cfg.data.get("max_pixels", 0)), cfg.data.get("recipe"), cfg.data.get("resize"),
+               cfg.data.get("train_subset"))
         if key not in seen:
             seen.add(key)
             scans.append(scan_data(cfg.data))
@@ -236,17 +237,21 @@ def _check_image_data(cfgs: list[DictConfig]) -> list[Any]:
 
 
 def image_notes(cfg: DictConfig, scans: list[Any], threads: int, jobs: int) -> list[str]:
-    """The plan's lines about an image folder: what its header check saw, the decoding-memory bound, the policy
-    for files that fail in training."""
+    """The plan's lines about the data beyond where they are: an image folder's recipe and what its header check
+    saw; for a file stream, the decoding-memory bound and the policy for files that fail in training; a subset."""
+    data = cfg.data
+    lines = [subset_line(data)] if data.get("train_subset") is not None else []
     if not scans:
-        return []
+        return lines
     # deferred: as in _check_image_data
     from degradation.data.filestream import auto_workers
-    from degradation.data.imagedata import memory_line
+    from degradation.data.imagedata import memory_line, recipe_line
 
-    data = cfg.data
-    lines = [f"images: {s.checked.line()}" if s.checked else "images: not checked (data.verify=none)"
-             for s in scans]
+    lines.insert(0, recipe_line(data))
+    lines += [f"images: {s.checked.line()}" if s.checked else "images: not checked (data.verify=none)"
+              for s in scans]
+    if not streams_files(data):
+        return lines + ["a file that fails to decode stops the run as it starts (the images are decoded once)"]
     ranks = int(cfg.trainer.devices) * int(cfg.trainer.num_nodes)
     memory = memory_line(data, auto_workers(data.workers, threads), int(cfg.schedule.batch_size) // max(1, ranks))
     lines.append(memory + (f" ({jobs} runs at once)" if jobs > 1 else ""))
@@ -255,6 +260,17 @@ def image_notes(cfg: DictConfig, scans: list[Any], threads: int, jobs: int) -> l
         f"skipped and counted in run.json, up to data.max_bad_images={data.get('max_bad_images', 10)} files; then "
         "the run stops" if bad == "skip" else "the run stops, naming it (data.bad_images=stop)"))
     return lines
+
+
+def subset_line(data: DictConfig) -> str:
+    """What data.train_subset trains on: how many of how many, chosen how."""
+    entry = dataset(data.name)
+    of = (f"of {entry.display}'s {entry.train_size:,} training images" if entry.train_size
+          else "of the folder's training images")
+    if data.get("split") == "holdout":
+        of += f" less the {int(data.val_size):,} held out"
+    return (f"training subset: {int(data.train_subset):,} images {of}, class-balanced, chosen by data.split_seed="
+            f"{data.split_seed} (the same for every seed)")
 
 
 @dataclass

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 from degradation.store.runs import CorruptFile, part_paths, read_run_json
 from degradation.sweep.columns import id_columns
 from degradation.sweep.report import new_table
-from degradation.text import duration, percent
+from degradation.text import duration, evaluated_error, percent
 
 RATE_WINDOW_S = 120.0  # it/s is measured over the iterations seen in this window
 
@@ -37,9 +37,11 @@ class RunWatch:
         self.iteration = 0
         self.train_error: float | None = None
         self.test_error: float | None = None
+        self.val_error: float | None = None  # a run evaluated on a val split only (ImageNet's recipe)
         self.images_per_s: float | None = None
         self._curve_train: tuple[int, float] | None = None
         self._curve_test: tuple[int, float] | None = None
+        self._curve_val: tuple[int, float] | None = None
         self._parts: set[str] = set()
         self._samples: deque[tuple[float, int]] = deque()
         self._start_iteration: int | None = None
@@ -54,12 +56,15 @@ class RunWatch:
             self.total = int(info.get("total_iters") or self.total)
             self.train_error = info.get("final_train_error", self.train_error)
             self.test_error = info.get("final_test_error", self.test_error)
+            self.val_error = info.get("final_val_error", self.val_error)
             self.images_per_s = info.get("images_per_s") or self.images_per_s
         self._read_new_parts()
         if self.train_error is None and self._curve_train:
             self.train_error = self._curve_train[1]
         if self.test_error is None and self._curve_test:
             self.test_error = self._curve_test[1]
+        if self.val_error is None and self._curve_val:
+            self.val_error = self._curve_val[1]
         now = time.monotonic()
         if self._start_iteration is None:
             self._start_iteration = self.iteration
@@ -81,9 +86,14 @@ class RunWatch:
             for row in table:
                 if row["metric"] != "error":
                     continue
-                slot = "_curve_train" if row["split"] == "train" else "_curve_test" if row["split"] == "test" else None
+                slot = f"_curve_{row['split']}" if row["split"] in ("train", "test", "val") else None
                 if slot and (getattr(self, slot) is None or row["step"] >= getattr(self, slot)[0]):
                     setattr(self, slot, (int(row["step"]), float(row["value"])))
+
+    @property
+    def evaluated(self) -> str:
+        """The test error, or a val-only run's val error marked so (text.evaluated_error)."""
+        return evaluated_error(self.test_error, self.val_error)
 
     @property
     def rate(self) -> float | None:
@@ -161,7 +171,7 @@ class SweepView:
         rate = watch.rate
         return (
             f"{watch.run_id}: it {watch.iteration}/{watch.total}  train err {percent(watch.train_error)}  "
-            f"test err {percent(watch.test_error)}  {'-' if rate is None else f'{rate:.2f}'} it/s  "
+            f"test err {watch.evaluated}  {'-' if rate is None else f'{rate:.2f}'} it/s  "
             f"ETA {duration(watch.eta_s)}  | sweep ETA {duration(self.sweep_eta_s())}"
         )
 
@@ -184,7 +194,7 @@ class SweepView:
                 w.phase + (f" ({w.note})" if w.note else ""),
                 f"{w.iteration}/{w.total}",
                 percent(w.train_error),
-                percent(w.test_error),
+                w.evaluated,
                 "-" if rate is None else f"{rate:.2f}",
                 "-" if w.phase != "running" and w.phase != "queued" else duration(w.eta_s),
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -14,7 +15,7 @@ from degradation.store.runs import RESTARTS, has_checkpoint, runs_root
 from degradation.store.schema import RunStatus
 from degradation.sweep.columns import id_columns
 from degradation.sweep.estimate import LONG_S, quicker_preset
-from degradation.text import duration, percent
+from degradation.text import duration, evaluated_error, percent
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -130,6 +131,14 @@ def status_text(row) -> tuple[str, object]:
     return str(row.status), row.iteration
 
 
+def _subset(settings: object) -> object:
+    """data.train_subset from a run's settings (JSON of its result keys); None for the whole training set."""
+    try:
+        return json.loads(settings).get("data.train_subset") if isinstance(settings, str) else None
+    except ValueError:
+        return None
+
+
 def print_status(results_dir: str | os.PathLike, wide: bool = False) -> None:
     """The runs table, read from the run folders now: each run's identifying fields and short id (--wide: the
     full id), status, iteration, errors, time, throughput."""
@@ -139,7 +148,7 @@ def print_status(results_dir: str | os.PathLike, wide: bool = False) -> None:
     if runs.empty:
         console.print(f"no runs under {runs_root(results_dir)} yet")
         return
-    ids = id_columns(runs.to_dict("records"), wide)
+    ids = id_columns([{**r, "subset": _subset(r.get("settings"))} for r in runs.to_dict("records")], wide)
     table = new_table(f"runs in {results_dir}{ids.title_suffix()}")
     ids.add_to(table)
     statuses = [status_text(row) for row in runs.itertuples(index=False)]
@@ -154,7 +163,7 @@ def print_status(results_dir: str | os.PathLike, wide: bool = False) -> None:
         cells = [
             f"{_num(iteration)}/{_num(row.total_iters)}",
             percent(row.final_train_error),
-            percent(row.final_test_error),
+            evaluated_error(row.final_test_error, row.final_val_error),
             percent(row.best_test_error),
             row.warmup if isinstance(row.warmup, str) else "-",
             "-" if pd.isna(row.wall_s) else duration(float(row.wall_s)),

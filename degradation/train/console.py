@@ -72,16 +72,20 @@ class Progress:
         self.stream.write(f"{self.name}: {message}\n")
         self.stream.flush()
 
-    def update(self, iteration: int, train_error: float | None, test_error: float | None, evaluated: bool) -> str:
-        """Called at each logging window: redraw the live line; as plain lines, report only at evaluations."""
+    def update(self, iteration: int, train_error: float | None, test_error: float | None, evaluated: bool,
+               val_error: float | None = None) -> str:
+        """Called at each logging window: redraw the live line; as plain lines, report only at evaluations. A run
+        evaluated on a val split only (ImageNet's recipe) shows its val error."""
         now = time.perf_counter()
         then, at = self._last
         if iteration > at and now > then:
             self.rate = (iteration - at) / (now - then)
         self._last = (now, iteration)
         eta = (self.total - iteration) / self.rate if self.rate > 0 else 0.0
+        evaluated_text = (f"val err {_error(val_error)}" if test_error is None and val_error is not None
+                          else f"test err {_error(test_error)}")
         text = (
-            f"it {iteration}/{self.total}  train err {_error(train_error)}  test err {_error(test_error)}  "
+            f"it {iteration}/{self.total}  train err {_error(train_error)}  {evaluated_text}  "
             f"{self.rate:6.2f} it/s  ETA {clock(eta)}"
         )
         if evaluated:

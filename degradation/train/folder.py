@@ -118,7 +118,8 @@ class RunFolder:
             why = (f"the cap (schedule.warmup.max_iters={warm.max_iters}) ended it; training error still {error}"
                    if warm.ended_by_cap else f"train error {error}")
             self.progress.log(f"warm-up ended at iteration {warm.ended_at} ({why})")
-        self.progress.update(iteration, module.last["train_error"], module.last["test_error"], evaluated)
+        self.progress.update(iteration, module.last["train_error"], module.last["test_error"], evaluated,
+                             val_error=module.last.get("val_error"))
         if time.monotonic() - self._status_at >= STATUS_EVERY_S:  # fast GPU runs end a window many times a second
             self.write_status(module, RunStatus.RUNNING)
 

@@ -308,6 +308,8 @@ class TrainModule(pl.LightningModule):
         finally:
             self.model.train(was_training)
         self.last_eval = results
+        if "val" in results:
+            self.last["val_error"] = results["val"][0]
         if "test" in results:
             error = results["test"][0]
             self.last["test_error"] = error
