@@ -124,7 +124,7 @@ def subset(images: ImageList, size: int, seed: int, what: str) -> ImageList:
     """data.train_subset: `size` of the images, class-balanced and chosen by `seed` (data/splits.py)."""
     import torch
 
-    from degradation.data.splits import balanced_subset
+    from degradation.data.splits import balanced_subset  # deferred: it loads torch (listing a folder needs none)
 
     chosen = balanced_subset(torch.tensor(images.labels, dtype=torch.int64), size, seed, what).tolist()
     return ImageList(tuple(images.paths[i] for i in chosen), tuple(images.labels[i] for i in chosen), images.classes)
