@@ -16,7 +16,7 @@ DEMO_JOBS ?=
 JOBS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lowest lint reproduce-figures reproduce-imagenet bench mutation gpu-check gpu-wheels clean-demo
+.PHONY: help install demo cpu-real test lowest lint reproduce-figures reproduce-imagenet bench mutation gpu-check gpu-wheels clean-demo
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -40,6 +40,26 @@ demo: install ## The main job: offline synthetic-data sweep (plain vs ResNet), f
 	$(BIN)/degradation report --results $(DEMO_RESULTS)  # one page: verdict, figures, tables, runs, provenance
 	@echo "Figures: $(DEMO_RESULTS)/figures   Summary: $(DEMO_RESULTS)/summary.md"
 	@echo "Report: $(abspath $(DEMO_RESULTS))/report.html"
+
+# Real photographs on a CPU: CIFAR-10 (fetched and verified once; CIFAR=folder holding cifar-10-batches-py or the
+# archive) or any folder of small images (IMAGES=folder with train/<class>/ and val/<class>/), a class-balanced
+# training subset of SUBSET images, the cpu preset (conf/schedule/cpu.yaml), then figures and the report.
+CIFAR ?= $(or $(DEGRADATION_DATA),data)
+IMAGES ?=
+SUBSET ?= 5000
+CPU_RESULTS ?= results/cpu
+CPU_ARGS ?=
+CPU_SWEEP := --preset cpu --depths 20,56 --archs plain,resnet $(if $(JOBS),--jobs $(JOBS)) --results $(CPU_RESULTS)
+cpu-real: install ## Real CIFAR-10 photos on a CPU: plain/ResNet 20 and 56 on a 5,000-image subset (~30 min, 2 cores), figures, report
+ifeq ($(IMAGES),)
+	@$(BIN)/degradation data fetch cifar10 --root $(CIFAR) || { echo "make cpu-real: no CIFAR-10 at $(CIFAR); point it at a local copy: make cpu-real CIFAR=<folder with cifar-10-batches-py or cifar-10-python.tar.gz>, or at small images: make cpu-real IMAGES=<folder with train/<class>/ and val/<class>/>"; exit 2; }
+	$(BIN)/degradation sweep --data cifar10 $(CPU_SWEEP) -- data.root=$(CIFAR) data.train_subset=$(SUBSET) $(CPU_ARGS)
+else
+	$(BIN)/degradation sweep --data imagefolder $(CPU_SWEEP) -- data.root=$(IMAGES) $(CPU_ARGS)
+endif
+	$(BIN)/degradation plot --results $(CPU_RESULTS)
+	$(BIN)/degradation report --results $(CPU_RESULTS)
+	@echo "Report: $(abspath $(CPU_RESULTS))/report.html"
 
 test: lint ## Run the test suite (fast; slow tests with: make test PYTEST_ARGS='-m slow')
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -209,3 +209,15 @@ def test_variant_ignores_key_order_and_needs_no_seed() -> None:
     reordered = {k: (dict(reversed(list(v.items()))) if isinstance(v, dict) else v) for k, v in reversed(tree.items())}
     assert variant_of(reordered) == variant_of(tree)
     assert variant_settings({"schedule": {"lr": 0.1}}) == {"schedule.lr": 0.1}  # a hand-made config without a seed
+
+
+def test_a_preset_changed_by_an_override_is_not_named_as_the_preset() -> None:
+    """`schedule=quick schedule.max_iters=1000` is quick-custom in run.json, tables and titles (issue 27); the run
+    id keeps the schedule's name, its hash tells the two apart."""
+    from degradation.conf import preset_label
+
+    assert preset_label(compose(["schedule=quick"])) == "quick"
+    changed = compose(["schedule=quick", "schedule.max_iters=1000"])
+    assert preset_label(changed) == "quick-custom" and "-quick-s0-" in run_id(changed)
+    assert preset_label(compose(["schedule=quick", "schedule.max_iters=6400"])) == "quick"  # the preset's own value
+    assert preset_label(compose(["schedule=paper", "schedule.warmup.lr=0.02"])) == "paper-custom"

@@ -7,6 +7,7 @@ reads the same from `degradation train`, `python -m degradation.train` and `degr
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import os
@@ -336,6 +337,30 @@ def run_id(cfg: DictConfig) -> str:
     option = None if model.arch == "plain" else model.get("shortcut")  # plug-ins have none
     shortcut = f"-{option}" if option else ""
     return f"{model.arch}-{model.depth}{shortcut}-{cfg.data.name}-{cfg.schedule.name}-s{cfg.seed}-{digest}"
+
+
+CUSTOM = "-custom"  # what a preset's name gets when overrides changed its schedule
+
+
+@functools.lru_cache(maxsize=32)
+def _preset_file(name: str) -> dict:
+    """conf/schedule/<name>.yaml (or a user's config folder's) as plain values, {} when there is none."""
+    for folder in (CONF_DIR, *config_dirs()):
+        path = folder / "schedule" / f"{name}.yaml"
+        if path.is_file():
+            return _flat(OmegaConf.to_container(OmegaConf.load(path), resolve=False))  # type: ignore[arg-type]
+    return {}
+
+
+def preset_label(cfg: DictConfig) -> str:
+    """The preset as run.json, tables and figure titles name it: the schedule's name, or `<name>-custom` when an
+    override changed one of its values (`schedule=quick schedule.max_iters=1000` is not the quick preset, and the
+    paper's comparisons must not read it as the paper's). The run id keeps the name: the hash tells them apart."""
+    name = str(cfg.schedule.name)
+    preset = _preset_file(name)
+    mine = _flat(OmegaConf.to_container(cfg.schedule, resolve=True))  # type: ignore[arg-type]
+    changed = any(key in preset and preset[key] != value for key, value in mine.items())
+    return name + CUSTOM if changed else name
 
 
 def run_dir(cfg: DictConfig) -> Path:
