@@ -192,7 +192,8 @@ def train(cfg: DictConfig) -> dict:
     device = device_label(trainer, threads, str(cfg.trainer.precision)) + (GRAPH_TAG if mode == "graph" else "")
     static = static_info(cfg, path, counts["params"], counts["macs"], device, data.train_size)
     static["precision"] = precision_record(str(cfg.trainer.precision))  # the switches as torch reads them now
-    static.update({k: data.info[k] for k in ("images_checked", "max_pixels") if k in data.info})  # image folders
+    folder_info = ("images_checked", "max_pixels", "test_source")  # image folders: what the scan saw
+    static.update({k: data.info[k] for k in folder_info if k in data.info})
     static["deterministic"] = {"setting": determinism.enabled(cfg.trainer), **determinism.record()}
     static.update(ranks=trainer.world_size, batch_per_rank=int(cfg.schedule.batch_size) // trainer.world_size,
                   sync_batchnorm=bool(cfg.trainer.get("sync_batchnorm", False)))
