@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Optional
 
@@ -293,8 +294,9 @@ def check(cfg: DictConfig) -> None:
         _bounds(group, schema, node)
 
 
+@functools.cache
 def register() -> None:
-    """The schemas in Hydra's ConfigStore, as `schema/<group>[_<variant>]`."""
+    """The schemas in Hydra's ConfigStore, as `schema/<group>[_<variant>]` (once per process: compose calls it)."""
     from hydra.core.config_store import ConfigStore  # deferred: only a Hydra user of the schemas needs it
 
     store = ConfigStore.instance()
