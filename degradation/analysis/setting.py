@@ -105,6 +105,11 @@ def data_title(dataset: str, runs: pd.DataFrame | None = None) -> str:
     return text + subset_text(distinct(runs, "train_subset"))
 
 
+def data_phrase(dataset: str, runs: pd.DataFrame | None = None) -> str:
+    """data_title as a sentence's object: "these runs use an image folder (10 classes)"."""
+    return ("an " if dataset == "imagefolder" else "") + data_title(dataset, runs)
+
+
 def describe(dataset: str, preset: str, runs: pd.DataFrame | None = None, family: str | None = None) -> str:
     """Names the data and preset (and, given the runs, the folder's classes and the subset; given a family, which
     one), so a demo figure is never taken for CIFAR-10, nor a subset for the whole set."""

@@ -20,7 +20,7 @@ from degradation.analysis.imagenet_summary import image_caveats, image_table, te
 from degradation.analysis.setting import (
     PAPER_CIFAR_ITERS,
     PAPER_CIFAR_TRAIN,
-    data_title,
+    data_phrase,
     describe,
     distinct,
     subset_text,
@@ -176,7 +176,7 @@ def cifar_caveats(dataset: str, preset: str, runs: pd.DataFrame, cells: pd.DataF
         out.append("These runs use synthetic data, not CIFAR-10: they show the shape of the effect, not the paper's "
                    "numbers.")
     elif dataset != "cifar10":
-        out.append(f"These runs use {data_title(dataset, runs)}, not CIFAR-10: the paper's CIFAR-10 setting "
+        out.append(f"These runs use {data_phrase(dataset, runs)}, not CIFAR-10: the paper's CIFAR-10 setting "
                    f"({PAPER_CIFAR_ITERS:,} iterations on {PAPER_CIFAR_TRAIN:,} images) is the reference for the "
                    "shape of the effect, not for its numbers.")
     subsets = distinct(runs, "train_subset")

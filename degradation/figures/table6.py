@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from degradation.analysis.finals import cell_stats, experiments, group, select_runs, several_variants
-from degradation.analysis.setting import data_title, describe, paper_cifar
+from degradation.analysis.setting import data_phrase, describe, paper_cifar
 from degradation.models.registry import NETWORKS, legend_shortcut
 from degradation.store.io import write_text_atomic
 from degradation.text import points
@@ -69,7 +69,7 @@ def build_table6(finals: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
                 reference, paper_text = math.nan, ""
             comparable = math.isfinite(reference)
             rows.append({
-                "dataset": dataset, "preset": preset, "title": title, "data": data_title(dataset, mine),
+                "dataset": dataset, "preset": preset, "title": title, "data": data_phrase(dataset, mine),
                 "paper_setting": paper, "network": c["label"], "arch": c["arch"],
                 "shortcut": c["shortcut"], "depth": int(c["depth"]), "params": c["params"],
                 "n_seeds": int(c["n_seeds"]), "seeds": " ".join(map(str, c["seeds"])), "status": _status(c),

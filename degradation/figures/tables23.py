@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from degradation.analysis.finals import CELL, experiments, group, label, select_runs
-from degradation.analysis.setting import data_title, describe, families, paper_imagenet
+from degradation.analysis.setting import data_phrase, describe, families, paper_imagenet
 from degradation.store.io import write_text_atomic
 from degradation.text import points
 
@@ -52,7 +52,7 @@ def image_cells(finals: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
             top1, top1_std, n1 = _stats(cell["tencrop_top1_error"])
             top5, top5_std, _ = _stats(cell["tencrop_top5_error"])
             arch, shortcut, depth = key[2], key[3], int(key[4])
-            rows.append({"dataset": dataset, "preset": preset, "title": title, "data": data_title(dataset, mine),
+            rows.append({"dataset": dataset, "preset": preset, "title": title, "data": data_phrase(dataset, mine),
                          "arch": arch, "shortcut": shortcut, "depth": depth,
                          "network": label(arch, depth, shortcut), "n_seeds": len(cell), "n_tencrop": n1,
                          "finished": bool(cell["finished"].all()), "top1": top1, "top1_std": top1_std,
