@@ -155,3 +155,18 @@ def test_one_pair_with_both_families_draws_both_sets_under_the_usual_names(tmp_p
     table6 = (folder / "table6.md").read_text()
     assert "ResNet-20" in table6 and "ResNet-18" not in table6
     assert "| 18 |" in (folder / "table2.md").read_text() and "ResNet-18" in (folder / "table3.md").read_text()
+
+
+def test_cifar_family_nets_on_an_imagenet_recipe_folder_draw_their_val_curves_in_figure_1(tmp_path: Path) -> None:
+    """The issue's first runs: CIFAR-depth nets on a folder read the ImageNet way (val rows, no data.recipe)."""
+    specs = [{**s, "eval_split": "val", "settings": {"model.family": "cifar", "data.num_classes": 10}}
+             for s in cifar_specs("imagefolder", "quick", {})]
+    folder = make_results(tmp_path, specs)
+    render_all(folder)
+    figures = manifest(folder)
+    assert list(figures) == CIFAR_FIGURES
+    test_panel = figures["fig1"]["panels"][1]
+    assert [line["points"] > 0 for line in test_panel["lines"]] == [True, True]
+    summary = (folder / "summary.md").read_text()
+    assert "in validation error (centre crop)" in summary and "Trained with the ImageNet recipe" in summary
+    assert "table2.md" not in summary and "600,000" not in summary
