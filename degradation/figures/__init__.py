@@ -90,10 +90,10 @@ def render_all(results_dir: str | Path, out_dir: str | Path | None = None) -> li
     pairs = experiments(finals)
     written: list[Path] = []
     manifest: dict = {"results": str(results_dir), "band": "min-max over seeds, line = mean", "figures": []}
-    optional = [_optional(results_dir, name) for name in OPTIONAL_TABLES]
+    layers, lesion = (_optional(results_dir, name) for name in OPTIONAL_TABLES)
     for dataset, preset, family, named in groups(finals):
         suffix = "" if len(pairs) == 1 else f"-{dataset}-{preset}"
-        exp = build_experiment(dataset, preset, finals, curves, responses, suffix, *optional, family=family,
+        exp = build_experiment(dataset, preset, finals, curves, responses, suffix, layers, lesion, family=family,
                                named=named)
         for stem, draw in FAMILY_FIGURES[family].items():
             fig, entry = draw(exp)
