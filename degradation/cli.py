@@ -358,7 +358,10 @@ def plot(
         Path | None, typer.Option(parser=_folder, help="Figure folder (default: <results>/figures).")
     ] = None,
 ) -> None:
-    """Render Figures 1, 6, 7, Table 6 and the summary from the collected results.
+    """Render the figures, tables and summary from the collected results, by network family on any data.
+
+    CIFAR-family nets: Figures 1, 6, 7, depth, gradient flow, lesion and Table 6; ImageNet-family nets: Figure 4
+    and Tables 2-3.
 
     \b
     Examples:
