@@ -13,7 +13,7 @@ from typer.exceptions import Abort, TyperException
 from degradation.errors import UsageError, one_line, out_of_memory
 
 # deferred imports: each command imports what it needs inside its function, so `--help` stays instant
-from degradation.text import checked_list, int_list
+from degradation.text import checked_list, int_list, split_list
 
 # deferred imports: each command imports what it needs inside its function, so `--help` stays instant
 
@@ -358,7 +358,10 @@ def plot(
         Path | None, typer.Option(parser=_folder, help="Figure folder (default: <results>/figures).")
     ] = None,
 ) -> None:
-    """Render Figures 1, 6, 7, Table 6 and the summary from the collected results.
+    """Render the figures, tables and summary from the collected results, by network family on any data.
+
+    CIFAR-family nets: Figures 1, 6, 7, depth, gradient flow, lesion and Table 6; ImageNet-family nets: Figure 4
+    and Tables 2-3.
 
     \b
     Examples:
@@ -435,6 +438,11 @@ def bench(
     data: Annotated[
         str | None, typer.Option(help="Instead: imagenet or imagefolder: the image loader's images/s vs torchvision's.")
     ] = None,
+    precision: Annotated[
+        str | None,
+        typer.Option(help="Comma list of 32-true (fp32), bf16-mixed, tf32 (default: 32-true,bf16-mixed on a CPU, "
+                          "32-true elsewhere)."),
+    ] = None,
     results: ResultsOpt = Path("results"),
 ) -> None:
     """Time the tool's training step against a bare PyTorch loop; prints a table, writes bench.parquet.
@@ -442,6 +450,7 @@ def bench(
     \b
     Examples:
       degradation bench --depths 20,56
+      degradation bench --device cpu --depths 20 --precision 32-true,bf16-mixed   # fp32 and bf16 rows
       degradation bench --device cuda --depths 20,56,110,1202 --iters 50
       degradation bench --share 1,2,4 --depths 20 --seconds 5   # runs per GPU for launcher.runs_per_gpu=auto
       degradation bench --device cuda --depths 110 -- trainer.precision=bf16-mixed trainer.cuda_graphs=false
@@ -459,6 +468,9 @@ def bench(
         raise UsageError(f"--iters {iters} must be between 1 and {MAX_BENCH_ITERS:,} (a few hundred time steadily)")
     if not 1 <= rounds <= 20:
         raise UsageError(f"--rounds {rounds} must be between 1 and 20")
+    if precision is not None and (data is not None or share is not None):
+        raise UsageError(f"--precision times the training step; with {'--data' if data is not None else '--share'} "
+                         "pass it as -- trainer.precision=NAME")
     if data is not None:
         from degradation.bench.loader import run_loader_bench
 
@@ -479,6 +491,7 @@ def bench(
         results_dir=results,
         overrides=overrides,
         rounds=rounds,
+        precisions=split_list(precision, "--precision") if precision is not None else None,
     )
 
 

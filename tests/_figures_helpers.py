@@ -38,6 +38,7 @@ def shape(step: int, total: int, final: float) -> float:
 def curve_rows(spec: dict) -> list[dict]:
     total, stop = spec.get("total", 240), spec.get("stop", spec.get("total", 240))
     log_every, eval_every = spec.get("log_every", 10), spec.get("eval_every", 40)
+    evaluated = spec.get("eval_split", "test")  # ImageNet-recipe runs evaluate on their val split
     ids = {k: spec[k] for k in ("run_id", "arch", "depth", "shortcut", "dataset", "preset", "seed")}
     rows = []
     for step in range(log_every, stop + 1, log_every):
@@ -50,7 +51,7 @@ def curve_rows(spec: dict) -> list[dict]:
             test = shape(step, total, spec["test"])
             if spec.get("dip") is not None and step == total // 2:
                 test = spec["dip"]  # a best test point below the final one
-            rows.append({**ids, "step": step, "epoch": step * 128 / 10000, "split": "test", "metric": "error",
+            rows.append({**ids, "step": step, "epoch": step * 128 / 10000, "split": evaluated, "metric": "error",
                          "value": test, "wall_s": step * 0.1})
     return rows
 
@@ -64,7 +65,7 @@ def full_spec(spec: dict) -> dict:
 
 def run_row(spec: dict, rows: list[dict]) -> dict:
     train = [r for r in rows if r["split"] == "train" and r["metric"] == "error"]
-    test = [r for r in rows if r["split"] == "test"]
+    test = [r for r in rows if r["split"] == spec.get("eval_split", "test")]
     best = min(test, key=lambda r: r["value"]) if test else None
     row = {name: None for name in RUN_COLUMNS}
     row.update({k: spec[k] for k in ("run_id", "arch", "depth", "shortcut", "dataset", "preset", "seed", "status")})
@@ -74,7 +75,8 @@ def run_row(spec: dict, rows: list[dict]) -> dict:
                final_test_error=test[-1]["value"] if test else None,
                best_test_error=best["value"] if best else None, best_test_step=best["step"] if best else None,
                run_dir=f"runs/{spec['run_id']}", reason="nan loss" if spec["status"] == "failed" else None,
-               warmup=spec.get("warmup", "none"))
+               warmup=spec.get("warmup", "none"),
+               tencrop_top1_error=spec.get("tencrop"), tencrop_top5_error=spec.get("tencrop5"))
     return row
 
 
@@ -91,7 +93,7 @@ def settings_of(spec: dict) -> dict:
 
 def make_results(folder: Path, specs: list[dict]) -> Path:
     """Write curves.parquet and runs.parquet for the given runs; each spec: arch, depth, train, test (+ optional
-    seed, status, total, stop, dip, dataset, preset, shortcut, settings, warmup)."""
+    seed, status, total, stop, dip, dataset, preset, shortcut, settings, warmup, eval_split, tencrop, tencrop5)."""
     folder.mkdir(parents=True, exist_ok=True)
     curves, runs = [], []
     for spec in map(full_spec, specs):

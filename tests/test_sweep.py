@@ -207,6 +207,21 @@ def test_estimates_come_from_bench_parquet_when_present(tmp_path) -> None:
     assert plan.total_s == pytest.approx(sum(seconds.values()))  # one job at a time
 
 
+def test_estimates_read_the_bench_rows_of_the_runs_precision(tmp_path) -> None:
+    results = tmp_path / "r"
+    results.mkdir()
+    pd.DataFrame({  # `degradation bench --device cpu` writes an fp32 and a bf16-mixed row per network
+        "arch": ["plain", "plain"], "depth": [8, 8], "device": ["cpu", "cpu"], "threads": [1, 1],
+        "precision": ["32-true", "bf16-mixed"], "tool_images_per_s": [1000.0, 1600.0],
+    }).to_parquet(results / "bench.parquet")
+    fp32 = build_plan(request(results, archs=["plain"], overrides=TINY), probe=False)
+    assert "plain-8 1000 img/s" in fp32.estimate_source
+    bf16 = build_plan(request(results, archs=["plain"], overrides=[*TINY, "trainer.precision=bf16-mixed"]), probe=False)
+    assert "plain-8 1600 img/s" in bf16.estimate_source
+    tf32 = build_plan(request(results, archs=["plain"], overrides=[*TINY, "trainer.precision=tf32"]), probe=False)
+    assert "measured" not in tf32.estimate_source  # no tf32 row: an fp32 figure is not borrowed
+
+
 def test_run_time_counts_training_evaluation_and_startup() -> None:
     cfg = compose(["data=synthetic", "schedule=smoke", "data.test_size=300"])  # 12 iters of 16; eval every 4
     per_image = 0.01

@@ -59,9 +59,10 @@ def test_cpu_smoke_sweep_plain_and_resnet_18_34(tmp_path) -> None:
     assert {(line["split"], line["points"] > 0) for p in panels for line in p["lines"]} == {("train", True),
                                                                                             ("val", True)}
     table2 = (tmp_path / "results" / "table2.md").read_text()
-    assert "| 18 |" in table2 and "27.94" in table2 and "image folder, not ILSVRC-2012" in table2
+    # an image folder, not ImageNet: its own rows only, no paper rows (issue 27)
+    assert "| 18 |" in table2 and "27.94" not in table2 and "an image folder (3 classes), not ILSVRC-2012" in table2
     summary = (tmp_path / "results" / "summary.md").read_text()
-    assert "## image folder, imagenet_smoke preset" in summary and "10-crop top-1" in summary
+    assert "## image folder (3 classes), imagenet_smoke preset" in summary and "10-crop top-1" in summary
     assert not (tmp_path / "results" / "table6.md").exists()
 
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from degradation.data.registry import FILE_BACKED, display_name
+from degradation.analysis.setting import describe as describe  # re-exported: how tables and figures name their runs
+from degradation.analysis.setting import families, with_kinds
 from degradation.models.registry import NETWORKS, label
 from degradation.store.schema import RunStatus
 from degradation.store.variants import differences, run_variant
@@ -25,26 +26,26 @@ ID_COLUMNS = ["run_id", "arch", "depth", "shortcut", "dataset", "preset", "seed"
 NO_SETTINGS = "settings not recorded"  # what differs, for a run without config (killed before it wrote one)
 
 
-def describe(dataset: str, preset: str) -> str:
-    """Names the data and preset, so a demo figure is never taken for CIFAR-10."""
-    text = f"{display_name(dataset)}, {preset} preset"
-    return text + " (not CIFAR-10)" if dataset == "synthetic" else text
-
-
 def _last(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     last = frame.sort_values(["run_id", "step"], kind="stable").groupby("run_id").tail(1)
     return last.set_index("run_id")[["step", "value"]].rename(columns={"step": f"{name}_step", "value": name})
 
 
-def run_finals(curves: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per run of `runs`: ids, status and progress, final train/test error, best test point (fractions).
+def evaluated(errors: pd.DataFrame) -> pd.Series:
+    """Which error rows are a run's evaluated ("test") error: its test split, or its val split when the run has no
+    test rows at all (ImageNet-recipe runs: the val split's centre crop, Figure 4's bold curves)."""
+    tested = set(errors.loc[errors["split"] == "test", "run_id"])
+    return (errors["split"] == "test") | ((errors["split"] == "val") & ~errors["run_id"].isin(tested))
 
-    Image-folder runs have no test set: their evaluation is the val split's centre crop (Figure 4's bold
-    curves), reported in the test columns; their 10-crop errors come from runs.parquet."""
+
+def run_finals(curves: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per run of `runs`: ids, family, recipe and subset, status and progress, final train/test error, best
+    test point (fractions).
+
+    A run without a test set (ImageNet recipe) is evaluated on its val split's centre crop, reported in the test
+    columns; its 10-crop errors come from runs.parquet."""
     errors = curves[curves["metric"] == "error"]
-    image_runs = set(runs.loc[runs["dataset"].isin(FILE_BACKED), "run_id"])
-    evaluated = (errors["split"] == "test") | ((errors["split"] == "val") & errors["run_id"].isin(image_runs))
-    train, test = errors[errors["split"] == "train"], errors[evaluated]
+    train, test = errors[errors["split"] == "train"], errors[evaluated(errors)]
     finals = _last(train, "final_train_error").join(_last(test, "final_test_error"), how="outer")
     if not test.empty:
         best = test.loc[test.sort_values(["run_id", "step"], kind="stable").groupby("run_id")["value"].idxmin()]
@@ -52,7 +53,8 @@ def run_finals(curves: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
         finals = finals.join(best.rename(columns={"value": "best_test_error", "step": "best_test_step"}))
     extra = [c for c in ("arch_label", "status", "reason", "iteration", "total_iters", "params", "run_dir", "warmup",
                          "tencrop_top1_error", "tencrop_top5_error") if c in runs.columns]
-    table = with_variants(runs)[ID_COLUMNS + extra].drop_duplicates("run_id", keep="last").set_index("run_id")
+    table = with_variants(runs)[ID_COLUMNS + extra].drop_duplicates("run_id", keep="last")
+    table = with_kinds(table).set_index("run_id")
     no_option = ~table["arch"].map(lambda a: a not in NETWORKS or NETWORKS[a].has_shortcut)
     table.loc[no_option, "shortcut"] = "none"  # a plain net has no shortcut, whatever was written
     table = table.join(finals, how="left").reset_index()
@@ -197,3 +199,19 @@ def experiments(runs: pd.DataFrame) -> list[tuple[str, str]]:
     """(dataset, preset) pairs present, each drawn and tabulated on its own."""
     pairs = runs[["dataset", "preset"]].drop_duplicates().itertuples(index=False, name=None)
     return sorted((str(d), str(p)) for d, p in pairs)
+
+
+def group(finals: pd.DataFrame, dataset: str, preset: str, family: str | None = None) -> pd.DataFrame:
+    """The runs of one (data set, preset) pair; of one network family when given."""
+    mine = finals[(finals["dataset"] == dataset) & (finals["preset"] == preset)]
+    return mine[mine["family"] == family] if family is not None else mine
+
+
+def groups(finals: pd.DataFrame) -> list[tuple[str, str, str, str | None]]:
+    """(data set, preset, family, the family to name in titles) of every group drawn and judged on its own: each
+    (data set, preset) pair, split by network family when it holds both (each then named: "CIFAR-family nets")."""
+    out = []
+    for dataset, preset in experiments(finals):
+        present = families(group(finals, dataset, preset))
+        out += [(dataset, preset, f, f if len(present) > 1 else None) for f in present]
+    return out

@@ -1,5 +1,5 @@
-"""What summary.md adds for ImageNet and image folders: the 10-crop top-1 errors of Tables 2-3 beside the
-training and centre-crop validation errors, and the caveats of an image-folder or shortened run.
+"""What summary.md adds for ImageNet-recipe runs: the 10-crop top-1 errors of Tables 2-3 beside the training and
+centre-crop validation errors; and for ImageNet-family nets, the caveats of an image-folder or shortened run.
 
 The verdict itself (plain-34 vs plain-18, ResNet-34 vs ResNet-18, judged against the noise) is the same rule
 as CIFAR's, in summary.py; this module only supplies the ImageNet-specific lines.
@@ -19,8 +19,9 @@ def tencrop_top1(selected: pd.DataFrame, arch: str, shortcut: str, depth: int) -
     return float(values.mean() * 100) if len(values) else math.nan
 
 
-def tencrop_lines(selected: pd.DataFrame, cells: pd.DataFrame) -> list[str]:
-    """Per family, the deepest against the shallowest network in 10-crop top-1 (Table 2's measure)."""
+def tencrop_lines(selected: pd.DataFrame, cells: pd.DataFrame, tables: bool = True) -> list[str]:
+    """Per family, the deepest against the shallowest network in 10-crop top-1 (Table 2's measure); `tables`:
+    the runs are in Tables 2-3 (ImageNet-family nets), so the line points there."""
     lines = []
     for (arch, shortcut), fam in cells.groupby(["arch", "shortcut"], sort=True):
         fam = fam.sort_values("depth")
@@ -30,8 +31,9 @@ def tencrop_lines(selected: pd.DataFrame, cells: pd.DataFrame) -> list[str]:
         a = tencrop_top1(selected, arch, shortcut, int(deep["depth"]))
         b = tencrop_top1(selected, arch, shortcut, int(shallow["depth"]))
         if math.isfinite(a) and math.isfinite(b):
+            see = "; the paper: see table2.md" if tables else ""
             lines.append(f"- 10-crop top-1: {deep['label']} {a:.2f}% vs {shallow['label']} {b:.2f}% "
-                         f"({a - b:+.2f} points; the paper: see table2.md).")
+                         f"({a - b:+.2f} points{see}).")
     return lines
 
 

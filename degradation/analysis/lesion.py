@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 import torch
 from torch import nn
 
-from degradation.analysis.trained import load_network, run_ids, runs_to_measure
+from degradation.analysis.trained import evaluation_set, load_network, run_ids, runs_to_measure
 from degradation.compute.machine import device_kind
 from degradation.data import build_data
 from degradation.errors import UsageError, first_line
@@ -98,7 +98,7 @@ def run_lesions(run_dir: Path, ids: dict, device: str, draws: int, max_k: int | 
     model, cfg = load_network(run_dir)
     model = model.to(device).eval()
     bundle = build_data(cfg.data, batch_size=int(cfg.schedule.batch_size), seed=int(cfg.seed), device=device)
-    test = bundle.eval_sets["test"]
+    test = evaluation_set(bundle.eval_sets)
     every = blocks(model)
     if not every:
         raise UsageError(f"{type(model).__name__} has no stages of blocks to remove")

@@ -1,9 +1,10 @@
 """Figure 7's data: the std of every 3x3 layer's response, from each finished run's final checkpoint.
 
-Which images and which std (the paper says neither): the whole TEST set, unaugmented and normalised as in
-training, through the network in eval mode (BN uses its running statistics); a layer's response is the
-output of the BN right after its 3x3 conv, before the ReLU and before the shortcut addition; its std is taken
-over all elements (images, channels, pixels) together, Bessel-corrected, accumulated in float64.
+Which images and which std (the paper says neither): the whole TEST set (a run without one: its val split),
+unaugmented and normalised as in training, through the network in eval mode (BN uses its running statistics);
+a layer's response is the output of the BN right after its 3x3 conv, before the ReLU and before the shortcut
+addition; its std is taken over all elements (images, channels, pixels) together, Bessel-corrected, accumulated
+in float64.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 from torch import nn
 
 from degradation.analysis.load import load_responses
-from degradation.analysis.trained import load_network, run_ids, runs_to_measure
+from degradation.analysis.trained import evaluation_set, load_network, run_ids, runs_to_measure
 from degradation.compute.machine import device_kind
 from degradation.data import build_data
 from degradation.errors import UsageError, first_line
@@ -46,7 +47,7 @@ def run_responses(run_dir: Path, ids: dict, device: str = "cpu") -> pd.DataFrame
         raise UsageError(f"{cfg.model.arch}: no 3x3 layers found (a BN right after a 3x3 conv) or declared (the "
                          "network's `response_layers` attribute); Figure 7 skips it")
     bundle = build_data(cfg.data, batch_size=int(cfg.schedule.batch_size), seed=int(cfg.seed), device=device)
-    stds = layer_stds(model, bundle.eval_sets["test"], device)
+    stds = layer_stds(model, evaluation_set(bundle.eval_sets), device)
     rows = [{**ids, "layer_index": i, "layer": name, "std": std} for i, (name, std) in enumerate(stds, start=1)]
     return pd.DataFrame(rows, columns=list(RESPONSE_COLUMNS))
 

@@ -15,9 +15,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from degradation.analysis.finals import cell_stats, describe, experiments, select_runs, several_variants
+from degradation.analysis.finals import cell_stats, experiments, group, groups, select_runs, several_variants
 from degradation.analysis.imagenet_summary import image_caveats, image_table, tencrop_lines
-from degradation.data.registry import FILE_BACKED
+from degradation.analysis.setting import (
+    PAPER_CIFAR_ITERS,
+    PAPER_CIFAR_TRAIN,
+    data_phrase,
+    describe,
+    distinct,
+    subset_text,
+)
 from degradation.store.io import write_text_atomic
 
 Z = 2.0  # a gap counts when it exceeds Z standard errors of the difference (about 95%)
@@ -161,15 +168,35 @@ def verdict(steps: dict[str, list[Step]]) -> str:
     return f"{head} ({detail})."
 
 
-def _caveats(dataset: str, preset: str, cells: pd.DataFrame, notes: list[str]) -> list[str]:
+def cifar_caveats(dataset: str, preset: str, runs: pd.DataFrame, cells: pd.DataFrame) -> list[str]:
+    """How CIFAR-family runs differ from the paper's CIFAR-10 setting (its 50,000 training images, 64,000
+    iterations, the CIFAR recipe): their data, their training subset, their iterations, their recipe."""
     out = []
     if dataset == "synthetic":
         out.append("These runs use synthetic data, not CIFAR-10: they show the shape of the effect, not the paper's "
                    "numbers.")
-    if preset != "paper" and dataset not in FILE_BACKED:  # image data: image_caveats says it
-        iters = cells["total_iters"].dropna()
+    elif dataset != "cifar10":
+        out.append(f"These runs use {data_phrase(dataset, runs)}, not CIFAR-10: the paper's CIFAR-10 setting "
+                   f"({PAPER_CIFAR_ITERS:,} iterations on {PAPER_CIFAR_TRAIN:,} images) is the reference for the "
+                   "shape of the effect, not for its numbers.")
+    subsets = distinct(runs, "train_subset")
+    if any(n is not None for n in subsets):
+        subset = subset_text(subsets)[2:]
+        out.append(f"Trained on {'a ' if len(subsets) == 1 else ''}{subset} (the paper: all "
+                   f"{PAPER_CIFAR_TRAIN:,} images), so errors are not the paper's.")
+    iters = cells["total_iters"].dropna()
+    if preset != "paper" or (len(iters) and int(iters.max()) != PAPER_CIFAR_ITERS):
         length = f"{int(iters.max()):,} iterations" if len(iters) else "a shorter schedule"
-        out.append(f"The {preset} preset trains for {length} (the paper: 64,000), so errors are not the paper's.")
+        out.append(f"The {preset} preset trains for {length} (the paper: {PAPER_CIFAR_ITERS:,}), so errors are not "
+                   "the paper's.")
+    if "imagenet" in distinct(runs, "recipe"):
+        out.append("Trained with the ImageNet recipe (scale augmentation, evaluated on the val split's centre crop), "
+                   "not the paper's CIFAR one (4-pixel pad and crop, flip, the test set).")
+    return out
+
+
+def _caveats(cells: pd.DataFrame, notes: list[str]) -> list[str]:
+    out = []
     if not cells.empty and not cells["finished"].all():
         left = ", ".join(cells.loc[~cells["finished"], "label"])
         out.append(f"Unfinished, so left out of the verdict: {left}; their numbers are where they stand now.")
@@ -215,11 +242,14 @@ class Judgement:
     cells: pd.DataFrame  # cell_stats of the selected runs, with their series
     selected: pd.DataFrame
     notes: list[str]  # runs left out or unfinished
+    title: str = ""  # the data, subset and preset (and family, when the pair holds both), as titles name them
 
 
-def judge(finals: pd.DataFrame, dataset: str, preset: str) -> Judgement:
-    """The verdict of one (data set, preset) pair and the steps behind it (the summary's and the report's)."""
-    mine = finals[(finals["dataset"] == dataset) & (finals["preset"] == preset)]
+def judge(finals: pd.DataFrame, dataset: str, preset: str, family: str | None = None,
+          named: str | None = None) -> Judgement:
+    """The verdict of one (data set, preset) pair (of one network family when given; `named`: the family to name
+    in its title) and the steps behind it (the summary's and the report's)."""
+    mine = group(finals, dataset, preset, family)
     selected, notes = select_runs(mine)
     cells = _with_series(cell_stats(selected).merge(
         selected.drop_duplicates("variant")[["variant", "settings"]], on="variant", how="left"))
@@ -232,32 +262,34 @@ def judge(finals: pd.DataFrame, dataset: str, preset: str) -> Judgement:
                 "unfinished and their numbers are where they stand now.")
     else:
         head = verdict(steps)
-    return Judgement(dataset, preset, head, steps, cells, selected, notes)
+    return Judgement(dataset, preset, head, steps, cells, selected, notes, describe(dataset, preset, mine, named))
 
 
 def build_summary(finals: pd.DataFrame) -> str:
     """The summary's markdown for every (data set, preset) pair in the results."""
     out = ["# Summary: does depth degrade plain nets and not ResNets?", ""]
-    pairs = experiments(finals)
-    out += [f"![{describe(d, p)}: final error against depth](figures/depth{'' if len(pairs) == 1 else f'-{d}-{p}'}.png)"
-            for d, p in pairs if d not in FILE_BACKED] + [""]  # the depth curves (figures/depthcurves.py) at a glance
-    for dataset, preset in pairs:
-        images = dataset in FILE_BACKED  # ImageNet / image folders: val (centre crop) and 10-crop, not test
-        mine = finals[(finals["dataset"] == dataset) & (finals["preset"] == preset)]
-        judged = judge(finals, dataset, preset)
+    pairs, grouped = experiments(finals), groups(finals)
+    out += [f"![{describe(d, p, group(finals, d, p, f), n)}: final error against depth]"
+            f"(figures/depth{'' if len(pairs) == 1 else f'-{d}-{p}'}.png)"
+            for d, p, f, n in grouped if f == "cifar"] + [""]  # the depth curves (figures/depthcurves.py) at a glance
+    for dataset, preset, family, named in grouped:
+        mine = group(finals, dataset, preset, family)
+        images = bool((mine["recipe"] == "imagenet").all())  # the ImageNet recipe: val (centre crop) and 10-crop
+        judged = judge(finals, dataset, preset, family, named)
         selected, notes, cells, head = judged.selected, judged.notes, judged.cells, judged.head
-        out += [f"## {describe(dataset, preset)}", ""]
+        out += [f"## {judged.title}", ""]
         if cells.empty:
             out += ["No runs with curves yet.", ""] + [f"- {n}" for n in notes] + [""]
             continue
         lines = _family_lines(cells) + same_depth(cells)
         if images:
             lines = [line.replace("in test error", "in validation error (centre crop)") for line in lines]
-            lines += tencrop_lines(selected, cells)
+            lines += tencrop_lines(selected, cells, tables=family == "imagenet")
         table = image_table(selected, cells) if images else _table(cells)
         out += [head, ""] + lines + [""] + table + [""]
-        caveats = (image_caveats(dataset, preset, cells) if images else []) + _caveats(
-            dataset, preset, cells, several_variants(mine) + notes)
+        setting = (image_caveats(dataset, preset, cells) if family == "imagenet"
+                   else cifar_caveats(dataset, preset, mine, cells))
+        caveats = setting + _caveats(cells, several_variants(mine) + notes)
         if caveats:
             out += ["Caveats:"] + [f"- {c}" for c in caveats] + [""]
     out += [RULE, "",

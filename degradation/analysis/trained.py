@@ -50,6 +50,12 @@ def load_network(run_dir: Path) -> tuple[nn.Module, Any]:
     return model.eval(), cfg
 
 
+def evaluation_set(eval_sets: dict[str, Any]) -> Any:
+    """The split a trained network is measured on (Figure 7's responses, lesions): its run's evaluated split, the
+    test set, or the val split of data that has none (an image folder on the ImageNet recipe)."""
+    return eval_sets["test"] if "test" in eval_sets else eval_sets["val"]
+
+
 def finished_runs(results_dir: Path) -> pd.DataFrame:
     """Run folders whose run.json says done (read now, so this works before any collect)."""
     runs = read_runs(results_dir, quiet=True)

@@ -4,7 +4,8 @@ The tool's step is timed through the real path (Lightning Trainer + TrainModule 
 augmentation + window bookkeeping); the bare loop is forward, loss, backward and SGD step on one batch already
 in memory, on an identically initialised copy of the same network. The two are timed in alternating rounds and
 each keeps its fastest round, since load from other processes only ever adds time. Nothing is asserted: the
-numbers are printed and written to <results_dir>/bench.parquet.
+numbers are printed and written to <results_dir>/bench.parquet, one row per network and precision (on a CPU
+both fp32 and bf16-mixed by default: CPUs with AMX or AVX512-BF16 train markedly faster in bf16).
 """
 
 from __future__ import annotations  # noqa: I001  (degradation.train goes before torch, see below)
@@ -29,7 +30,7 @@ from degradation.models import build_model
 from degradation.models.depth import cifar_blocks_per_stage
 from degradation.models.memory import training_memory
 from degradation.models.recompute import enable_activation_checkpointing
-from degradation.compute.precision import autocast_dtype
+from degradation.compute.precision import REFUSED, RUN_PRECISIONS, autocast_dtype, precision_name
 from degradation.store.runs import check_writable
 from degradation.train.layers import LayerFlow
 from degradation.train.module import Ticks, TrainModule
@@ -38,6 +39,8 @@ from degradation.train.run import build_parts, build_trainer, configure_runtime,
 from degradation.text import duration
 
 WARMUP_STEPS = 3
+CPU_PRECISIONS = ("32-true", "bf16-mixed")  # a CPU's default: fp32 and bf16 autocast side by side
+OTHER_PRECISIONS = ("32-true",)  # elsewhere: fp32 unless asked (a GPU's bf16: --precision or the override)
 PROJECTED_ITERS = 64_000
 BARE_BATCHES = 16  # distinct in-memory batches the bare loop cycles through
 
@@ -300,6 +303,40 @@ def bench_one(
     }
 
 
+def bench_precisions(asked: Sequence[str] | None, accelerator: str, overrides: Sequence[str]) -> list[str | None]:
+    """The precisions to time, canonical names; [None] when a trainer.precision override alone says (as before
+    --precision existed). One line for an unknown or refused name, or for the precision given twice."""
+    given = [o for o in overrides if str(o).lstrip("+").startswith("trainer.precision=")]
+    if asked is None:
+        return [None] if given else list(CPU_PRECISIONS if accelerator == "cpu" else OTHER_PRECISIONS)
+    if given:
+        raise UsageError(f"--precision and {given[0]} both set the precision; give it once (--precision takes a "
+                         "comma list)")
+    out = []
+    for value in asked:
+        name = precision_name(value)
+        if name in REFUSED:
+            raise UsageError(f"--precision {value}: {REFUSED[name]}")
+        if name not in RUN_PRECISIONS:
+            raise UsageError(f"--precision {value}: choose from {', '.join(RUN_PRECISIONS)} (a comma list)")
+        out.append(name)
+    return list(dict.fromkeys(out))
+
+
+def precision_gains(frame) -> list[str]:
+    """Per network timed in several precisions, each one's images/s against fp32's (tool and bare loop)."""
+    lines = []
+    for (arch, depth), rows in frame.groupby(["arch", "depth"], sort=False):
+        base = rows[rows["precision"] == "32-true"]
+        if base.empty:
+            continue
+        for _, row in rows[rows["precision"] != "32-true"].iterrows():
+            lines.append(f"{arch}-{depth} {row['precision']} vs 32-true: tool "
+                         f"{row['tool_images_per_s'] / base['tool_images_per_s'].iloc[0]:.2f}x, bare loop "
+                         f"{row['bare_images_per_s'] / base['bare_images_per_s'].iloc[0]:.2f}x")
+    return lines
+
+
 def print_bench(frame) -> None:
     shown = frame.assign(
         net=frame.arch + "-" + frame.depth.astype(str),
@@ -323,6 +360,8 @@ def print_bench(frame) -> None:
           "step, counted by autograd; gmac_s counts forward + backward as 3x the forward's multiply-adds; layers: "
           "the per-step work of recording gradient flow (trainer.record_layers), timed alone, as a share of the "
           "step; layers_ab: the whole step with it against without it (within the timing noise)")
+    for line in precision_gains(frame):
+        print(line)
 
 
 def run_bench(
@@ -333,8 +372,10 @@ def run_bench(
     results_dir: str | Path,
     overrides: Sequence[str] = (),
     rounds: int = 3,
+    precisions: Sequence[str] | None = None,
 ) -> Any:
-    """Time each (arch, depth) at batch 128; print a table; write <results_dir>/bench.parquet atomically."""
+    """Time each (arch, depth) at batch 128 in each precision (None: fp32 and bf16-mixed on a CPU, fp32
+    elsewhere); print a table; write <results_dir>/bench.parquet atomically."""
     import pandas as pd  # deferred: the bench's rows only become a table at the end
 
     if iters < 1:
@@ -344,11 +385,14 @@ def run_bench(
     accelerator = device_kind("auto") if device == "auto" else device
     if accelerator not in ("cpu", "cuda", "gpu", "mps"):
         raise UsageError(f"--device {device}; choose auto, cpu, cuda or mps")
+    chosen = bench_precisions(precisions, accelerator, overrides)
     results_dir = Path(results_dir)
     check_writable(results_dir)
     quiet_lightning()
     rows = [
-        bench_one(arch, depth, accelerator, iters, results_dir, overrides, rounds) for arch in archs for depth in depths
+        bench_one(arch, depth, accelerator, iters, results_dir,
+                  [*([f"trainer.precision={p}"] if p else []), *overrides], rounds)
+        for arch in archs for depth in depths for p in chosen
     ]
     frame = pd.DataFrame(rows)
     print_bench(frame)

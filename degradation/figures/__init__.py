@@ -5,6 +5,9 @@
 Figures go to <out> (default <results>/figures) as PNG and PDF, with manifest.json beside them (panels, line
 labels, source run ids) for tests and scripts; tables and the summary go to <results>. Each (data set,
 preset) pair in the results is drawn on its own; names get a -<dataset>-<preset> suffix when there are several.
+Which figures a run gets follows its network family, whatever the data: CIFAR-family nets Figures 1, 6, 7,
+depth, gradient flow, lesion and Table 6; ImageNet-family nets Figure 4 and Tables 2-3 (a pair holding both
+gets both sets, whose names differ).
 """
 
 from __future__ import annotations
@@ -14,10 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from degradation.analysis.finals import experiments, run_finals
+from degradation.analysis.finals import experiments, groups, run_finals
 from degradation.analysis.load import load_responses, load_results
 from degradation.analysis.summary import write_summary
-from degradation.data.registry import FILE_BACKED
 from degradation.errors import UsageError
 from degradation.figures import depthcurves, fig1, fig4, fig6, fig7, gradflow, lesionfig
 from degradation.figures.experiment import build_experiment
@@ -28,7 +30,8 @@ from degradation.store.io import write_json_atomic
 
 FIGURES = {"fig1": fig1.draw, "fig6": fig6.draw, "fig7": fig7.draw,  # file stem -> draw(experiment)
            "depth": depthcurves.draw, "gradflow": gradflow.draw, "lesion": lesionfig.draw}
-IMAGE_FIGURES = {"fig4": fig4.draw}  # ImageNet and image folders: Figure 4; CIFAR-sized sets: the figures above
+IMAGE_FIGURES = {"fig4": fig4.draw}  # ImageNet-family nets: Figure 4; CIFAR-family nets: the figures above
+FAMILY_FIGURES = {"cifar": FIGURES, "imagenet": IMAGE_FIGURES}
 OPTIONAL_TABLES = ("layers.parquet", "lesion.parquet")  # drawn when collected / measured; never computed here
 
 
@@ -82,20 +85,21 @@ def render_all(results_dir: str | Path, out_dir: str | Path | None = None) -> li
     curves, runs = load_results(results_dir)
     out = _out_dir(results_dir, out_dir)
     finals = run_finals(curves, runs)
-    image = finals["dataset"].isin(FILE_BACKED)
-    responses = _responses(results_dir, finals[~image]) if (~image).any() else None
+    cifar = finals["family"] == "cifar"
+    responses = _responses(results_dir, finals[cifar]) if cifar.any() else None
     pairs = experiments(finals)
     written: list[Path] = []
     manifest: dict = {"results": str(results_dir), "band": "min-max over seeds, line = mean", "figures": []}
-    for dataset, preset in pairs:
+    layers, lesion = (_optional(results_dir, name) for name in OPTIONAL_TABLES)
+    for dataset, preset, family, named in groups(finals):
         suffix = "" if len(pairs) == 1 else f"-{dataset}-{preset}"
-        exp = build_experiment(dataset, preset, finals, curves, responses, suffix,
-                               *(_optional(results_dir, name) for name in OPTIONAL_TABLES))
-        for stem, draw in (IMAGE_FIGURES if dataset in FILE_BACKED else FIGURES).items():
+        exp = build_experiment(dataset, preset, finals, curves, responses, suffix, layers, lesion, family=family,
+                               named=named)
+        for stem, draw in FAMILY_FIGURES[family].items():
             fig, entry = draw(exp)
             paths = save(fig, out, f"{stem}{exp.stem_suffix}")
             entry["files"] = [p.name for p in paths]
-            entry.update(dataset=dataset, preset=preset)
+            entry.update(dataset=dataset, preset=preset, family=family)
             manifest["figures"].append(entry)
             written += paths
             if entry["missing"]:
@@ -105,8 +109,8 @@ def render_all(results_dir: str | Path, out_dir: str | Path | None = None) -> li
                       f"{', '.join(entry['no_responses'])}")
         for note in exp.notes:
             print(f"note ({exp.title}): {note}")
-    if (~image).any():
-        written += write_table6(finals[~image], results_dir)
+    if cifar.any():
+        written += write_table6(finals[cifar], results_dir)
     written += write_tables23(finals, results_dir)
     written.append(write_summary(finals, results_dir))
     manifest_path = out / "manifest.json"

@@ -1,5 +1,6 @@
 """Depth curves: final training and test error against depth for each family, seed spread as error bars, the
-papers' numbers as markers. The one picture that answers "does depth help or hurt?" (top of summary.md)."""
+papers' numbers as markers (CIFAR-10 on its whole training set only: elsewhere they are not the comparison). The
+one picture that answers "does depth help or hurt?" (top of summary.md)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ def depth_ticks(ax, depths: list[int]) -> None:
 def draw(exp: Experiment) -> tuple[Figure, dict]:
     fig, axes = new_figure(2, width=4.8, height=3.8)
     panels = []
+    marked: list[str] = []  # families drawn with the papers' numbers beside them
     for ax, key, title in zip(axes, ("train", "test"), ("final training error", "final test error"), strict=True):
         lines = []
         drawn: set[int] = set()
@@ -54,11 +56,12 @@ def draw(exp: Experiment) -> tuple[Figure, dict]:
                           "values_pct": [float(v) for v in cells[f"{key}_mean"]],
                           "std_pct": spread, "seeds": [int(n) for n in cells["n_seeds"]]})
             paper = NETWORKS[arch].paper_test_error if arch in NETWORKS else {}  # test error %, CIFAR-10
-            if key == "test" and exp.dataset == "cifar10" and paper:
+            if key == "test" and exp.paper and paper:
                 depths = sorted(paper)
                 ax.scatter(depths, [paper[d] for d in depths], color=color, marker="x", s=40, zorder=3,
                            label=f"{name}: paper")
                 drawn.update(depths)
+                marked.append(arch)
         depth_ticks(ax, sorted(drawn))
         ax.set_xlabel("depth (layers)")
         ax.set_ylabel("error (%)")
@@ -69,9 +72,10 @@ def draw(exp: Experiment) -> tuple[Figure, dict]:
             empty_panel(ax, "no finished runs")
         panels.append({"title": title, "lines": lines})
     notes = ["Points: mean over seeds of each run's final value; bars: std over seeds (ddof=1; none with one seed)."]
-    if exp.dataset == "cifar10":
+    if marked:
         notes.append("x: the papers' CIFAR-10 test errors (He et al. 2015 Table 6; He et al. 2016 for pre-activation).")
     title = f"Final error against depth — {exp.title}"
     fig.suptitle(title)
     add_note(fig, notes)
-    return fig, {"figure": "depth", "title": title, "panels": panels, "missing": [], "notes": notes}
+    return fig, {"figure": "depth", "title": title, "panels": panels, "missing": [], "notes": notes,
+                 "paper_marks": marked}

@@ -2,7 +2,8 @@
 
 Honest selection: "final" is the test error at the last evaluation of each run (its final iteration when it
 finished); the best test point seen during training is a separate, labelled column, since choosing it looks
-at the test set. Several seeds: mean ± std (ddof=1), the best seed's final error, and n.
+at the test set. Several seeds: mean ± std (ddof=1), the best seed's final error, and n. The paper's column is
+shown only for CIFAR-10 on its whole training set: on other data or a subset it is not the comparison.
 """
 
 from __future__ import annotations
@@ -12,12 +13,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from degradation.analysis.finals import cell_stats, describe, experiments, select_runs, several_variants
+from degradation.analysis.finals import cell_stats, experiments, group, select_runs, several_variants
+from degradation.analysis.setting import data_phrase, describe, paper_cifar
 from degradation.models.registry import NETWORKS, legend_shortcut
 from degradation.store.io import write_text_atomic
 from degradation.text import points
 
 PLAIN_NOTE = "none (curves only)"
+PAPER_NOTE = ("Paper: He et al. 2015, Table 6 (ResNets with option-A shortcuts). Plain nets: the paper gives no "
+              "numbers, only the Figure 6 curves. ResNet-110: the paper's 6.43 is the best of 5 runs; the difference "
+              "is taken against their mean, 6.61. PreAct nets: He et al. 2016 (Identity Mappings), Tables 3-4.")
 
 
 def paper_error(arch: str, shortcut: str, depth: int) -> float:
@@ -54,14 +59,18 @@ def build_table6(finals: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """One row per (data set, preset, arch, shortcut, depth), values in percent; plus notes on left-out runs."""
     rows, notes = [], []
     for dataset, preset in experiments(finals):
-        mine = finals[(finals["dataset"] == dataset) & (finals["preset"] == preset)]
+        mine = group(finals, dataset, preset)
         selected, picked = select_runs(mine)
-        notes += [f"{describe(dataset, preset)}: {n}" for n in several_variants(mine) + picked]
+        title, paper = describe(dataset, preset, mine), paper_cifar(dataset, mine)
+        notes += [f"{title}: {n}" for n in several_variants(mine) + picked]
         for _, c in cell_stats(selected).iterrows():
             reference, paper_text = paper_reference(c["arch"], c["shortcut"], c["depth"])
-            comparable = dataset == "cifar10" and math.isfinite(reference)
+            if not paper:  # not the paper's setting: no paper number at all
+                reference, paper_text = math.nan, ""
+            comparable = math.isfinite(reference)
             rows.append({
-                "dataset": dataset, "preset": preset, "network": c["label"], "arch": c["arch"],
+                "dataset": dataset, "preset": preset, "title": title, "data": data_phrase(dataset, mine),
+                "paper_setting": paper, "network": c["label"], "arch": c["arch"],
                 "shortcut": c["shortcut"], "depth": int(c["depth"]), "params": c["params"],
                 "n_seeds": int(c["n_seeds"]), "seeds": " ".join(map(str, c["seeds"])), "status": _status(c),
                 "final_step": c["final_step"],
@@ -105,30 +114,31 @@ def _signed(value: float) -> str:
     return "—" if not math.isfinite(float(value)) else f"{value:+.2f}"
 
 
-def _side_by_side(rows: pd.DataFrame) -> list[str]:
-    lines = ["| depth | params | plain: final test error % | ResNet: final test error % | paper ResNet % |",
-             "|---|---|---|---|---|"]
-    for depth, group in rows.groupby("depth", sort=True):
-        plain = group[group["arch"] == "plain"]
-        res = group[(group["arch"] == "resnet") & (group["shortcut"] == "A")]
-        params = group["params"].dropna()
+def _side_by_side(rows: pd.DataFrame, paper: bool) -> list[str]:
+    lines = ["| depth | params | plain: final test error % | ResNet: final test error % |"
+             + (" paper ResNet % |" if paper else ""), "|---|---|---|---|" + ("---|" if paper else "")]
+    for depth, cells in rows.groupby("depth", sort=True):
+        plain = cells[cells["arch"] == "plain"]
+        res = cells[(cells["arch"] == "resnet") & (cells["shortcut"] == "A")]
+        params = cells["params"].dropna()
+        reference = (f" {res.iloc[0]['paper'] if len(res) else points(paper_error('resnet', 'A', depth))} |"
+                     if paper else "")
         lines.append(f"| {depth} | {_params(params.iloc[0]) if len(params) else '—'} "
-                     f"| {_finals(plain)} | {_finals(res)} "
-                     f"| {res.iloc[0]['paper'] if len(res) else points(paper_error('resnet', 'A', depth))} |")
+                     f"| {_finals(plain)} | {_finals(res)} |{reference}")
     return lines
 
 
-def _detail(rows: pd.DataFrame) -> list[str]:
+def _detail(rows: pd.DataFrame, paper: bool) -> list[str]:
     lines = ["| network | params | seeds | final test error % (mean ± std) | best seed's final % | final train error % "
-             "| best test point % (chosen on test; not a result) | paper % | ours − paper | warm-up | status |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| best test point % (chosen on test; not a result) |" + (" paper % | ours − paper |" if paper else "")
+             + " warm-up | status |", "|---|---|---|---|---|---|---|" + ("---|---|" if paper else "") + "---|---|"]
     for _, r in rows.iterrows():
         at = f" @ {int(r['best_test_point_step'])}" if pd.notna(r["best_test_point_step"]) else ""
+        reference = f" {r['paper']} | {_signed(r['difference'])} |" if paper else ""
         lines.append(
             f"| {r['network']} | {_params(r['params'])} | {r['n_seeds']} | {_final(r)} "
             f"| {points(r['final_test_error_best_seed'])} | {points(r['final_train_error_mean'])} "
-            f"| {points(r['best_test_point_error'])}{at} | {r['paper']} | {_signed(r['difference'])} | {r['warmup']} "
-            f"| {r['status']} |"
+            f"| {points(r['best_test_point_error'])}{at} |{reference} {r['warmup']} | {r['status']} |"
         )
     return lines
 
@@ -138,23 +148,23 @@ def table6_markdown(table: pd.DataFrame, notes: list[str]) -> str:
     if table.empty:
         return "\n".join(out + ["No runs with curves yet.", ""] + [f"- {n}" for n in notes]) + "\n"
     for (dataset, preset), rows in table.groupby(["dataset", "preset"], sort=True):
-        out += [f"## {describe(dataset, preset)}", ""]
-        if dataset != "cifar10":
-            out += [f"The paper's numbers are CIFAR-10 ones; these runs use {describe(dataset, preset)}, so no "
-                    "difference is computed.", ""]
+        first = rows.iloc[0]
+        paper = bool(first["paper_setting"])
+        out += [f"## {first['title']}", ""]
+        if not paper:
+            setting = "CIFAR-10 on its whole training set" if dataset == "cifar10" else "CIFAR-10"
+            out += [f"The paper's numbers are for {setting}; these runs use {first['data']}, so they are not shown and "
+                    "no difference is computed.", ""]
         elif preset != "paper":
             out += [f"The {preset} preset is not the paper's 64k-iteration schedule: differences are indicative.", ""]
-        out += _side_by_side(rows) + [""] + _detail(rows) + [""]
+        out += _side_by_side(rows, paper) + [""] + _detail(rows, paper) + [""]
     out += [
         "Final test error: each run's test error at its last evaluation (the final iteration of a finished run), "
         "mean ± std over seeds (std with ddof=1; shown only with several seeds); best seed's final: the lowest of "
         "those final errors. Final train error: mean over the last logging window.",
         "Best test point: the lowest test error seen at any evaluation during training. It is chosen by looking at "
         "the test set, so it is reported separately and never used as our result.",
-        "Paper: He et al. 2015, Table 6 (ResNets with option-A shortcuts). Plain nets: the paper gives no numbers, "
-        "only the Figure 6 curves. "
-        "ResNet-110: the paper's 6.43 is the best of 5 runs; the difference is taken against their mean, 6.61. "
-        "PreAct nets: He et al. 2016 (Identity Mappings), Tables 3-4.",
+        *([PAPER_NOTE] if table["paper_setting"].any() else []),
         "Warm-up: lr 0.01 until a logging window's training error is below 80% (\"ended at N\"), or until the cap "
         "schedule.warmup.max_iters (\"cap at N\": the net had not left 80% by then); \"none\": no warm-up.",
         "Seeds: only runs that differ in nothing but the seed are pooled; a network run with other settings too has "

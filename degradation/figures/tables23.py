@@ -3,7 +3,9 @@
 Table 2: top-1 error of plain and residual (option A) 18- and 34-layer nets. Table 3: top-1 / top-5 of
 plain-34, ResNet-34 with shortcut options A/B/C, and ResNet-50/101/152 (option B). Our numbers are each run's
 10-crop errors of its final weights (never a best point), mean ± std (ddof=1) over seeds. Differences to the
-paper are computed only for data=imagenet under the paper's schedule; elsewhere they would mislead.
+paper are computed only for data=imagenet under the paper's schedule; elsewhere they would mislead. The tables
+hold the ImageNet-family runs, whatever their data; the paper's rows (and "not run" lines for those missing)
+appear only for data=imagenet: other data list only their own runs.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from degradation.analysis.finals import CELL, describe, experiments, label, select_runs
-from degradation.data.registry import FILE_BACKED
+from degradation.analysis.finals import CELL, experiments, group, label, select_runs
+from degradation.analysis.setting import data_phrase, describe, families, paper_imagenet
 from degradation.store.io import write_text_atomic
 from degradation.text import points
 
@@ -26,6 +28,7 @@ PAPER_TABLE3 = {("plain", "none", 34): (28.54, 10.02), ("resnet", "A", 34): (25.
                 ("resnet", "B", 50): (22.85, 6.71), ("resnet", "B", 101): (21.75, 6.05),
                 ("resnet", "B", 152): (21.43, 5.71)}
 PAPER_PRESET = "imagenet"
+FAMILY = "imagenet"  # the network family these tables hold
 
 
 def _stats(values: pd.Series) -> tuple[float, float, int]:
@@ -35,16 +38,22 @@ def _stats(values: pd.Series) -> tuple[float, float, int]:
 
 
 def image_cells(finals: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """Per (data set, preset, network): 10-crop top-1/top-5 (percent) over the selected runs; plus notes."""
+    """Per (data set, preset, network) of the ImageNet family: 10-crop top-1/top-5 (percent) over the selected runs
+    (with the title of its data set and preset); plus notes."""
     rows, notes = [], []
-    for dataset, preset in experiments(finals[finals["dataset"].isin(FILE_BACKED)]):
-        selected, picked = select_runs(finals[(finals["dataset"] == dataset) & (finals["preset"] == preset)])
-        notes += [f"{describe(dataset, preset)}: {n}" for n in picked]
+    if "family" in finals.columns:
+        finals = finals[finals["family"] == FAMILY]
+    for dataset, preset in experiments(finals):
+        mine = group(finals, dataset, preset)
+        selected, picked = select_runs(mine)
+        title = describe(dataset, preset, mine)
+        notes += [f"{title}: {n}" for n in picked]
         for key, cell in selected.groupby(CELL, sort=True):
             top1, top1_std, n1 = _stats(cell["tencrop_top1_error"])
             top5, top5_std, _ = _stats(cell["tencrop_top5_error"])
             arch, shortcut, depth = key[2], key[3], int(key[4])
-            rows.append({"dataset": dataset, "preset": preset, "arch": arch, "shortcut": shortcut, "depth": depth,
+            rows.append({"dataset": dataset, "preset": preset, "title": title, "data": data_phrase(dataset, mine),
+                         "arch": arch, "shortcut": shortcut, "depth": depth,
                          "network": label(arch, depth, shortcut), "n_seeds": len(cell), "n_tencrop": n1,
                          "finished": bool(cell["finished"].all()), "top1": top1, "top1_std": top1_std,
                          "top5": top5, "top5_std": top5_std,
@@ -65,11 +74,11 @@ def _find(rows: pd.DataFrame, arch: str, shortcut: str, depth: int) -> pd.Series
     return None if hit.empty else hit.iloc[0]
 
 
-def _header(dataset: str, preset: str) -> list[str]:
-    out = [f"## {describe(dataset, preset)}", ""]
-    if dataset != "imagenet":
-        out += ["These runs use an image folder, not ILSVRC-2012: the paper's numbers are shown, no difference is "
-                "computed.", ""]
+def _header(dataset: str, preset: str, rows: pd.DataFrame) -> list[str]:
+    out = [f"## {rows['title'].iloc[0]}", ""]
+    if not paper_imagenet(dataset):
+        out += [f"These runs use {rows['data'].iloc[0]}, not ILSVRC-2012: the paper's numbers are not their "
+                "comparison, so only the runs' own rows are shown.", ""]
     elif preset != PAPER_PRESET:
         out += [f"The {preset} preset is not the paper's 60e4-iteration schedule: no difference is computed.", ""]
     return out
@@ -81,18 +90,29 @@ def _join(out: list[str], notes: list[str]) -> str:
     return "\n".join(out) + "\n"
 
 
-def _document(title: str, head: list[str], body, footer: str, cells: pd.DataFrame, notes: list[str]) -> str:
-    """One table per (data set, preset): its header lines, then body(rows, comparable) -> table lines."""
+def _document(title: str, heads: tuple[list[str], list[str]], body, footer: str, cells: pd.DataFrame,
+              notes: list[str]) -> str:
+    """One table per (data set, preset): its header lines, then body(rows, paper, comparable) -> table lines;
+    heads: the table heads with the paper's columns (ImageNet) and without (other data)."""
     out = [title, ""]
     for (dataset, preset), rows in (cells.groupby(["dataset", "preset"], sort=True) if not cells.empty else []):
-        out += _header(dataset, preset) + head
-        out += body(rows, dataset == "imagenet" and preset == PAPER_PRESET) + [""]
+        paper = paper_imagenet(dataset)
+        out += _header(dataset, preset, rows) + heads[0 if paper else 1]
+        out += body(rows, paper, paper and preset == PAPER_PRESET) + [""]
     if cells.empty:
-        out += ["No ImageNet or image-folder runs yet.", ""]
+        out += ["No ImageNet-family runs yet.", ""]
     return _join(out + [footer], notes)
 
 
-def _table2_rows(rows: pd.DataFrame, comparable: bool) -> list[str]:
+def _top1(cell: pd.Series | None) -> str:
+    return "not run" if cell is None else points(cell["top1"], std=cell["top1_std"])
+
+
+def _table2_rows(rows: pd.DataFrame, paper: bool, comparable: bool) -> list[str]:
+    if not paper:  # the runs' own depths only
+        depths = sorted({int(d) for d in rows.loc[rows["arch"].isin(["plain", "resnet"]), "depth"]})
+        return [f"| {d} | {_top1(_find(rows, 'plain', 'none', d))} | {_top1(_find(rows, 'resnet', 'A', d))} |"
+                for d in depths]
     out = []
     for depth in (18, 34):
         plain, res = _find(rows, "plain", "none", depth), _find(rows, "resnet", "A", depth)
@@ -105,14 +125,23 @@ def _table2_rows(rows: pd.DataFrame, comparable: bool) -> list[str]:
     return out
 
 
-def _table3_rows(rows: pd.DataFrame, comparable: bool) -> list[str]:
+def _table3_name(arch: str, shortcut: str, depth: int) -> str:
+    return label(arch, depth, shortcut) + (" (A)" if arch == "resnet" and shortcut == "A" else "")
+
+
+def _table3_rows(rows: pd.DataFrame, paper_rows: bool, comparable: bool) -> list[str]:
+    ours = sorted({(r.arch, r.shortcut, int(r.depth)) for r in rows.itertuples()}, key=lambda k: (k[2], k[0], k[1]))
+    if not paper_rows:  # the runs' own networks only
+        return [f"| {_table3_name(*key)} | {points(c['top1'], std=c['top1_std'])} "
+                f"| {points(c['top5'], std=c['top5_std'])} | {c['n_seeds']} |"
+                for key in ours if (c := _find(rows, *key)) is not None]
     out = []
     keys = list(PAPER_TABLE3) + sorted({(r.arch, r.shortcut, int(r.depth)) for r in rows.itertuples()}
                                        - set(PAPER_TABLE3) - set(PAPER_TABLE2))
     for arch, shortcut, depth in keys:
         cell = _find(rows, arch, shortcut, depth)
         paper = PAPER_TABLE3.get((arch, shortcut, depth))
-        name = label(arch, depth, shortcut) + (" (A)" if arch == "resnet" and shortcut == "A" else "")
+        name = _table3_name(arch, shortcut, depth)
         if cell is None:
             if paper is not None:
                 out.append(f"| {name} | not run | not run | {paper[0]:.2f} | {paper[1]:.2f} | — | — | 0 |")
@@ -129,12 +158,13 @@ def _table3_rows(rows: pd.DataFrame, comparable: bool) -> list[str]:
 def table2_markdown(cells: pd.DataFrame, notes: list[str]) -> str:
     return _document(
         "# Table 2: top-1 error % on the validation set (10-crop testing), plain vs ResNet",
-        ["| layers | plain (ours) | plain (paper) | ours − paper | ResNet (ours) | ResNet (paper) | ours − paper |",
-         "|---|---|---|---|---|---|---|"],
+        (["| layers | plain (ours) | plain (paper) | ours − paper | ResNet (ours) | ResNet (paper) | ours − paper |",
+          "|---|---|---|---|---|---|---|"],
+         ["| layers | plain (ours) | ResNet (ours) |", "|---|---|---|"]),
         _table2_rows,
         "Ours: the 10-crop top-1 error of each run's final weights (four corners, centre and their mirrors of "
         "the image resized to 256; softmax averaged), mean ± std over seeds. ResNets: option A shortcuts. "
-        "Paper: He et al. 2015, Table 2.",
+        "Paper (ImageNet only): He et al. 2015, Table 2.",
         cells, notes,
     )
 
@@ -142,18 +172,19 @@ def table2_markdown(cells: pd.DataFrame, notes: list[str]) -> str:
 def table3_markdown(cells: pd.DataFrame, notes: list[str]) -> str:
     return _document(
         "# Table 3: top-1 / top-5 error % on the validation set (10-crop testing)",
-        ["| model | top-1 (ours) | top-5 (ours) | top-1 (paper) | top-5 (paper) | top-1 ours − paper "
-         "| top-5 ours − paper | seeds |", "|---|---|---|---|---|---|---|---|"],
+        (["| model | top-1 (ours) | top-5 (ours) | top-1 (paper) | top-5 (paper) | top-1 ours − paper "
+          "| top-5 ours − paper | seeds |", "|---|---|---|---|---|---|---|---|"],
+         ["| model | top-1 (ours) | top-5 (ours) | seeds |", "|---|---|---|---|"]),
         _table3_rows,
-        "Ours: 10-crop errors of each run's final weights, mean ± std over seeds. Paper: He et al. 2015, "
-        "Table 3 (ResNet-50/101/152 with option B).",
+        "Ours: 10-crop errors of each run's final weights, mean ± std over seeds. Paper (ImageNet only): He et al. "
+        "2015, Table 3 (ResNet-50/101/152 with option B).",
         cells, notes,
     )
 
 
 def write_tables23(finals: pd.DataFrame, results_dir: Path) -> list[Path]:
-    """results/table2.md, table3.md and tables23.csv; nothing when there is no image-folder run."""
-    if not finals["dataset"].isin(FILE_BACKED).any():
+    """results/table2.md, table3.md and tables23.csv; nothing when there is no ImageNet-family run."""
+    if FAMILY not in families(finals):
         return []
     cells, notes = image_cells(finals)
     results_dir = Path(results_dir)

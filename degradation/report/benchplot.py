@@ -34,9 +34,16 @@ def load_bench(results_dir: Path) -> pd.DataFrame | None:
     return frame
 
 
+def _names(bench: pd.DataFrame) -> list[str]:
+    """Each bar's network, with its precision and device where the file holds several (fp32 and bf16 rows)."""
+    precisions = bench["precision"] if "precision" in bench.columns else pd.Series("32-true", index=bench.index)
+    several = precisions.nunique() > 1
+    return [f"{a}-{d}" + (f"\n{p}" if several else "") + (f"\n{dev}" if bench["device"].nunique() > 1 else "")
+            for a, d, p, dev in zip(bench["arch"], bench["depth"], precisions, bench["device"], strict=True)]
+
+
 def draw(bench: pd.DataFrame) -> Figure:
-    names = [f"{a}-{d}" + (f"\n{dev}" if bench["device"].nunique() > 1 else "")
-             for a, d, dev in zip(bench["arch"], bench["depth"], bench["device"], strict=True)]
+    names = _names(bench)
     x = np.arange(len(bench))
     fig, (speed, ratio) = new_figure(2, width=max(4.6, 0.9 * len(bench) + 2.2), height=3.4)
     speed.bar(x - 0.2, bench["tool_images_per_s"], 0.4, label="the tool (Lightning, stream, bookkeeping)",

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from degradation.analysis.finals import describe, experiments, run_finals
+from degradation.analysis.finals import describe, experiments, group, groups, run_finals
 from degradation.analysis.load import load_results
 from degradation.analysis.summary import judge
 from degradation.errors import UsageError
@@ -71,24 +71,25 @@ def _attention(runs: pd.DataFrame) -> str:
     return f'<p>Not in the verdict:</p><ul class="bad">{shown}{more}</ul>'
 
 
-def _header(results_dir: Path, runs: pd.DataFrame, pairs: list[tuple[str, str]], tool: dict) -> str:
+def _header(results_dir: Path, runs: pd.DataFrame, finals: pd.DataFrame, tool: dict) -> str:
     head, _ = runstable.counts(runs)
+    studied = "; ".join(describe(d, p, group(finals, d, p)) for d, p in experiments(finals))
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     nav = "".join(f'<a href="#{i}">{esc(t)}</a>' for i, t in (
         ("verdict", "verdict"), ("figures", "figures"), ("tables", "tables"), ("runs", "runs"),
         ("training", "loss and lr"), ("ratios", "update/weight"), ("bench", "bench"), ("provenance", "provenance")))
     return (f"<header><h1>Degradation study: {esc(results_dir.absolute().name)}</h1>"
-            f"<p>{esc('; '.join(describe(d, p) for d, p in pairs))}. {esc(head)}. Made {esc(when)} by degradation "
+            f"<p>{esc(studied)}. {esc(head)}. Made {esc(when)} by degradation "
             f"{esc(tool['degradation'])} from <code>{esc(results_dir.absolute())}</code>.</p><nav>{nav}</nav></header>")
 
 
-def _verdicts(finals: pd.DataFrame, pairs: list[tuple[str, str]]) -> tuple[str, str, list]:
-    """(verdict box, gap plots, the judgements): every pair's claim at the top, its gap plot below."""
-    judged = [judge(finals, d, p) for d, p in pairs]
-    lines = "".join(f"<p>{esc(describe(j.dataset, j.preset))}: {_verdict_text(j.head or 'no runs with curves yet')}"
-                    "</p>" for j in judged)
-    plots = "".join(img(figure_png(gaps.draw(j, f"Depth gaps — {describe(j.dataset, j.preset)}")),
-                        f"gap plot, {describe(j.dataset, j.preset)}") for j in judged if j.steps)
+def _verdicts(finals: pd.DataFrame) -> tuple[str, str, list]:
+    """(verdict box, gap plots, the judgements): every group's claim at the top (each pair, by network family when
+    it holds both), its gap plot below."""
+    judged = [judge(finals, d, p, f, n) for d, p, f, n in groups(finals)]
+    lines = "".join(f"<p>{esc(j.title)}: {_verdict_text(j.head or 'no runs with curves yet')}</p>" for j in judged)
+    plots = "".join(img(figure_png(gaps.draw(j, f"Depth gaps — {j.title}")), f"gap plot, {j.title}")
+                    for j in judged if j.steps)
     return f'<div class="verdict" id="verdict-text">{lines}</div>', plots, judged
 
 
@@ -136,7 +137,7 @@ def _per_pair(judged: list, curves: pd.DataFrame, runs: pd.DataFrame, layers: pd
     for j in judged:
         if j.selected.empty:
             continue
-        title = describe(j.dataset, j.preset)
+        title = j.title
         fig, _ = training.draw(j.selected, curves, runs, title)
         train.append(img(figure_png(fig), f"loss and learning rate, {title}"))
         fig, _ = ratios.draw(j.selected, layers, title)
@@ -166,16 +167,15 @@ def build_page(results_dir: Path, command: str) -> str:
     """The page's HTML from a results folder that `render_all` has just drawn."""
     curves, runs = load_results(results_dir)
     finals = run_finals(curves, runs)
-    pairs = experiments(finals)
     tool = provenance.tool()
-    box, gap_plots, judged = _verdicts(finals, pairs)
+    box, gap_plots, judged = _verdicts(finals)
     layers = _optional_layers(results_dir)
     train, ratio = _per_pair(judged, curves, runs, layers)
     bench = benchplot.load_bench(results_dir)
     bench_html = img(figure_png(benchplot.draw(bench)), "bench") if bench is not None else \
         "<p>No bench results (<code>degradation bench</code> writes bench.parquet).</p>"
     body = [
-        _header(results_dir, runs, pairs, tool),
+        _header(results_dir, runs, finals, tool),
         _section("verdict", "Verdict: does depth degrade plain nets and not ResNets?", box + _attention(runs)
                  + gap_plots + _summary(results_dir)),
         _section("figures", "Figures", _figures(results_dir, results_dir / "figures")),

@@ -131,11 +131,13 @@ def probe_seconds_per_image(model_cfg: Any, *, batch: int, device: str, threads:
         torch.backends.cudnn.benchmark = switches[3]
 
 
-def stored_seconds_per_image(results_dir: Path, device: str, threads: int | None = None) -> dict[StoredKey, float]:
+def stored_seconds_per_image(results_dir: Path, device: str, threads: int | None = None,
+                             precision: str = "32-true") -> dict[StoredKey, float]:
     """Per-network figures from <results>/bench.parquet, keyed (arch, depth, shortcut); {} when unusable.
 
-    Only rows measured on this kind of device count (the bench names a GPU by its model); on a CPU, rows at
-    this run's thread count are preferred. Reads whatever throughput column the bench wrote.
+    Only rows measured on this kind of device and in the runs' precision count (the bench names a GPU by its
+    model; a file without a precision column was fp32); on a CPU, rows at this run's thread count are preferred.
+    Reads whatever throughput column the bench wrote.
     """
     path = Path(results_dir) / "bench.parquet"
     if not path.is_file():
@@ -151,6 +153,9 @@ def stored_seconds_per_image(results_dir: Path, device: str, threads: int | None
     if "device" in frame.columns:
         names = frame["device"].astype(str).str.lower()
         frame = frame[names == device] if device in ("cpu", "mps") else frame[~names.isin(["cpu", "mps"])]
+    measured_in = frame["precision"].map(precision_name) if "precision" in frame.columns else pd.Series(
+        "32-true", index=frame.index)
+    frame = frame[measured_in == precision_name(precision)]
     if device == "cpu" and threads and "threads" in frame.columns:
         frame = frame.assign(_match=frame["threads"] == threads).sort_values("_match", kind="stable")
     out: dict[StoredKey, float] = {}
@@ -297,7 +302,8 @@ def estimate_sweep(todo: Sequence[Todo], results_dir: Path, *, kind: str, thread
     the summed run time over the lanes.
     """
     sharing = sharing or Sharing()
-    stored = stored_seconds_per_image(Path(results_dir), kind, threads)
+    precision = precision_name(todo[0].cfg.trainer.precision) if todo else "32-true"  # a sweep's runs share it
+    stored = stored_seconds_per_image(Path(results_dir), kind, threads, precision)
     label = "bench.parquet"
     if stored:
         stamp = time.strftime("%Y-%m-%d", time.localtime((Path(results_dir) / "bench.parquet").stat().st_mtime))
