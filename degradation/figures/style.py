@@ -19,11 +19,13 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.transforms import Bbox  # noqa: E402
 
 from degradation.models.registry import NETWORKS  # noqa: E402
 from degradation.store.io import write_atomic  # noqa: E402
 
 DPI = 150
+PAD_INCHES = 0.15  # white margin around the tight box of a saved figure
 FORMATS = ("png", "pdf")  # PNG for viewing, PDF (vector) for papers
 RC: Any = {
     "font.size": 11,
@@ -137,12 +139,25 @@ def empty_panel(ax, text: str) -> None:
             clip_on=True)
 
 
+def lay_out(fig: Figure, dpi: float = DPI) -> Bbox:
+    """Lay the figure out once, as a PNG save at `dpi` lays it out (constrained layout, then the tight box that
+    takes in the notes under the figure, padded), and keep that layout: each save then draws once, where
+    bbox_inches="tight" draws twice (layout, measure) before drawing again, for every format."""
+    fig.set_dpi(dpi)
+    fig.draw_without_rendering()
+    box = fig.get_tightbbox(fig.canvas.get_renderer()).padded(PAD_INCHES)
+    fig.set_layout_engine("none")
+    return box
+
+
 def save(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
-    """PNG (for viewing) and PDF (vector, for papers); the tight box takes in the notes under the figure."""
+    """PNG (for viewing) and PDF (vector, for papers), both from one layout (lay_out: the PNG's pixels are those
+    a tight save draws; the PDF shares the PNG's box)."""
+    box = lay_out(fig)
     paths = []
     for ext in FORMATS:
         path = Path(out_dir) / f"{stem}.{ext}"
-        write_atomic(path, partial(fig.savefig, format=ext, dpi=DPI, bbox_inches="tight", pad_inches=0.15))
+        write_atomic(path, partial(fig.savefig, format=ext, dpi=DPI, bbox_inches=box))
         paths.append(path)
     plt.close(fig)
     return paths
