@@ -25,6 +25,7 @@ from degradation.figures.style import save
 from degradation.figures.table6 import write_table6
 from degradation.figures.tables23 import write_tables23
 from degradation.store.io import write_json_atomic
+from degradation.store.runs import CHECKPOINT, has_checkpoint, run_folders, runs_root
 
 FIGURES = {"fig1": fig1.draw, "fig6": fig6.draw, "fig7": fig7.draw,  # file stem -> draw(experiment)
            "depth": depthcurves.draw, "gradflow": gradflow.draw, "lesion": lesionfig.draw}
@@ -49,6 +50,10 @@ def _responses(results_dir: Path, finals: pd.DataFrame) -> pd.DataFrame | None:
     done = set(finals.loc[finals["finished"], "run_id"])
     current = _read_responses(results_dir)
     if done and (current is None or not done <= set(current["run_id"])):
+        if not any(has_checkpoint(folder) for folder in run_folders(results_dir)):  # said without torch's seconds
+            print(f"figure 7: responses not computed: no run under {runs_root(results_dir)} has a final checkpoint "
+                  f"({CHECKPOINT})", file=sys.stderr)
+            return current
         from degradation.analysis.responses import compute_responses  # deferred: torch loads only when needed
 
         try:
