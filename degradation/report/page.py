@@ -157,7 +157,7 @@ def _provenance(runs: pd.DataFrame, tool: dict, command: str) -> str:
 
 def _optional_layers(results_dir: Path) -> pd.DataFrame | None:
     try:
-        return load_layers(results_dir)
+        return load_layers(results_dir, ratios.METRIC, ratios.COLUMNS)  # what the heatmaps read, not the table
     except UsageError:  # not collected or unreadable: the heatmaps say there is nothing recorded
         return None
 

@@ -18,6 +18,7 @@ from degradation.figures.gradflow import heatmap
 from degradation.figures.style import empty_panel, new_figure
 
 METRIC = "update_ratio"
+COLUMNS = ("run_id", "metric", "step", "layer_index", "value")  # what chosen() and grid() read of layers.parquet
 PER_FAMILY = 3  # the deepest networks of each family drawn; the rest are named in the entry
 
 
