@@ -2,9 +2,10 @@
 
     render_all("results")  # -> [results/figures/fig1.png, ..., results/table6.md, results/summary.md]
 
-Figures go to <out> (default <results>/figures) as PNG and PDF, with manifest.json beside them (panels, line
-labels, source run ids) for tests and scripts; tables and the summary go to <results>. Each (data set,
-preset) pair in the results is drawn on its own; names get a -<dataset>-<preset> suffix when there are several.
+Figures go to <out> (default <results>/figures) as PNG and PDF (for a report's page: PNG, and the PDFs already
+there kept current), with manifest.json beside them (panels, line labels, source run ids) for tests and scripts;
+tables and the summary go to <results>. Each (data set, preset) pair in the results is drawn on its own; names
+get a -<dataset>-<preset> suffix when there are several.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from degradation.data.registry import FILE_BACKED
 from degradation.errors import UsageError
 from degradation.figures import depthcurves, fig1, fig4, fig6, fig7, gradflow, lesionfig
 from degradation.figures.experiment import build_experiment
-from degradation.figures.style import save
+from degradation.figures.style import page_formats, save
 from degradation.figures.table6 import write_table6
 from degradation.figures.tables23 import write_tables23
 from degradation.store.io import write_json_atomic
@@ -81,8 +82,9 @@ def _out_dir(results_dir: Path, out_dir: str | Path | None) -> Path:
     return out
 
 
-def render_all(results_dir: str | Path, out_dir: str | Path | None = None) -> list[Path]:
-    """Draw every figure and write Table 6 and the summary; print what could not be drawn; return the files."""
+def render_all(results_dir: str | Path, out_dir: str | Path | None = None, *, for_page: bool = False) -> list[Path]:
+    """Draw every figure and write Table 6 and the summary; print what could not be drawn; return the files.
+    `for_page`: the figures as `degradation report` needs them (style.page_formats)."""
     results_dir = Path(results_dir)
     curves, runs = load_results(results_dir)
     out = _out_dir(results_dir, out_dir)
@@ -98,7 +100,8 @@ def render_all(results_dir: str | Path, out_dir: str | Path | None = None) -> li
                                *(_optional(results_dir, name) for name in OPTIONAL_TABLES))
         for stem, draw in (IMAGE_FIGURES if dataset in FILE_BACKED else FIGURES).items():
             fig, entry = draw(exp)
-            paths = save(fig, out, f"{stem}{exp.stem_suffix}")
+            name = f"{stem}{exp.stem_suffix}"
+            paths = save(fig, out, name, page_formats(out, name) if for_page else None)
             entry["files"] = [p.name for p in paths]
             entry.update(dataset=dataset, preset=preset)
             manifest["figures"].append(entry)

@@ -150,12 +150,19 @@ def lay_out(fig: Figure, dpi: float = DPI) -> Bbox:
     return box
 
 
-def save(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
-    """PNG (for viewing) and PDF (vector, for papers), both from one layout (lay_out: the PNG's pixels are those
-    a tight save draws; the PDF shares the PNG's box)."""
+def page_formats(out_dir: Path, stem: str) -> tuple[str, ...]:
+    """What `degradation report` writes of a figure: the PNG its page inlines, and the PDF only where one is there
+    already (`plot` wrote it), so that no PDF is left older than its PNG; new PDFs are `plot`'s (they cost a
+    third of the drawing)."""
+    return tuple(ext for ext in FORMATS if ext == "png" or (Path(out_dir) / f"{stem}.{ext}").is_file())
+
+
+def save(fig: Figure, out_dir: Path, stem: str, formats: tuple[str, ...] | None = None) -> list[Path]:
+    """PNG (for viewing) and PDF (vector, for papers), or the given formats, all from one layout (lay_out: the
+    PNG's pixels are those a tight save draws; the PDF shares the PNG's box)."""
     box = lay_out(fig)
     paths = []
-    for ext in FORMATS:
+    for ext in formats or FORMATS:
         path = Path(out_dir) / f"{stem}.{ext}"
         write_atomic(path, partial(fig.savefig, format=ext, dpi=DPI, bbox_inches=box))
         paths.append(path)

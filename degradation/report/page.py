@@ -199,7 +199,7 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, command
               "(`degradation plot` redraws them)", file=sys.stderr)
         written = []
     else:
-        written = render_all(results_dir)
+        written = render_all(results_dir, for_page=True)  # PNG; the PDFs are `plot`'s
     path = Path(out) if out is not None else results_dir / REPORT_FILE
     made_by = ["degradation", "report", "--results", str(results_dir), *(["--out", str(out)] if out else [])]
     text = build_page(results_dir, command or shlex.join(made_by))
