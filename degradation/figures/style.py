@@ -142,9 +142,12 @@ def empty_panel(ax, text: str) -> None:
 def lay_out(fig: Figure, dpi: float = DPI) -> Bbox:
     """Lay the figure out once, as a PNG save at `dpi` lays it out (constrained layout, then the tight box that
     takes in the notes under the figure, padded), and keep that layout: each save then draws once, where
-    bbox_inches="tight" draws twice (layout, measure) before drawing again, for every format."""
+    bbox_inches="tight" lays out, draws with no output and measures before drawing, for every format. The PNG's
+    pixels are those of a tight save (tests/test_figures.py compares them)."""
     fig.set_dpi(dpi)
-    fig.draw_without_rendering()
+    engine = fig.get_layout_engine()
+    if engine is not None:
+        engine.execute(fig)
     box = fig.get_tightbbox(fig.canvas.get_renderer()).padded(PAD_INCHES)
     fig.set_layout_engine("none")
     return box
