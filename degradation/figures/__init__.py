@@ -31,16 +31,17 @@ from degradation.store.runs import CHECKPOINT, has_checkpoint, run_folders, runs
 FIGURES = {"fig1": fig1.draw, "fig6": fig6.draw, "fig7": fig7.draw,  # file stem -> draw(experiment)
            "depth": depthcurves.draw, "gradflow": gradflow.draw, "lesion": lesionfig.draw}
 IMAGE_FIGURES = {"fig4": fig4.draw}  # ImageNet and image folders: Figure 4; CIFAR-sized sets: the figures above
-OPTIONAL_TABLES = ("layers.parquet", "lesion.parquet")  # drawn when collected / measured; never computed here
+# drawn when collected / measured, never computed here; each with what its figure reads of it
+OPTIONAL_TABLES = {"layers.parquet": gradflow.READ, "lesion.parquet": {}}
 
 
-def _optional(results_dir: Path, name: str) -> pd.DataFrame | None:
+def _optional(results_dir: Path, name: str, read: dict) -> pd.DataFrame | None:
     """A table beyond the paper's (gradient flow, lesions), or None when absent or unreadable (said once)."""
     path = results_dir / name
     if not path.is_file():
         return None
     try:
-        return pd.read_parquet(path)
+        return pd.read_parquet(path, **read)
     except Exception as exc:  # a damaged optional table costs its figure only
         print(f"{name}: not readable ({type(exc).__name__}); its figure is drawn empty", file=sys.stderr)
         return None
@@ -94,10 +95,10 @@ def render_all(results_dir: str | Path, out_dir: str | Path | None = None, *, fo
     pairs = experiments(finals)
     written: list[Path] = []
     manifest: dict = {"results": str(results_dir), "band": "min-max over seeds, line = mean", "figures": []}
+    optional = [_optional(results_dir, name, read) for name, read in OPTIONAL_TABLES.items()]  # once, every pair
     for dataset, preset in pairs:
         suffix = "" if len(pairs) == 1 else f"-{dataset}-{preset}"
-        exp = build_experiment(dataset, preset, finals, curves, responses, suffix,
-                               *(_optional(results_dir, name) for name in OPTIONAL_TABLES))
+        exp = build_experiment(dataset, preset, finals, curves, responses, suffix, *optional)
         for stem, draw in (IMAGE_FIGURES if dataset in FILE_BACKED else FIGURES).items():
             fig, entry = draw(exp)
             name = f"{stem}{exp.stem_suffix}"

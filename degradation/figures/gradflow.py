@@ -14,6 +14,10 @@ from degradation.analysis.flow import early_verdict, grid
 from degradation.figures.experiment import Experiment
 from degradation.figures.style import add_note, empty_panel, legend_below, network_color, new_figure
 
+# what draw reads of layers.parquet (pd.read_parquet's arguments): the gradient norm's rows, six of its columns
+READ = {"columns": ["run_id", "step", "layer_index", "stage", "metric", "value"],
+        "filters": [("metric", "==", "grad_norm")]}
+
 
 def _pair(exp: Experiment, recorded: set[str]):
     """The deepest depth with both a plain net and a ResNet (A) that recorded layers."""
