@@ -155,8 +155,8 @@ def lay_out(fig: Figure, dpi: float = DPI) -> Bbox:
 
 def page_formats(out_dir: Path, stem: str) -> tuple[str, ...]:
     """What `degradation report` writes of a figure: the PNG its page inlines, and the PDF only where one is there
-    already (`plot` wrote it), so that no PDF is left older than its PNG; new PDFs are `plot`'s (they cost a
-    third of the drawing)."""
+    already (`plot` wrote it), so that no PDF is left older than its PNG; new PDFs are `plot`'s (they cost over a
+    quarter of its time)."""
     return tuple(ext for ext in FORMATS if ext == "png" or (Path(out_dir) / f"{stem}.{ext}").is_file())
 
 
