@@ -148,7 +148,7 @@ def lay_out(fig: Figure, dpi: float = DPI) -> Bbox:
     engine = fig.get_layout_engine()
     if engine is not None:
         engine.execute(fig)
-    box = fig.get_tightbbox(fig.canvas.get_renderer()).padded(PAD_INCHES)
+    box = fig.get_tightbbox().padded(PAD_INCHES)  # measured by the renderer the layout used
     fig.set_layout_engine("none")
     return box
 
