@@ -2,17 +2,25 @@
 
 The study is hand-made in the shape of the paper's: plain and ResNet nets of 20, 32, 44, 56 and 110 layers, ten
 seeds each, 64,000 iterations logged every 100 (tests/_figures_helpers.py writes the curves), and gradient-flow
-statistics for every run every 1,000 iterations. Printed: the whole report (figures, tables and summary drawn
-first, as `degradation plot` draws them, then the page) and the page alone (figures already drawn: `plot` then
-`report`), each as wall and CPU seconds (CPU time is what other load on the machine cannot inflate), and the
-page's size. Nothing is asserted.
+statistics for every run every 1,000 iterations. Printed, each as wall and CPU seconds (CPU time is what other
+load on the machine cannot inflate much; the load average is printed first):
+
+- the whole report: `degradation report` on freshly collected tables (figures, tables and summary drawn, then
+  the page; the figures as PNG, the page's format);
+- the page alone: `report` again, the figures already drawn (`plot` then `report`);
+- `plot` alone: every figure as PNG and PDF, the tables and the summary.
+
+Nothing is asserted. To compare two revisions under the same load, run it once per checkout; it names the
+`degradation` it timed:
 
     python benchmarks/report_speed.py [--runs-per-net 10]
+    PYTHONPATH=<other checkout> python benchmarks/report_speed.py
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -23,6 +31,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from _figures_helpers import make_results  # noqa: E402  (the tests' hand-made results, in the paper's shape)
 
+import degradation  # noqa: E402
+from degradation.figures import render_all  # noqa: E402
 from degradation.report.page import write_report  # noqa: E402
 from degradation.store.results import _write_table  # noqa: E402
 from degradation.store.schema import LAYER_COLUMNS, LAYERS_SCHEMA  # noqa: E402
@@ -64,18 +74,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs-per-net", type=int, default=10, help="seeds of each of the 10 networks")
     args = parser.parse_args()
+    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    print(f"{os.cpu_count()} CPUs, load average {load} (1, 5, 15 min); degradation from "
+          f"{Path(degradation.__file__).parent}")
     with tempfile.TemporaryDirectory() as tmp:
         results = make_results(Path(tmp) / "study", specs(args.runs_per_net))
         runs = pd.read_parquet(results / "runs.parquet")
         _write_table(results / "layers.parquet", layers(runs), LAYERS_SCHEMA)
         curves = len(pd.read_parquet(results / "curves.parquet"))
         print(f"study: {len(runs)} runs, {curves:,} curve rows, {ITERS:,} iterations each")
-        for what in ("whole report (figures drawn first)", "page alone (figures already drawn)"):
+        steps = (("whole report (figures drawn first)", lambda: write_report(results)[-1]),
+                 ("page alone (figures already drawn)", lambda: write_report(results)[-1]),
+                 ("plot alone (PNG and PDF)", lambda: render_all(results)[0].parent))
+        for what, step in steps:
             wall, cpu = time.perf_counter(), time.process_time()
-            page = write_report(results)[-1]
+            written = step()
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-            print(f"{what}: {wall:.1f} s wall, {cpu:.1f} s CPU; page {page.stat().st_size / 1e6:.2f} MB")
-
+            size = f"; page {written.stat().st_size / 1e6:.2f} MB" if written.is_file() else ""
+            print(f"{what}: {wall:.1f} s wall, {cpu:.1f} s CPU{size}", flush=True)
 
 if __name__ == "__main__":
     main()

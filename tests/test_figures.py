@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import matplotlib.colors as mcolors
+import matplotlib.image as mimage
+import numpy as np
 import pandas as pd
 import pytest
 from _figures_helpers import make_results, paper_like, run_id
@@ -16,7 +18,7 @@ from degradation.analysis.responses import write_responses
 from degradation.errors import UsageError
 from degradation.figures import fig6, fig7, render_all
 from degradation.figures.experiment import build_experiment
-from degradation.figures.style import network_color
+from degradation.figures.style import DPI, PAD_INCHES, add_note, legend_below, network_color, new_figure, save
 
 
 @pytest.fixture
@@ -303,3 +305,22 @@ def test_depth_figure_labels_its_x_axis_with_the_depths_not_powers_of_ten(tmp_pa
         labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
         assert labels[:5] == ["20", "32", "44", "56", "110"]
         assert not [t.get_text() for t in ax.get_xticklabels(minor=True) if t.get_text()]  # no 2x10^1 ... 10^2
+
+
+def test_save_lays_a_figure_out_once_yet_draws_the_pixels_of_a_tight_save(tmp_path: Path) -> None:
+    """style.save lays a figure out and measures its box once for both formats (issue 30's speed): its PNG must
+    still be the one bbox_inches="tight" draws, the legends below the axes and the note under them inside it."""
+    def figure():
+        fig, axes = new_figure(2)
+        for i, ax in enumerate(axes):
+            ax.plot([0, 10_000, 20_000], [i, 2.5, 1], label=f"line {i}")
+            legend_below(ax, ax.get_lines())
+        fig.suptitle("a title")
+        add_note(fig, ["a note under everything, long enough to widen the box past the axes " * 2])
+        return fig
+
+    saved = save(figure(), tmp_path, "fig")
+    figure().savefig(tmp_path / "tight.png", dpi=DPI, bbox_inches="tight", pad_inches=PAD_INCHES)
+    assert [p.name for p in saved] == ["fig.png", "fig.pdf"] and saved[1].read_bytes()[:4] == b"%PDF"
+    ours, tight = mimage.imread(saved[0]), mimage.imread(tmp_path / "tight.png")
+    assert ours.shape == tight.shape and np.array_equal(ours, tight)

@@ -177,6 +177,22 @@ def test_a_second_report_reuses_fresh_figures_and_redraws_stale_ones(report: Pat
     assert fig in write_report(report.parent)
 
 
+def test_the_report_draws_pngs_and_keeps_the_pdfs_plot_wrote_current(report: Path, tmp_path: Path) -> None:
+    """The page inlines PNGs only: a report draws no new PDF (they are `plot`'s, for papers), yet one that `plot`
+    wrote is redrawn with its PNG, never left showing older results."""
+    copy = tmp_path / "study"
+    shutil.copytree(report.parent, copy)
+    figures = copy / "figures"
+    assert sorted(figures.glob("*.png")) and not sorted(figures.glob("*.pdf"))
+    (figures / "fig1.pdf").write_bytes(b"an older plot's PDF")
+    os.utime(copy / "runs.parquet")  # collected again since: the figures are drawn again
+    written = write_report(copy)
+    assert figures / "fig1.pdf" in written and (figures / "fig1.pdf").read_bytes()[:4] == b"%PDF"
+    assert [p.name for p in figures.glob("*.pdf")] == ["fig1.pdf"]
+    entry = next(e for e in json.loads((figures / "manifest.json").read_text())["figures"] if e["figure"] == "fig1")
+    assert entry["files"] == ["fig1.png", "fig1.pdf"]
+
+
 def test_markdown_tables_lists_and_images_become_html_and_paths_never_links() -> None:
     text = "# T\n\n| a | b |\n|---|---|\n| 1 | `x<y` |\n\n- one\n- two\n\n![alt](figures/depth.png)\n\nend **bold**"
     html = markdown(text)

@@ -19,14 +19,14 @@ VANISHING, EXPLODING = 0.5, 2.0
 
 def grid(layers: pd.DataFrame, run_id: str, metric: str = "grad_norm") -> pd.DataFrame:
     """layer_index x step values of one run (rows: layers in network order; columns: window ends)."""
-    mine = layers[(layers["run_id"] == run_id) & (layers["metric"] == metric)]
+    mine = layers.loc[(layers["run_id"] == run_id) & (layers["metric"] == metric), ["layer_index", "step", "value"]]
     return mine.pivot_table(index="layer_index", columns="step", values="value", aggfunc="last").sort_index()
 
 
 def early_norm(layers: pd.DataFrame, run_ids: list[str]) -> pd.Series:
     """Mean gradient norm of the early layers per window, averaged over the given runs (seeds)."""
-    mine = layers[layers["run_id"].isin(run_ids) & (layers["metric"] == "grad_norm")
-                  & layers["stage"].isin(EARLY_STAGES)]
+    mine = layers.loc[layers["run_id"].isin(run_ids) & (layers["metric"] == "grad_norm")
+                      & layers["stage"].isin(EARLY_STAGES), ["step", "value"]]
     return mine.groupby("step")["value"].mean()
 
 

@@ -14,6 +14,10 @@ from degradation.analysis.flow import early_verdict, grid
 from degradation.figures.experiment import Experiment
 from degradation.figures.style import add_note, empty_panel, legend_below, network_color, new_figure
 
+# what draw reads of layers.parquet (pd.read_parquet's arguments): the gradient norm's rows, six of its columns
+READ = {"columns": ["run_id", "step", "layer_index", "stage", "metric", "value"],
+        "filters": [("metric", "==", "grad_norm")]}
+
 
 def _pair(exp: Experiment, recorded: set[str]):
     """The deepest depth with both a plain net and a ResNet (A) that recorded layers."""
@@ -41,7 +45,7 @@ def draw(exp: Experiment) -> tuple[Figure, dict]:
     layers = exp.layers
     fig, axes = new_figure(3, width=4.6, height=3.8)
     entry: dict = {"figure": "gradflow", "panels": [], "missing": [], "notes": []}
-    recorded = set(layers["run_id"]) if layers is not None else set()
+    recorded = set(layers["run_id"].unique()) if layers is not None else set()  # not row by row: 1e5-1e6 rows
     pair = _pair(exp, recorded) if recorded else None
     notes = []
     if pair is None:
@@ -67,14 +71,14 @@ def draw(exp: Experiment) -> tuple[Figure, dict]:
                             for g, c in zip(grids, (plain, res), strict=True)]
     ax = axes[2]
     lines = []
+    firsts = layers[(layers["metric"] == "grad_norm") & (layers["layer_index"] == 1)] if layers is not None else None
     families = [("plain", "--"), ("resnet", "-")] + [(arch, "-.") for arch in exp.other_networks()]  # plug-ins
     for arch, style in families:
         for _, c in exp.family(arch).iterrows():
             ids = [i for i in c["run_ids"] if i in recorded]
-            if not ids or layers is None:
+            if not ids or firsts is None:
                 continue
-            first = layers[(layers["run_id"] == ids[0]) & (layers["metric"] == "grad_norm")
-                           & (layers["layer_index"] == 1)].sort_values("step")
+            first = firsts[firsts["run_id"] == ids[0]].sort_values("step")
             ax.plot(first["step"], first["value"], style, color=network_color(c["arch"], c["depth"]), label=c["label"])
             lines.append({"label": c["label"], "points": len(first)})
     ax.set_title("first layer's gradient norm")

@@ -19,11 +19,13 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.transforms import Bbox  # noqa: E402
 
 from degradation.models.registry import NETWORKS  # noqa: E402
 from degradation.store.io import write_atomic  # noqa: E402
 
 DPI = 150
+PAD_INCHES = 0.15  # white margin around the tight box of a saved figure
 FORMATS = ("png", "pdf")  # PNG for viewing, PDF (vector) for papers
 RC: Any = {
     "font.size": 11,
@@ -137,12 +139,35 @@ def empty_panel(ax, text: str) -> None:
             clip_on=True)
 
 
-def save(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
-    """PNG (for viewing) and PDF (vector, for papers); the tight box takes in the notes under the figure."""
+def lay_out(fig: Figure, dpi: float = DPI) -> Bbox:
+    """Lay the figure out once, as a PNG save at `dpi` lays it out (constrained layout, then the tight box that
+    takes in the notes under the figure, padded), and keep that layout: each save then draws once, where
+    bbox_inches="tight" lays out, draws with no output and measures before drawing, for every format. The PNG's
+    pixels are those of a tight save (tests/test_figures.py compares them)."""
+    fig.set_dpi(dpi)
+    engine = fig.get_layout_engine()
+    if engine is not None:
+        engine.execute(fig)
+    box = fig.get_tightbbox().padded(PAD_INCHES)  # measured by the renderer the layout used
+    fig.set_layout_engine("none")
+    return box
+
+
+def page_formats(out_dir: Path, stem: str) -> tuple[str, ...]:
+    """What `degradation report` writes of a figure: the PNG its page inlines, and the PDF only where one is there
+    already (`plot` wrote it), so that no PDF is left older than its PNG; new PDFs are `plot`'s (they cost over a
+    quarter of its time)."""
+    return tuple(ext for ext in FORMATS if ext == "png" or (Path(out_dir) / f"{stem}.{ext}").is_file())
+
+
+def save(fig: Figure, out_dir: Path, stem: str, formats: tuple[str, ...] | None = None) -> list[Path]:
+    """PNG (for viewing) and PDF (vector, for papers), or the given formats, all from one layout (lay_out: the
+    PNG's pixels are those a tight save draws; the PDF shares the PNG's box)."""
+    box = lay_out(fig)
     paths = []
-    for ext in FORMATS:
+    for ext in formats or FORMATS:
         path = Path(out_dir) / f"{stem}.{ext}"
-        write_atomic(path, partial(fig.savefig, format=ext, dpi=DPI, bbox_inches="tight", pad_inches=0.15))
+        write_atomic(path, partial(fig.savefig, format=ext, dpi=DPI, bbox_inches=box))
         paths.append(path)
     plt.close(fig)
     return paths

@@ -76,9 +76,9 @@ def img(png: bytes, alt: str) -> str:
 
 
 def figure_png(fig: Figure, dpi: int = REPORT_DPI) -> bytes:
-    """A matplotlib figure as PNG bytes (closed afterwards), cropped like figures/style.save crops files."""
+    """A matplotlib figure as PNG bytes (closed afterwards), laid out and cropped as figures/style.save does."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.15)
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches=style.lay_out(fig, dpi))
     style.plt.close(fig)
     return buffer.getvalue()
 

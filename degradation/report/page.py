@@ -158,7 +158,7 @@ def _provenance(runs: pd.DataFrame, tool: dict, command: str) -> str:
 
 def _optional_layers(results_dir: Path) -> pd.DataFrame | None:
     try:
-        return load_layers(results_dir)
+        return load_layers(results_dir, ratios.METRIC, ratios.COLUMNS)  # what the heatmaps read, not the table
     except UsageError:  # not collected or unreadable: the heatmaps say there is nothing recorded
         return None
 
@@ -199,7 +199,7 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, command
               "(`degradation plot` redraws them)", file=sys.stderr)
         written = []
     else:
-        written = render_all(results_dir)
+        written = render_all(results_dir, for_page=True)  # PNG; the PDFs are `plot`'s
     path = Path(out) if out is not None else results_dir / REPORT_FILE
     made_by = ["degradation", "report", "--results", str(results_dir), *(["--out", str(out)] if out else [])]
     text = build_page(results_dir, command or shlex.join(made_by))

@@ -18,6 +18,7 @@ from degradation.figures.gradflow import heatmap
 from degradation.figures.style import empty_panel, new_figure
 
 METRIC = "update_ratio"
+COLUMNS = ("run_id", "metric", "step", "layer_index", "value")  # what chosen() and grid() read of layers.parquet
 PER_FAMILY = 3  # the deepest networks of each family drawn; the rest are named in the entry
 
 
@@ -25,7 +26,7 @@ def chosen(selected: pd.DataFrame, layers: pd.DataFrame | None) -> list[tuple[st
     """(label, run id) per network with recorded ratios: the first seed, the deepest PER_FAMILY of each family."""
     if layers is None or layers.empty:
         return []
-    recorded = set(layers.loc[layers["metric"] == METRIC, "run_id"])
+    recorded = set(layers.loc[layers["metric"] == METRIC, "run_id"].unique())  # not row by row: 1e5-1e6 rows
     mine = selected[selected["run_id"].isin(recorded)].sort_values(["arch", "shortcut", "depth", "seed"])
     out = []
     for _, family in mine.groupby(["arch", "shortcut"], sort=True):

@@ -8,6 +8,7 @@ status). A corrupt part or run.json is skipped with a warning naming it: one bad
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -167,11 +168,11 @@ def collect(results_dir: str | os.PathLike) -> tuple[Path, Path]:
     return curves_path, runs_path
 
 
-def _load(path: Path, what: str) -> pd.DataFrame:
+def _load(path: Path, what: str, **read) -> pd.DataFrame:
     if not path.is_file():
         raise UsageError(f"{path} does not exist; run `degradation collect --results {path.parent}` first")
     try:
-        return pq.read_table(path).to_pandas()
+        return pq.read_table(path, **read).to_pandas()
     except Exception as exc:
         message = f"{path} is not a readable {what} table ({first_line(exc)}); rebuild it with `degradation collect`"
         raise UsageError(message) from None
@@ -187,6 +188,11 @@ def load_runs(results_dir: str | os.PathLike) -> pd.DataFrame:
     return _load(Path(results_dir) / RUNS_TABLE, "runs")
 
 
-def load_layers(results_dir: str | os.PathLike) -> pd.DataFrame:
-    """results/layers.parquet (gradient norm and update ratio per layer and logging window)."""
-    return _load(Path(results_dir) / LAYERS_TABLE, "layers")
+def load_layers(results_dir: str | os.PathLike, metric: str | None = None,
+                columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """results/layers.parquet (gradient norm and update ratio per layer and logging window); only one metric's
+    rows and the named columns when asked (a 100-run study holds about a million rows)."""
+    read: dict = {"columns": list(columns)} if columns is not None else {}
+    if metric is not None:
+        read["filters"] = [("metric", "==", metric)]
+    return _load(Path(results_dir) / LAYERS_TABLE, "layers", **read)
