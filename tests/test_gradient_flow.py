@@ -152,3 +152,17 @@ def test_the_early_verdict_is_the_median_over_common_windows_with_a_nonzero_resi
     assert early_verdict(_table(_early("p", {2: 1.0}) + _early("r", {4: 1.0})), ["p"], ["r"])[1] == "no common windows"
     nan, _ = early_verdict(_table(_early("p", {2: 1.0}) + _early("r", {2: 0.0})), ["p"], ["r"])
     assert nan != nan
+
+
+def test_each_layer_is_named_with_its_stage_and_a_window_of_one_step_reads() -> None:
+    torch.manual_seed(0)
+    model = cifar_net("resnet", 8)
+    flow = LayerFlow(model)
+    assert flow.stages == ["stem"] + ["stage1"] * 2 + ["stage2"] * 2 + ["stage3"] * 2 + ["fc"]
+    assert flow.read(1) == []  # nothing accumulated yet
+    torch.nn.functional.cross_entropy(model(torch.randn(2, 3, 32, 32)), torch.tensor([0, 1])).backward()
+    flow.accumulate(0.1)
+    assert flow.read(0) == []  # an empty window: no division by zero
+    rows = flow.read(1)
+    assert len(rows) == 16 and rows[1][1:4] == ("stage1.0.conv1", "stage1", "grad_norm")
+    assert rows[0][4] == pytest.approx(model.stem.conv.weight.grad.norm().item(), rel=1e-5)
