@@ -69,3 +69,28 @@ def test_each_row_carries_its_epoch_and_the_history_round_trips_through_a_checkp
     resumed.restore_history(state)
     resumed.add(1053, "train", "error", 0.125, 40.0)
     assert resumed.history == writer.history + [resumed.rows[0]] and len(resumed.rows) == 1
+
+
+def test_a_checkpoint_holding_arbitrary_objects_is_not_unpickled_to_repair_curves(tmp_path: Path) -> None:
+    """collect reads checkpoints from results folders that may have been copied from elsewhere: weights only, never
+    code (a pickle's objects); such a checkpoint cannot help, and rebuild_parts says so with None."""
+    from pathlib import PurePosixPath
+
+    from degradation.store.results import ID_FIELDS
+    from degradation.store.runs import CHECKPOINT
+    from degradation.train.curvewriter import CurveWriter, rebuild_parts
+
+    ids = {"run_id": "r", "arch": "resnet", "depth": 8, "shortcut": "A", "dataset": "synthetic", "preset": "smoke",
+           "seed": 0}
+    assert set(ids) == set(ID_FIELDS)
+    writer = CurveWriter(tmp_path, ids, batch_size=2, train_size=10)
+    writer.add(2, "train", "error", 0.5, 1.0)
+    ckpt = tmp_path / CHECKPOINT
+    ckpt.parent.mkdir(parents=True)
+    state = {"iteration": 2, "curves": writer.history_state()}
+    torch.save({"degradation": state}, ckpt)
+    repair = rebuild_parts(tmp_path, ids)
+    assert repair is not None and len(repair.written) == 1  # plain rows and numbers: the lost part is rebuilt
+    repair.written[0].unlink()
+    torch.save({"degradation": state, "extra": PurePosixPath("/somewhere")}, ckpt)
+    assert rebuild_parts(tmp_path, ids) is None
