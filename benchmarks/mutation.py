@@ -76,6 +76,7 @@ GROUPS: dict[str, Group] = {
 
 COPY = ("degradation", "conf", "tests", "pyproject.toml")
 KILLED = ("killed", "timeout", "segfault")  # a timeout counts as killed, as in mutmut's own score
+UNRUN = ("skipped", "not checked")  # not tested (yet): a run cut short leaves "not checked"; out of the score
 LINE = re.compile(r"^\s+(\S+): (.+)$")
 
 
@@ -152,7 +153,7 @@ def rerun_survivors(group: str, out: Path, children: int, known: dict[str, str])
     after adding tests for survivors, without testing every mutant again."""
     work = out / group
     before = results(work, GROUPS[group][2])
-    survivors = [n for n, s in before.items() if s not in KILLED + ("skipped",) and n not in known]
+    survivors = [n for n, s in before.items() if s not in KILLED + UNRUN and n not in known]
     if not survivors:
         return before, 0.0, ""
     shutil.rmtree(work / "tests")
@@ -175,12 +176,13 @@ def results(work: Path, functions: list[str]) -> dict[str, str]:
 
 
 def score(statuses: dict[str, str], known: dict[str, str]) -> tuple[int, int, list[str], list[str]]:
-    """(killed, counted, survivors not judged equivalent, survivors judged equivalent)."""
+    """(killed, counted, survivors not judged equivalent, survivors judged equivalent); mutants not tested (UNRUN)
+    are in none of them."""
     killed = sum(s in KILLED for s in statuses.values())
-    survivors = sorted(n for n, s in statuses.items() if s not in KILLED + ("skipped",))
+    survivors = sorted(n for n, s in statuses.items() if s not in KILLED + UNRUN)
     judged = [n for n in survivors if n in known]
-    skipped = sum(s == "skipped" for s in statuses.values())
-    return killed, len(statuses) - skipped - len(judged), [n for n in survivors if n not in known], judged
+    unrun = sum(s in UNRUN for s in statuses.values())
+    return killed, len(statuses) - unrun - len(judged), [n for n in survivors if n not in known], judged
 
 
 def mutable_functions(module: str) -> list[str]:
@@ -260,12 +262,15 @@ def main(argv: list[str] | None = None) -> int:
             continue
         killed, counted, survivors, judged = score(statuses, known)
         pct = 100 * killed / counted if counted else 100.0
-        rows.append((group, len(statuses), killed, len(survivors), len(judged), pct, seconds))
+        unrun = sum(s == "not checked" for s in statuses.values())
+        rows.append((group, len(statuses), killed, len(survivors), len(judged), unrun, pct, seconds))
         open_survivors[group] = survivors
-        print(f"{group}: {killed}/{counted} killed ({pct:.1f}%), {len(judged)} equivalent, {seconds:.0f} s", flush=True)
-    print(f"\n{'group':9} {'mutants':>7} {'killed':>6} {'survived':>8} {'equiv.':>6} {'score':>6} {'time':>7}")
-    for group, total, killed, survived, judged, pct, seconds in rows:
-        print(f"{group:9} {total:7} {killed:6} {survived:8} {judged:6} {pct:5.1f}% {seconds:6.0f}s")
+        print(f"{group}: {killed}/{counted} killed ({pct:.1f}%), {len(judged)} equivalent, {seconds:.0f} s"
+              + (f", {unrun} not tested (the run was cut short)" if unrun else ""), flush=True)
+    print(f"\n{'group':9} {'mutants':>7} {'killed':>6} {'survived':>8} {'equiv.':>6} {'untested':>8} {'score':>6} "
+          f"{'time':>7}")
+    for group, total, killed, survived, judged, unrun, pct, seconds in rows:
+        print(f"{group:9} {total:7} {killed:6} {survived:8} {judged:6} {unrun:8} {pct:5.1f}% {seconds:6.0f}s")
     for group, survivors in open_survivors.items():
         if survivors:
             print(f"\n{group}: survivors not judged equivalent (function: mutant numbers)")
