@@ -18,6 +18,7 @@ Not part of `make test` or CI: a group takes minutes to tens of minutes on a bus
 from __future__ import annotations
 
 import argparse
+import ast
 import fnmatch
 import os
 import re
@@ -37,7 +38,7 @@ EQUIVALENT = Path(__file__).with_name("mutation_equivalent.txt")
 # functions that compute the science are named, so that a group runs in minutes.
 Group = tuple[list[str], list[str], list[str]]
 GROUPS: dict[str, Group] = {
-    "conf": (["degradation/conf.py"], ["tests/test_conf.py"],
+    "conf": (["degradation/conf/__init__.py"], ["tests/test_conf.py"],
              [f"degradation.conf.x_{f}__mutmut_*" for f in ("result_tree", "_drop", "_flat", "variant_settings",
                                                               "variant_of", "run_id", "result_dict", "resolved_dict")]),
     "verdict": (["degradation/analysis/summary.py", "degradation/analysis/finals.py"], ["tests/test_verdict.py"],
@@ -45,7 +46,8 @@ GROUPS: dict[str, Group] = {
                                                                              "_window_images")]
                 + ["degradation.analysis.summary.xǁStepǁoutcome__mutmut_*"]
                 + [f"degradation.analysis.finals.x_{f}__mutmut_*" for f in ("_std", "cell_stats")]),
-    "schedule": (["degradation/train/schedule.py"], ["tests/test_schedule.py", "tests/test_defaults.py"], []),
+    "schedule": (["degradation/train/schedule.py"],
+                 ["tests/test_schedule.py", "tests/test_warmup_cap.py", "tests/test_defaults.py"], []),
     # train/tencrop.py has no group: mutmut leaves decorated functions alone, and ten_crop_errors is @torch.no_grad()
     # (so are LayerFlow.accumulate and Step.outcome, a @property). tests/test_tencrop.py was checked by hand mutants.
     "models": (["degradation/models/blocks.py", "degradation/models/cifarnet.py", "degradation/models/imagenet.py"],
@@ -74,6 +76,7 @@ GROUPS: dict[str, Group] = {
 
 COPY = ("degradation", "conf", "tests", "pyproject.toml")
 KILLED = ("killed", "timeout", "segfault")  # a timeout counts as killed, as in mutmut's own score
+UNRUN = ("skipped", "not checked")  # not tested (yet): a run cut short leaves "not checked"; out of the score
 LINE = re.compile(r"^\s+(\S+): (.+)$")
 
 
@@ -150,7 +153,7 @@ def rerun_survivors(group: str, out: Path, children: int, known: dict[str, str])
     after adding tests for survivors, without testing every mutant again."""
     work = out / group
     before = results(work, GROUPS[group][2])
-    survivors = [n for n, s in before.items() if s not in KILLED + ("skipped",) and n not in known]
+    survivors = [n for n, s in before.items() if s not in KILLED + UNRUN and n not in known]
     if not survivors:
         return before, 0.0, ""
     shutil.rmtree(work / "tests")
@@ -173,12 +176,38 @@ def results(work: Path, functions: list[str]) -> dict[str, str]:
 
 
 def score(statuses: dict[str, str], known: dict[str, str]) -> tuple[int, int, list[str], list[str]]:
-    """(killed, counted, survivors not judged equivalent, survivors judged equivalent)."""
+    """(killed, counted, survivors not judged equivalent, survivors judged equivalent); mutants not tested (UNRUN)
+    are in none of them."""
     killed = sum(s in KILLED for s in statuses.values())
-    survivors = sorted(n for n, s in statuses.items() if s not in KILLED + ("skipped",))
+    survivors = sorted(n for n, s in statuses.items() if s not in KILLED + UNRUN)
     judged = [n for n in survivors if n in known]
-    skipped = sum(s == "skipped" for s in statuses.values())
-    return killed, len(statuses) - skipped - len(judged), [n for n in survivors if n not in known], judged
+    unrun = sum(s in UNRUN for s in statuses.values())
+    return killed, len(statuses) - unrun - len(judged), [n for n in survivors if n not in known], judged
+
+
+def mutable_functions(module: str) -> list[str]:
+    """mutmut's names of the functions in `module` (a path under ROOT): `pkg.mod.x_fn`, `pkg.mod.xǁClassǁmethod`."""
+    path = ROOT / module
+    dotted = str(Path(module).with_suffix("")).replace(os.sep, ".").removesuffix(".__init__")
+    names = []
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            names.append(f"{dotted}.x_{node.name}")
+        elif isinstance(node, ast.ClassDef):
+            names += [f"{dotted}.xǁ{node.name}ǁ{item.name}" for item in node.body
+                      if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef)]
+    return names
+
+
+def stale(group: str) -> list[str]:
+    """What in `group`'s entry no longer matches the checkout: a module or test file that is gone, a function glob
+    that names no function of the modules (after a move or rename mutmut would mutate or test nothing, silently)."""
+    modules, tests, functions = GROUPS[group]
+    problems = [f"{path}: no such file" for path in modules + tests if not (ROOT / path).is_file()]
+    names = [n for m in modules if (ROOT / m).is_file() for n in mutable_functions(m)]
+    problems += [f"{glob}: matches no function of {' '.join(modules)}" for glob in functions
+                 if not any(fnmatch.fnmatch(f"{n}__mutmut_1", glob) for n in names)]
+    return problems
 
 
 def by_function(names: list[str]) -> dict[str, list[str]]:
@@ -205,10 +234,17 @@ def main(argv: list[str] | None = None) -> int:
         for name, (modules, tests, functions) in GROUPS.items():
             print(f"{name:9} {' '.join(modules)}\n{'':9} tests: {' '.join(tests)}")
             print(f"{'':9} functions: {' '.join(functions) or 'all'}")
+            for problem in stale(name):
+                print(f"{'':9} STALE {problem}")
         return 0
     unknown = [g for g in args.groups if g not in GROUPS]
     if unknown:
         print(f"unknown group(s) {', '.join(unknown)}; choose from {', '.join(GROUPS)}", file=sys.stderr)
+        return 2
+    problems = [f"{g}: {p}" for g in args.groups or list(GROUPS) for p in stale(g)]
+    if problems:
+        print("the group table no longer matches the checkout (fix GROUPS in benchmarks/mutation.py):\n  "
+              + "\n  ".join(problems), file=sys.stderr)
         return 2
     known = equivalent()
     rows, open_survivors = [], {}
@@ -226,12 +262,15 @@ def main(argv: list[str] | None = None) -> int:
             continue
         killed, counted, survivors, judged = score(statuses, known)
         pct = 100 * killed / counted if counted else 100.0
-        rows.append((group, len(statuses), killed, len(survivors), len(judged), pct, seconds))
+        unrun = sum(s == "not checked" for s in statuses.values())
+        rows.append((group, len(statuses), killed, len(survivors), len(judged), unrun, pct, seconds))
         open_survivors[group] = survivors
-        print(f"{group}: {killed}/{counted} killed ({pct:.1f}%), {len(judged)} equivalent, {seconds:.0f} s", flush=True)
-    print(f"\n{'group':9} {'mutants':>7} {'killed':>6} {'survived':>8} {'equiv.':>6} {'score':>6} {'time':>7}")
-    for group, total, killed, survived, judged, pct, seconds in rows:
-        print(f"{group:9} {total:7} {killed:6} {survived:8} {judged:6} {pct:5.1f}% {seconds:6.0f}s")
+        print(f"{group}: {killed}/{counted} killed ({pct:.1f}%), {len(judged)} equivalent, {seconds:.0f} s"
+              + (f", {unrun} not tested (the run was cut short)" if unrun else ""), flush=True)
+    print(f"\n{'group':9} {'mutants':>7} {'killed':>6} {'survived':>8} {'equiv.':>6} {'untested':>8} {'score':>6} "
+          f"{'time':>7}")
+    for group, total, killed, survived, judged, unrun, pct, seconds in rows:
+        print(f"{group:9} {total:7} {killed:6} {survived:8} {judged:6} {unrun:8} {pct:5.1f}% {seconds:6.0f}s")
     for group, survivors in open_survivors.items():
         if survivors:
             print(f"\n{group}: survivors not judged equivalent (function: mutant numbers)")

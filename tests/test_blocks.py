@@ -84,3 +84,36 @@ def test_every_identity_block_of_an_imagenet_resnet_passes_its_input() -> None:
         x = torch.rand(1, blk.conv1.in_channels, 4, 4)
         with torch.no_grad():
             assert torch.equal(blk(x), x)  # x >= 0: relu(0 + x) = x
+
+
+@pytest.mark.parametrize(("block", "cin", "cout", "stride", "option"), [
+    (ResidualBasicBlock, 4, 8, 2, "A"), (ResidualBasicBlock, 4, 4, 1, "A"), (ResidualBottleneck, 8, 16, 2, "B")])
+def test_a_lesioned_block_is_its_shortcut_then_the_relu(block, cin, cout, stride, option) -> None:
+    """skip(x), what the lesion study runs in place of a block: relu(shortcut(x)), the residual branch gone."""
+    torch.manual_seed(0)
+    res = block(cin, cout, stride, shortcut=option).eval()
+    _randomise(res)
+    x = torch.randn(2, cin, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(res.skip(x), torch.relu(res.shortcut(x)))
+        assert res.skip(x).shape == res(x).shape
+
+
+def test_the_blocks_defaults_keep_the_map_and_bottlenecks_project_with_option_b() -> None:
+    """Called without stride or shortcut: stride 1 (same map size); a bottleneck's shortcut is option B."""
+    x = torch.randn(1, 16, 6, 6)
+    with torch.no_grad():
+        assert PlainBottleneck(16, 16)(x).shape == (1, 16, 6, 6) and PlainBasicBlock(16, 16)(x).shape == x.shape
+        assert isinstance(ResidualBottleneck(16, 64).shortcut, Projection)  # B: a projection where the shape changes
+        assert isinstance(ResidualBottleneck(64, 64).shortcut, nn.Identity)
+        assert ResidualBottleneck(16, 64)(x).shape == (1, 64, 6, 6)
+        assert isinstance(ResidualBasicBlock(4, 8, 2).shortcut, PadShortcut)  # a basic block's default: option A
+
+
+def test_a_cifar_net_built_directly_is_the_papers_option_a_ten_class_net() -> None:
+    from degradation.models.cifarnet import CifarNet, scaled_widths
+
+    net = CifarNet(1)
+    assert net.shortcut == "A" and net.fc.out_features == 10
+    assert sum(isinstance(m, PadShortcut) for m in net.modules()) == 2  # the two stage transitions
+    assert scaled_widths(0.05) == (1, 2, 3)  # 16/32/64 x 0.05 rounded, at least one channel

@@ -95,3 +95,74 @@ def test_switch_off(tmp_path) -> None:
     folder = folder_of(tmp_path, "trainer.record_layers=false")
     assert folder == folder_of(tmp_path)  # a recording switch does not change what the run computes
     assert part_paths(folder, LAYERS_DIR) == []
+
+
+def _table(rows: list[tuple[str, int, int, str, str, float]]) -> pd.DataFrame:
+    """layers.parquet rows: (run_id, step, layer_index, stage, metric, value)."""
+    return pd.DataFrame(rows, columns=["run_id", "step", "layer_index", "stage", "metric", "value"])
+
+
+def _early(run: str, values: dict[int, float], late: float = 100.0) -> list[tuple]:
+    """A run whose stem and first-stage layers have grad_norm `values[step]`, its later layers `late`."""
+    return [row for step, v in values.items() for row in (
+        (run, step, 1, "stem", "grad_norm", v), (run, step, 2, "stage1", "grad_norm", v),
+        (run, step, 3, "stage2", "grad_norm", late), (run, step, 4, "fc", "grad_norm", late),
+        (run, step, 1, "stem", "update_ratio", late))]
+
+
+def test_the_grid_is_one_run_and_metric_with_layers_in_network_order() -> None:
+    from degradation.analysis.flow import grid
+
+    layers = _table([("a", 4, 2, "stage1", "grad_norm", 2.0), ("a", 2, 2, "stage1", "grad_norm", 1.0),
+                     ("a", 2, 1, "stem", "grad_norm", 3.0), ("a", 4, 1, "stem", "grad_norm", 4.0),
+                     ("a", 2, 1, "stem", "update_ratio", 9.0), ("b", 2, 1, "stem", "grad_norm", 7.0)])
+    g = grid(layers, "a")
+    assert list(g.index) == [1, 2] and list(g.columns) == [2, 4]
+    assert g.to_numpy().tolist() == [[3.0, 4.0], [1.0, 2.0]]
+    assert grid(layers, "a", "update_ratio").to_numpy().tolist() == [[9.0]]
+
+
+def test_early_norm_averages_the_early_layers_of_the_given_runs_per_window() -> None:
+    from degradation.analysis.flow import early_norm
+
+    layers = _table(_early("p1", {2: 1.0, 4: 3.0}) + _early("p2", {2: 3.0, 4: 5.0}) + _early("r", {2: 50.0}))
+    assert early_norm(layers, ["p1", "p2"]).to_dict() == {2: 2.0, 4: 4.0}  # later layers, ratios, run r left out
+    imagenet = _table([("i", 2, 1, "stem", "grad_norm", 1.0), ("i", 2, 2, "layer1", "grad_norm", 3.0),
+                       ("i", 2, 3, "layer2", "grad_norm", 50.0)])
+    assert early_norm(imagenet, ["i"]).to_dict() == {2: 2.0}  # ImageNet nets' first stage is layer1
+
+
+@pytest.mark.parametrize(("plain", "word"), [(0.4, "vanishing"), (0.5, "comparable"), (1.0, "comparable"),
+                                             (2.0, "comparable"), (2.5, "exploding")])
+def test_the_early_verdict_names_a_factor_two_either_way(plain: float, word: str) -> None:
+    from degradation.analysis.flow import early_verdict
+
+    layers = _table(_early("p", {2: plain * 10, 4: plain * 10, 6: 1000.0}) + _early("r", {2: 10.0, 4: 10.0, 6: 10.0}))
+    layers = layers[~((layers.run_id == "p") & (layers.step == 6))]  # window 6: the residual run's only
+    ratio, verdict = early_verdict(layers, ["p"], ["r"])
+    assert (ratio, verdict) == (pytest.approx(plain), word)
+
+
+def test_the_early_verdict_is_the_median_over_common_windows_with_a_nonzero_residual_norm() -> None:
+    from degradation.analysis.flow import early_verdict
+
+    layers = _table(_early("p", {2: 1.0, 4: 1.0, 6: 30.0, 8: 5.0, 10: 7.0}) + _early("r", {2: 1.0, 4: 1.0, 6: 1.0,
+                                                                                           8: 0.0, 12: 1.0}))
+    assert early_verdict(layers, ["p"], ["r"]) == (pytest.approx(1.0), "comparable")  # median of 1, 1, 30
+    assert early_verdict(_table(_early("p", {2: 1.0}) + _early("r", {4: 1.0})), ["p"], ["r"])[1] == "no common windows"
+    nan, _ = early_verdict(_table(_early("p", {2: 1.0}) + _early("r", {2: 0.0})), ["p"], ["r"])
+    assert nan != nan
+
+
+def test_each_layer_is_named_with_its_stage_and_a_window_of_one_step_reads() -> None:
+    torch.manual_seed(0)
+    model = cifar_net("resnet", 8)
+    flow = LayerFlow(model)
+    assert flow.stages == ["stem"] + ["stage1"] * 2 + ["stage2"] * 2 + ["stage3"] * 2 + ["fc"]
+    assert flow.read(1) == []  # nothing accumulated yet
+    torch.nn.functional.cross_entropy(model(torch.randn(2, 3, 32, 32)), torch.tensor([0, 1])).backward()
+    flow.accumulate(0.1)
+    assert flow.read(0) == []  # an empty window: no division by zero
+    rows = flow.read(1)
+    assert len(rows) == 16 and rows[1][1:4] == ("stage1.0.conv1", "stage1", "grad_norm")
+    assert rows[0][4] == pytest.approx(model.stem.conv.weight.grad.norm().item(), rel=1e-5)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from degradation.conf import compose
-from degradation.train.schedule import Schedule, WarmUp, lr_at, warmup_enabled
+from degradation.train.schedule import Schedule, WarmUp, describe_warmup, lr_at, warmup_enabled
 
 
 def paper_lr(iteration: int, **kw) -> float:
@@ -67,5 +67,59 @@ def test_warmup_state_round_trips() -> None:
 
 
 def test_lr_at_needs_a_warmup_lr_while_warming_up() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="^warming_up needs warmup_lr$"):
         lr_at(0, lr=0.1, milestones=[], gamma=0.1, warming_up=True)
+
+
+def test_lr_milestones_and_gamma_come_from_the_config() -> None:
+    s = compose(["schedule=paper", "schedule.lr=0.2", "schedule.milestones=[10,25]", "schedule.gamma=0.5"]).schedule
+    schedule = Schedule(s, depth=20)
+    assert [schedule.lr(i) for i in (0, 9, 10, 24, 25, 63999)] == pytest.approx([0.2, 0.2, 0.1, 0.1, 0.05, 0.05])
+
+
+def test_the_warmup_families_come_from_the_config() -> None:
+    s = compose(["schedule=paper", "schedule.warmup.archs=[plain]"]).schedule
+    plain, resnet = Schedule(s, depth=110, arch="plain"), Schedule(s, depth=110, arch="resnet")
+    assert plain.warmup.active and not resnet.warmup.active
+    assert plain.lr(0) == pytest.approx(0.01) and resnet.lr(0) == pytest.approx(0.1)
+
+
+def test_a_warmup_without_a_cap_lasts_until_the_error_falls() -> None:
+    """max_iters None: a checkpoint from before the cap existed warms up as it did then, at any iteration."""
+    warm = WarmUp(active=True, until_train_error=0.8)
+    assert warm.warming(10**6) and not warm.observe(0.9, 10**6)
+    assert warm.observe(0.5, 10**6 + 100) and (warm.ended_at, warm.ended_by_cap) == (10**6 + 100, False)
+
+
+def test_a_warming_state_resumes_warming() -> None:
+    warm = WarmUp(active=True, until_train_error=0.8, max_iters=4000)
+    warm.observe(0.9, 100)
+    other = WarmUp(active=False, until_train_error=0.1, max_iters=4000)
+    other.load_state_dict(warm.state_dict())
+    assert other.active and other.warming(3999) and other.ended_at is None
+
+
+def test_a_state_from_before_the_cap_keeps_the_configured_cap() -> None:
+    """A checkpoint written before the cap existed holds no max_iters: the resumed run keeps the config's cap."""
+    warm = WarmUp(active=True, until_train_error=0.8, max_iters=4000)
+    warm.load_state_dict({"active": True, "until_train_error": 0.8})
+    assert warm.max_iters == 4000 and not warm.warming(4000)
+
+
+def test_run_json_reports_no_cap_for_a_run_without_warmup() -> None:
+    s = compose(["schedule=paper"]).schedule
+    assert Schedule(s, depth=56).warmup.report() == {
+        "warmup": False, "warmup_max_iters": None, "warmup_ended_at": None, "warmup_ended_by_cap": None}
+    assert Schedule(s, depth=110).warmup.report()["warmup_max_iters"] == 4000
+
+
+@pytest.mark.parametrize(("info", "words"), [
+    ({"warmup": False, "warmup_ended_at": None}, "none"),
+    ({"warmup": True, "warmup_ended_at": None}, "on"),
+    ({"warmup": True, "warmup_ended_at": 400.0, "warmup_ended_by_cap": False}, "ended at 400"),
+    ({"warmup": True, "warmup_ended_at": 4000, "warmup_ended_by_cap": True}, "cap at 4000"),
+    ({"warmup": False, "warmup_ended_at": float("nan"), "warmup_ended_by_cap": float("nan")}, "none"),  # a table row
+    ({}, "-"),  # a run.json from before the warm-up was recorded
+])
+def test_the_warmup_record_in_words(info: dict, words: str) -> None:
+    assert describe_warmup(info) == words

@@ -38,6 +38,8 @@ def test_a_cap_between_windows_counts_from_the_cap_not_the_window() -> None:
     assert (warm.ended_at, warm.ended_by_cap) == (150, True)
     early = WarmUp(active=True, until_train_error=0.8, max_iters=150)
     assert early.observe(0.5, 100) and (early.ended_at, early.ended_by_cap) == (100, False)
+    at_cap = WarmUp(active=True, until_train_error=0.8, max_iters=150)  # the window ending at the cap was good
+    assert at_cap.observe(0.5, 150) and (at_cap.ended_at, at_cap.ended_by_cap) == (150, False)
 
 
 def test_cap_state_survives_a_checkpoint() -> None:

@@ -108,10 +108,9 @@ class Schedule:
         self.base_lr = float(sched.lr)
         self.milestones = [int(m) for m in sched.milestones]
         self.gamma = float(sched.gamma)
-        self.max_iters = int(sched.max_iters)
         self.warmup_lr = float(sched.warmup.lr)
         warm = sched.warmup
-        cap = warm.get("max_iters") if hasattr(warm, "get") else getattr(warm, "max_iters", None)
+        cap = warm.get("max_iters")
         self.warmup = WarmUp(
             active=warmup_enabled(warm.enabled, depth, warm.min_depth, arch, warm.get("archs", ("resnet",))),
             until_train_error=float(warm.until_train_error),
