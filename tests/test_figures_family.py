@@ -88,7 +88,8 @@ def test_plot_of_cifar_family_folder_runs_draws_figures_1_and_6_named_by_the_fol
     summary = (folder / "summary.md").read_text()
     assert "600,000" not in summary and "table2.md" not in summary and "10-crop" not in summary
     assert "CIFAR-10 setting (64,000 iterations on 50,000 images)" in summary
-    assert "![image folder (10 classes, CIFAR recipe), quick preset: final error against depth]" in summary
+    assert "![image folder (10 classes, CIFAR recipe), quick preset" in summary
+    assert "final error against depth]" in summary
     assert not (folder / "table2.md").exists() and not (folder / "table3.md").exists()
 
 
@@ -114,7 +115,7 @@ def test_the_cifar10_paper_case_keeps_its_paper_marks(tmp_path: Path) -> None:
     figures = manifest(folder)
     assert figures["depth"]["paper_marks"] == ["resnet"] and figures["fig6"]["panels"][0]["ylim"] == [0.0, 20.0]
     assert "| 56 | 853,018 (0.85M) | 13.50 | 6.97 | 6.97 |" in (folder / "table6.md").read_text()
-    assert figures["fig6"]["title"].endswith("— CIFAR-10, paper preset")
+    assert "— CIFAR-10, paper preset" in figures["fig6"]["title"]
 
 
 def test_imagenet_family_folder_runs_get_figure_4_and_tables_2_3_without_the_papers_rows(tmp_path: Path) -> None:
@@ -170,3 +171,17 @@ def test_cifar_family_nets_on_an_imagenet_recipe_folder_draw_their_val_curves_in
     summary = (folder / "summary.md").read_text()
     assert "in validation error (centre crop)" in summary and "Trained with the ImageNet recipe" in summary
     assert "table2.md" not in summary and "600,000" not in summary
+
+
+def test_a_title_names_what_every_run_changed_of_its_preset() -> None:
+    """Runs all at schedule.max_iters=1000 under the quick preset are not the quick preset: the title says so; an
+    lr only one run changed is that run's variant, not the title's."""
+    import pandas as pd
+
+    from degradation.analysis.setting import describe
+
+    quick = {"schedule.max_iters": 1000, "schedule.milestones": [500, 750], "schedule.lr": 0.1}
+    runs = pd.DataFrame({"settings": [json.dumps(quick), json.dumps({**quick, "schedule.lr": 0.05})]})
+    title = describe("cifar10", "quick", runs)
+    assert title == "CIFAR-10, quick preset, changed: max_iters=1000, milestones=[500, 750]"
+    assert describe("cifar10", "quick", runs.iloc[:0]) == "CIFAR-10, quick preset"

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from degradation.conf import preset_changes
 from degradation.data.registry import FILE_BACKED, display_name
 
 FAMILIES = ("cifar", "imagenet")  # the order figures and sections are drawn in
@@ -110,10 +111,28 @@ def data_phrase(dataset: str, runs: pd.DataFrame | None = None) -> str:
     return ("an " if dataset == "imagefolder" else "") + data_title(dataset, runs)
 
 
+def changed_text(preset: str, runs: pd.DataFrame | None) -> str:
+    """", changed: max_iters=1000, milestones=[500, 750]": the preset's schedule values every one of the runs
+    overrode (values only some changed are their variants, named on their own lines)."""
+    if runs is None or runs.empty or "settings" not in runs.columns:
+        return ""
+    common: set[tuple[str, str]] | None = None
+    for settings in runs["settings"]:
+        try:
+            values = json.loads(settings) if isinstance(settings, str) else None
+        except ValueError:
+            values = None
+        if not isinstance(values, dict):
+            return ""  # a run without its settings: nothing can be said of all of them
+        mine = {(key.removeprefix("schedule."), json.dumps(v)) for key, v in preset_changes(preset, values).items()}
+        common = mine if common is None else common & mine
+    return ", changed: " + ", ".join(f"{k}={v}" for k, v in sorted(common)) if common else ""
+
+
 def describe(dataset: str, preset: str, runs: pd.DataFrame | None = None, family: str | None = None) -> str:
     """Names the data and preset (and, given the runs, the folder's classes and the subset; given a family, which
     one), so a demo figure is never taken for CIFAR-10, nor a subset for the whole set."""
-    text = f"{data_title(dataset, runs)}, {preset} preset"
+    text = f"{data_title(dataset, runs)}, {preset} preset{changed_text(preset, runs)}"
     if dataset == "synthetic":
         text += " (not CIFAR-10)"
     return text + (f", {FAMILY_NAMES[family]}-family nets" if family else "")

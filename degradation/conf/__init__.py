@@ -339,9 +339,6 @@ def run_id(cfg: DictConfig) -> str:
     return f"{model.arch}-{model.depth}{shortcut}-{cfg.data.name}-{cfg.schedule.name}-s{cfg.seed}-{digest}"
 
 
-CUSTOM = "-custom"  # what a preset's name gets when overrides changed its schedule
-
-
 @functools.lru_cache(maxsize=32)
 def _preset_file(name: str) -> dict:
     """conf/schedule/<name>.yaml (or a user's config folder's) as plain values, {} when there is none."""
@@ -352,15 +349,13 @@ def _preset_file(name: str) -> dict:
     return {}
 
 
-def preset_label(cfg: DictConfig) -> str:
-    """The preset as run.json, tables and figure titles name it: the schedule's name, or `<name>-custom` when an
-    override changed one of its values (`schedule=quick schedule.max_iters=1000` is not the quick preset, and the
-    paper's comparisons must not read it as the paper's). The run id keeps the name: the hash tells them apart."""
-    name = str(cfg.schedule.name)
+def preset_changes(name: str, settings: dict) -> dict[str, object]:
+    """The schedule keys whose values in `settings` (a run's dotted result keys) differ from the preset `name`'s
+    YAML: `schedule=quick schedule.max_iters=1000` is not the quick preset, and titles say what changed."""
     preset = _preset_file(name)
-    mine = _flat(OmegaConf.to_container(cfg.schedule, resolve=True))  # type: ignore[arg-type]
-    changed = any(key in preset and preset[key] != value for key, value in mine.items())
-    return name + CUSTOM if changed else name
+    prefix = "schedule."
+    return {key: value for key, value in settings.items()
+            if key.startswith(prefix) and key[len(prefix):] in preset and preset[key[len(prefix):]] != value}
 
 
 def run_dir(cfg: DictConfig) -> Path:

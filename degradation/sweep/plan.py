@@ -16,7 +16,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from degradation.compute import machine
-from degradation.conf import compose, preset_label, run_id, validate
+from degradation.conf import compose, run_id, validate
 from degradation.data.registry import dataset, is_file_backed, streams_files
 from degradation.errors import UsageError
 from degradation.store.lock import LockOwner, describe_owner, live_owner
@@ -62,7 +62,7 @@ class Cell:
         cfg = self.cfg
         return {
             "run_id": self.run_id, "arch": self.arch, "depth": self.depth, "shortcut": self.shortcut,
-            "dataset": str(cfg.data.name), "preset": preset_label(cfg), "seed": self.seed,
+            "dataset": str(cfg.data.name), "preset": str(cfg.schedule.name), "seed": self.seed,
             "iteration": 0, "total_iters": int(cfg.schedule.max_iters), "subset": cfg.data.get("train_subset"),
         }
 

@@ -17,7 +17,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from degradation.compute.revision import git_revision
-from degradation.conf import preset_label, resolved_dict, run_id, variant_id
+from degradation.conf import resolved_dict, run_id, variant_id
 from degradation.errors import UsageError
 from degradation.models.registry import network_of, shortcut_of
 from degradation.store.io import write_json_atomic, write_text_atomic
@@ -81,7 +81,7 @@ class RunFolder:
                 "depth": int(model.depth),
                 "shortcut": static["shortcut"],
                 "dataset": cfg.data.name,
-                "preset": preset_label(cfg),
+                "preset": cfg.schedule.name,
                 "seed": int(cfg.seed),
             },
             batch_size=int(cfg.schedule.batch_size),
@@ -195,7 +195,7 @@ def static_info(cfg: DictConfig, path: Path, params: int, macs: int, device: str
         "shortcut": shortcut_of(model),
         "arch_label": network_of(model).label,
         "dataset": cfg.data.name,
-        "preset": preset_label(cfg),
+        "preset": cfg.schedule.name,
         "seed": int(cfg.seed),
         "params": int(params),
         "macs": int(macs),
