@@ -43,19 +43,20 @@ demo: install ## The main job: offline synthetic-data sweep (plain vs ResNet), f
 
 # Real photographs on a CPU: CIFAR-10 (fetched and verified once; CIFAR=folder holding cifar-10-batches-py or the
 # archive) or any folder of small images (IMAGES=folder with train/<class>/ and val/<class>/), a class-balanced
-# training subset of SUBSET images, the cpu preset (conf/schedule/cpu.yaml), then figures and the report.
+# training subset of SUBSET images (SUBSET= for all of them), the cpu preset (conf/schedule/cpu.yaml), then figures and the report.
 CIFAR ?= $(or $(DEGRADATION_DATA),data)
 IMAGES ?=
-SUBSET ?= 5000
+SUBSET ?= 1000
 CPU_RESULTS ?= results/cpu
 CPU_ARGS ?=
+CPU_SUBSET := $(if $(SUBSET),data.train_subset=$(SUBSET))
 CPU_SWEEP := --preset cpu --depths 20,56 --archs plain,resnet $(if $(JOBS),--jobs $(JOBS)) --results $(CPU_RESULTS)
-cpu-real: install ## Real CIFAR-10 photos on a CPU: plain/ResNet 20 and 56 on a 5,000-image subset (~30 min, 2 cores), figures, report
+cpu-real: install ## Real CIFAR-10 photos on a CPU: plain/ResNet 20 and 56 on a 1,000-image subset (~30 min, 2 cores), figures, report
 ifeq ($(IMAGES),)
 	@$(BIN)/degradation data fetch cifar10 --root $(CIFAR) || { echo "make cpu-real: no CIFAR-10 at $(CIFAR); point it at a local copy: make cpu-real CIFAR=<folder with cifar-10-batches-py or cifar-10-python.tar.gz>, or at small images: make cpu-real IMAGES=<folder with train/<class>/ and val/<class>/>"; exit 2; }
-	$(BIN)/degradation sweep --data cifar10 $(CPU_SWEEP) -- data.root=$(CIFAR) data.train_subset=$(SUBSET) $(CPU_ARGS)
+	$(BIN)/degradation sweep --data cifar10 $(CPU_SWEEP) -- data.root=$(CIFAR) $(CPU_SUBSET) $(CPU_ARGS)
 else
-	$(BIN)/degradation sweep --data imagefolder $(CPU_SWEEP) -- data.root=$(IMAGES) $(CPU_ARGS)
+	$(BIN)/degradation sweep --data imagefolder $(CPU_SWEEP) -- data.root=$(IMAGES) $(CPU_SUBSET) $(CPU_ARGS)
 endif
 	$(BIN)/degradation plot --results $(CPU_RESULTS)
 	$(BIN)/degradation report --results $(CPU_RESULTS)
