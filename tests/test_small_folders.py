@@ -57,8 +57,8 @@ def test_a_32px_folder_is_trained_with_pad_and_crop_and_never_resized(tmp_path, 
     def no_resize(*args, **kwargs):
         raise AssertionError("a small-image folder under the CIFAR recipe must never be resized")
 
-    for module in (imageaug, smallfolder):
-        monkeypatch.setattr(module, "resize_shorter", no_resize)
+    monkeypatch.setattr(imageaug, "resize_shorter", no_resize)
+    monkeypatch.setattr(smallfolder, "resized_centre", no_resize)
     monkeypatch.setattr(TF, "resize", no_resize)
     cfg = _cfg(tmp_path / "img", f"results_dir={tmp_path / 'r'}")
     assert (cfg.data.recipe, cfg.data.recipe_why) == ("cifar", "auto: images 32x32 px, at most 64")

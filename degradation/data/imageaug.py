@@ -120,11 +120,16 @@ def train_view(image: torch.Tensor, spec: AugmentSpec, scale: int, frac: tuple[f
     return view.flip(-1) if flip else view
 
 
-def centre_view(image: torch.Tensor, spec: AugmentSpec) -> torch.Tensor:
-    resized = resize_shorter(image, spec.eval_resize)
+def resized_centre(image: torch.Tensor, shorter: int, crop: int) -> torch.Tensor:
+    """The shorter side resized to `shorter`, then the centre crop x crop (evaluation; a CIFAR-recipe data.resize)."""
+    resized = resize_shorter(image, shorter)
     h, w = resized.shape[-2:]
-    top, left = (h - spec.crop) // 2, (w - spec.crop) // 2
-    return resized[:, top : top + spec.crop, left : left + spec.crop]
+    top, left = (h - crop) // 2, (w - crop) // 2
+    return resized[:, top : top + crop, left : left + crop]
+
+
+def centre_view(image: torch.Tensor, spec: AugmentSpec) -> torch.Tensor:
+    return resized_centre(image, spec.eval_resize, spec.crop)
 
 
 def ten_views(image: torch.Tensor, spec: AugmentSpec) -> torch.Tensor:

@@ -18,17 +18,9 @@ import torch
 
 from degradation.data.decode import read_rgb
 from degradation.data.folders import ImageList
-from degradation.data.imageaug import resize_shorter
+from degradation.data.imageaug import resized_centre
 from degradation.data.imagedata import max_pixels, scan_data
 from degradation.errors import UsageError
-
-
-def _square(image: torch.Tensor, size: int) -> torch.Tensor:
-    """Shorter side to `size` (antialiased), then the centre size x size."""
-    image = resize_shorter(image, size)
-    h, w = image.shape[-2:]
-    top, left = (h - size) // 2, (w - size) // 2
-    return image[:, top : top + size, left : left + size]
 
 
 def _decode_all(images: ImageList, cap: int, resize: int | None) -> torch.Tensor:
@@ -37,7 +29,7 @@ def _decode_all(images: ImageList, cap: int, resize: int | None) -> torch.Tensor
     for i, path in enumerate(images.paths):
         image = read_rgb(path, cap, resize)
         if resize:
-            image = _square(image, resize)
+            image = resized_centre(image, resize, resize)
         if out is None:
             out = torch.empty((len(images), *image.shape), dtype=torch.uint8)
         elif image.shape != out.shape[1:]:  # data.verify=none skipped the scan's size check
