@@ -55,7 +55,7 @@ GROUPS: dict[str, Group] = {
     "imageaug": (["degradation/data/imageaug.py"],
                  ["tests/test_data_images.py", "tests/test_presets.py", "tests/test_tencrop.py"], []),
     "data": (["degradation/data/normalize.py", "degradation/data/splits.py", "degradation/data/stream.py"],
-             ["tests/test_data.py", "tests/test_data_stream.py", "tests/test_presets.py"],
+             ["tests/test_data.py", "tests/test_normalize.py", "tests/test_data_stream.py", "tests/test_presets.py"],
              ["degradation.data.normalize.*", "degradation.data.splits.*"]
              + [f"degradation.data.stream.{f}__mutmut_*" for f in (
                  "x__epoch_seed", "xǁ_EpochPlanǁ__init__", "xǁBatchStreamǁ_crop_table", "xǁBatchStreamǁ_positions",

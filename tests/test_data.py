@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from _data_helpers import make_tiny_cifar, publish_checksums
 
 from degradation.conf import compose
 from degradation.data import build_data, fit_normalizer, make_synthetic, split_indices
+from degradation.data.splits import balanced_subset
 from degradation.errors import UsageError
 
 
@@ -46,6 +48,50 @@ def test_papers_45k_5k_holdout_and_full_split() -> None:
 def test_bad_split_settings_are_usage_errors(split: str, val_size: int, message: str) -> None:
     with pytest.raises(UsageError, match=message):
         split_indices(100, split, val_size, 0)
+
+
+def test_the_smallest_and_largest_holdouts_are_allowed() -> None:
+    assert [len(part) for part in split_indices(100, "holdout", 1, 0)] == [99, 1]
+    assert [len(part) for part in split_indices(100, "holdout", 99, 0)] == [1, 99]
+
+
+def test_a_subset_is_class_balanced_seeded_and_as_even_as_the_classes_allow() -> None:
+    labels = torch.tensor([0] * 50 + [1] * 7 + [2] * 40)
+    picked = balanced_subset(labels, 60, seed=3, what="the set")
+    counts = torch.bincount(labels[picked], minlength=3).tolist()
+    assert len(picked) == 60 and counts[1] == 7 and sorted([counts[0], counts[2]]) == [26, 27]  # 7 + 53 shared
+    assert picked.dtype == torch.int64 and torch.equal(picked, picked.unique())  # sorted, no repeats
+    assert torch.equal(picked, balanced_subset(labels, 60, seed=3, what="the set"))  # deterministic
+    assert not torch.equal(picked, balanced_subset(labels, 60, seed=4, what="the set"))  # split_seed chooses
+    even = balanced_subset(torch.arange(10).repeat(20), 30, seed=0, what="the set")
+    assert torch.bincount(torch.arange(10).repeat(20)[even]).tolist() == [3] * 10
+
+
+def test_small_classes_give_all_they_have_and_the_rest_share_evenly() -> None:
+    labels = torch.tensor([0] * 3 + [1] * 5 + [2] * 100 + [3] * 100)
+    counts = torch.bincount(labels[balanced_subset(labels, 48, seed=0, what="the set")]).tolist()
+    assert counts == [3, 5, 20, 20]  # the two small classes are full; 40 left for two classes
+    whole = balanced_subset(labels, len(labels), seed=0, what="the set")
+    assert torch.equal(whole, torch.arange(len(labels)))  # the whole set is every image once
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_the_remainder_goes_one_each_to_classes_chosen_by_the_seed(seed: int) -> None:
+    labels = torch.arange(10).repeat(20)
+    counts = torch.bincount(labels[balanced_subset(labels, 34, seed=seed, what="the set")], minlength=10)
+    assert sorted(counts.tolist()) == [3] * 6 + [4] * 4
+    order = torch.randperm(10, generator=torch.Generator().manual_seed(seed)).tolist()
+    assert sorted(torch.nonzero(counts == 4).flatten().tolist()) == sorted(order[:4])
+
+
+@pytest.mark.parametrize(("size", "message"), [
+    (58, "data.train_subset=58 is larger than the set (57 training images); choose at most 57, or null for all"),
+    (2, "data.train_subset=2 is fewer than the 3 classes of the set; choose at least 3 (one image per class)"),
+])
+def test_a_subset_too_large_or_smaller_than_the_classes_is_refused(size: int, message: str) -> None:
+    labels = torch.tensor([0] * 50 + [1] * 4 + [2] * 3)
+    with pytest.raises(UsageError, match=re.escape(message)):
+        balanced_subset(labels, size, seed=0, what="the set")
 
 
 def test_synthetic_is_cifar_shaped_balanced_and_a_function_of_its_seed() -> None:

@@ -46,6 +46,17 @@ def test_batches_have_the_contracted_shapes_dtypes_and_layout() -> None:
         assert stream.epoch_size_float == pytest.approx(30 / 16) and stream.batch_size == 16
 
 
+def test_the_mean_image_is_cropped_and_flipped_with_its_pixels() -> None:
+    images, labels = _coordinate_images(50)
+    mean = images[0].float() / 255  # the row and column channels are the same in every image
+    mean[2] = 0
+    x, _ = _draw(BatchStream(images, labels, Normalizer("mean_image", mean, torch.ones(3)), batch_size=100, seed=1), 4)
+    plain, _ = _draw(BatchStream(images, labels, IDENTITY, batch_size=100, seed=1), 4)
+    assert plain[:, :2].abs().amax() > 0.1  # crops and flips moved the pixels ...
+    assert x[:, :2].abs().amax() < 1e-6  # ... and the mean moved with them: each pixel minus its own mean is zero
+    assert torch.equal(x[:, 2], plain[:, 2])
+
+
 def test_every_epoch_is_a_permutation_of_the_training_set() -> None:
     images, labels = _coordinate_images(24)
     stream = BatchStream(images, labels, IDENTITY, batch_size=8, seed=5)
@@ -126,7 +137,8 @@ def test_state_from_other_data_or_batch_size_is_refused() -> None:
     state = BatchStream(images, labels, norm, batch_size=16, seed=0).state_dict()
     with pytest.raises(UsageError, match="40 images at batch 16, this run has 30 at batch 16"):
         BatchStream(images[:30], labels[:30], norm, batch_size=16, seed=0).load_state_dict(state)
-    with pytest.raises(UsageError, match="this run has 40 at batch 8"):
+    with pytest.raises(UsageError, match="this run has 40 at batch 8; resume with the same data and schedule, or "
+                                         "start a new run"):
         BatchStream(images, labels, norm, batch_size=8, seed=0).load_state_dict(state)
 
 

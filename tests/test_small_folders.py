@@ -12,7 +12,6 @@ import torch
 from degradation.cli import main
 from degradation.conf import compose, run_id
 from degradation.data.build import build_data
-from degradation.data.splits import balanced_subset
 from degradation.data.stream import BatchStream
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-cifar10-subset.npz"
@@ -86,18 +85,6 @@ def test_auto_keeps_imagenets_recipe_for_large_images_and_the_recipe_is_in_the_r
     assert run_id(_cfg(tmp_path / "small")) == run_id(chosen)  # auto's choice is the same result as asking for it
     assert run_id(_cfg(tmp_path / "small", "data.recipe=imagenet", "data.crop=24", "data.scale_min=24",
                        "data.scale_max=28", "data.eval_resize=24")) != run_id(chosen)
-
-
-def test_a_subset_is_class_balanced_seeded_and_as_even_as_the_classes_allow() -> None:
-    labels = torch.tensor([0] * 50 + [1] * 7 + [2] * 40)
-    picked = balanced_subset(labels, 60, seed=3, what="the set")
-    counts = torch.bincount(labels[picked], minlength=3).tolist()
-    assert len(picked) == 60 and counts[1] == 7 and sorted([counts[0], counts[2]]) == [26, 27]  # 7 + 53 shared
-    assert torch.equal(picked, balanced_subset(labels, 60, seed=3, what="the set"))  # deterministic
-    assert not torch.equal(picked, balanced_subset(labels, 60, seed=4, what="the set"))  # split_seed chooses
-    assert torch.equal(picked, picked.unique())  # sorted, no repeats
-    even = balanced_subset(torch.arange(10).repeat(20), 30, seed=0, what="the set")
-    assert torch.bincount(torch.arange(10).repeat(20)[even]).tolist() == [3] * 10
 
 
 def test_a_folder_subset_trains_on_n_balanced_images_and_is_in_the_run_id(tmp_path) -> None:

@@ -36,7 +36,7 @@ from degradation.data.imageaug import (
     ten_views,
     train_view,
 )
-from degradation.data.normalize import MODES, Normalizer, _integer_sums
+from degradation.data.normalize import IntegerSums, Normalizer, check_mode
 from degradation.data.stream import StreamPosition
 from degradation.errors import UsageError
 
@@ -187,10 +187,10 @@ class ImageNormalize:
     """uint8 crops (+ lighting shift) -> normalised float on the device, in one fused op per batch."""
 
     def __init__(self, normalizer: Normalizer, device: torch.device, channels_last: bool) -> None:
-        inv_std = normalizer.inv_std.float()
-        self.inv_std = inv_std.view(1, -1, 1, 1).to(device)
-        self.scale = (inv_std / 255.0).view(1, -1, 1, 1).to(device)
-        self.neg_mean = (-normalizer.mean.float() * inv_std.view(-1, 1, 1)).unsqueeze(0).to(device)
+        offset, scale = normalizer.affine()
+        self.inv_std = normalizer.inv_std.float().view(1, -1, 1, 1).to(device)
+        self.scale = scale.view(1, -1, 1, 1).to(device)
+        self.neg_mean = offset.unsqueeze(0).to(device)
         self.device, self.channels_last = device, channels_last
 
     def __call__(self, crops: torch.Tensor, shift: torch.Tensor | None = None) -> torch.Tensor:
@@ -336,28 +336,16 @@ def fit_image_normalizer(
     The paper subtracts the per-pixel mean; a full pass over 1.28M JPEGs costs as much as an epoch, so the
     mean image is estimated from a fixed sample (10,000 by default: each pixel's mean to within ~0.3/255).
     """
-    if mode not in MODES:
-        raise UsageError(f"data.normalize={mode!r}; choose mean_image or channel")
+    check_mode(mode)
     n = len(images)
     gen = torch.Generator().manual_seed(int(seed))
     chosen = torch.randperm(n, generator=gen)[: min(n, int(samples))].sort().values.tolist()
     subset = ImageList(tuple(images.paths[i] for i in chosen), tuple(images.labels[i] for i in chosen),
                        images.classes)
-    total, squares, count = None, None, 0
+    sums = IntegerSums()
     for views, _ in _iter_raw(subset, spec, workers, max_pixels, bad_images):
-        t, s = _integer_sums(views)
-        total = t if total is None else total + t
-        squares = s if squares is None else squares + s
-        count += views.shape[0]
-    assert total is not None and squares is not None
-    pixel_mean = total.double() / (count * 255.0)
-    if mode == "mean_image":
-        return Normalizer(mode, pixel_mean.float(), torch.ones(3))
-    pixels = count * spec.crop * spec.crop
-    channel_mean = total.double().sum(dim=(1, 2)) / pixels
-    std = (squares.double() / pixels - channel_mean**2).clamp_min(1e-12).sqrt() / 255.0
-    mean = (channel_mean / 255.0).view(-1, 1, 1).expand_as(pixel_mean)
-    return Normalizer(mode, mean.float().contiguous(), (1.0 / std).float())
+        sums.add(views)
+    return sums.normalizer(mode)
 
 
 def _iter_raw(images: ImageList, spec: AugmentSpec, workers: int, max_pixels: int, bad: BadImages | None

@@ -155,10 +155,9 @@ class BatchStream(StreamPosition):
         self._cols = torch.arange(w, device=self.device)
         self._pixels = _pack_pixels(images).to(self.device)  # int32 [N*ph*pw]: zero-padded, channels in bytes
         self._labels = labels.to(torch.int64).to(self.device)
-        inv_std = normalizer.inv_std.float()
-        self._scale = (inv_std / 255.0).to(self.device)  # broadcasts over the channel-last pixels
-        neg_mean = -normalizer.mean.float() * inv_std.view(-1, 1, 1)
-        self._mean_crops = self._crop_table(neg_mean.to(self.device))  # [2*(2*PAD+1)**2, h, w, c]
+        offset, scale = normalizer.affine()
+        self._scale = scale.to(self.device)  # broadcasts over the channel-last pixels
+        self._mean_crops = self._crop_table(offset.to(self.device))  # [2*(2*PAD+1)**2, h, w, c]
 
     def _crop_table(self, image: torch.Tensor) -> torch.Tensor:
         """Every augmented view (flip, row offset, col offset) of one [c,h,w] image, zero-padded, channels last."""
@@ -243,9 +242,9 @@ class EvalSet:
         self.memory_format = memory_format
         self._images = images.to(self.device)
         self._labels = labels.to(torch.int64).to(self.device)
-        inv_std = normalizer.inv_std.float()
-        self._neg_mean = (-normalizer.mean.float() * inv_std.view(-1, 1, 1)).unsqueeze(0).to(self.device)
-        self._scale = (inv_std / 255.0).view(1, -1, 1, 1).to(self.device)
+        offset, scale = normalizer.affine()
+        self._neg_mean = offset.unsqueeze(0).to(self.device)
+        self._scale = scale.view(1, -1, 1, 1).to(self.device)
 
     def __len__(self) -> int:
         return self._images.shape[0]
