@@ -108,12 +108,22 @@ def test_the_blocks_defaults_keep_the_map_and_bottlenecks_project_with_option_b(
         assert isinstance(ResidualBottleneck(64, 64).shortcut, nn.Identity)
         assert ResidualBottleneck(16, 64)(x).shape == (1, 64, 6, 6)
         assert isinstance(ResidualBasicBlock(4, 8, 2).shortcut, PadShortcut)  # a basic block's default: option A
+        assert ResidualBasicBlock(16, 16)(x).shape == x.shape
+
+
+def test_a_bottleneck_strides_in_its_first_1x1_conv_as_the_papers_models() -> None:
+    """The paper's (Caffe) bottleneck subsamples in conv1; torchvision's "v1.5" in the 3x3. Same parameters, another
+    function: this is the paper's."""
+    for block in (PlainBottleneck(64, 128, 2), ResidualBottleneck(64, 128, 2)):
+        assert (block.conv1.stride, block.conv2.stride, block.conv3.stride) == ((2, 2), (1, 1), (1, 1))
+        assert block(torch.randn(1, 64, 8, 8)).shape == (1, 128, 4, 4)
 
 
 def test_a_cifar_net_built_directly_is_the_papers_option_a_ten_class_net() -> None:
     from degradation.models.cifarnet import CifarNet, scaled_widths
 
     net = CifarNet(1)
-    assert net.shortcut == "A" and net.fc.out_features == 10
+    assert (net.arch, net.depth, net.shortcut) == ("resnet", 8, "A") and net.fc.out_features == 10
+    assert net.fc.in_features == 64  # full width: 16/32/64 filters
     assert sum(isinstance(m, PadShortcut) for m in net.modules()) == 2  # the two stage transitions
     assert scaled_widths(0.05) == (1, 2, 3)  # 16/32/64 x 0.05 rounded, at least one channel

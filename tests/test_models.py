@@ -19,7 +19,8 @@ from degradation.models import (
     imagenet_net,
     response_layers,
 )
-from degradation.models.blocks import PadShortcut, PlainBasicBlock, Projection
+from degradation.models.blocks import PadShortcut, PlainBasicBlock, Projection, make_shortcut
+from degradation.models.imagenet import ImageNetNet
 from degradation.models.table import models_table
 
 PAPER_PARAMS = {20: 269_722, 32: 464_154, 44: 658_586, 56: 853_018, 110: 1_727_962, 1202: 19_421_274}
@@ -157,6 +158,47 @@ def test_imagenet_option_b_is_torchvision(depth: int) -> None:
     assert count_params(ours) == count_params(reference)
     assert [p.shape for p in ours.parameters()] == [p.shape for p in reference.parameters()]  # same layout
     assert count_params(option_a) == count_params(plain) < count_params(ours)
+
+
+def test_imagenet_resnet18_computes_torchvisions_function_given_its_weights() -> None:
+    """Built with its defaults (option B, 1,000 classes, full width), ResNet-18 is torchvision's, tensor for tensor
+    and op for op: the stem's 7x7 conv and 3x3/2 max pool, the blocks, the head. (The bottleneck nets differ on
+    purpose: the paper strides the first 1x1 conv, torchvision the 3x3; tests/test_blocks.py checks ours.)"""
+    torchvision = pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    reference = torchvision.models.resnet18(weights=None).eval()
+    ours = ImageNetNet(18).eval()
+    theirs = reference.state_dict()
+    assert [v.shape for v in ours.state_dict().values()] == [v.shape for v in theirs.values()]
+    ours.load_state_dict(dict(zip(ours.state_dict(), theirs.values(), strict=True)))
+    assert list(ours.state_dict())[:2] == ["stem.conv.weight", "stem.bn.weight"]  # checkpoints keep their keys
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), reference(x))
+
+
+def test_nets_say_what_they_are() -> None:
+    assert (lambda n: (n.arch, n.depth, n.shortcut))(cifar_net("plain", 20)) == ("plain", 20, "none")
+    assert (lambda n: (n.arch, n.depth, n.shortcut))(cifar_net("resnet", 20, "b")) == ("resnet", 20, "B")
+    with torch.device("meta"):
+        plain, residual = ImageNetNet(34, None), imagenet_net("resnet", 18)
+        thin = ImageNetNet(18, width=0.001)
+    assert (plain.arch, plain.depth, plain.shortcut) == ("plain", 34, "none")
+    assert (residual.arch, residual.depth, residual.shortcut) == ("resnet", 18, "B")
+    assert [thin.stem.conv.out_channels] + [s[0].conv2.out_channels for s in (thin.stage1, thin.stage2,
+                                                                             thin.stage3, thin.stage4)] == [1] * 5
+
+
+def test_a_net_of_another_arch_or_an_unknown_shortcut_is_refused_by_name() -> None:
+    for build in (cifar_net, imagenet_net):
+        with pytest.raises(UsageError, match="arch 'preact' is not built here; use build_model"):
+            build("preact", 20 if build is cifar_net else 18)
+    with pytest.raises(ValueError, match="unknown shortcut option 'D'"):
+        make_shortcut("D", 16, 32, 2)
+    with pytest.raises(ValueError, match=r"option A cannot shrink channels \(32 -> 16\)"):
+        PadShortcut(32, 16, 2)
+    x = torch.randn(1, 16, 6, 6)
+    assert torch.equal(PadShortcut(16, 16, 2)(x), x[:, :, ::2, ::2])  # same width: the subsample alone
 
 
 def test_imagenet_macs_follow_table_1() -> None:

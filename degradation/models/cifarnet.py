@@ -30,7 +30,6 @@ class CifarNet(nn.Module):
         widths = scaled_widths(width)
         self.arch = "plain" if shortcut is None else "resnet"
         self.depth = 6 * n + 2
-        self.n = n
         self.shortcut = "none" if shortcut is None else shortcut
         self.stem = nn.Sequential()
         self.stem.add_module("conv", conv3x3(3, widths[0]))
@@ -41,7 +40,6 @@ class CifarNet(nn.Module):
         self.stage3 = make_stage(widths[1], widths[2], n, 2, bottleneck=False, shortcut=shortcut)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(widths[2], num_classes)
-        self.num_features = widths[2]
         init_weights(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

@@ -59,7 +59,6 @@ class ImageNetNet(nn.Module):
             in_channels = out_channels
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(in_channels, num_classes)
-        self.num_features = in_channels
         init_weights(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

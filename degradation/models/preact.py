@@ -93,7 +93,7 @@ class PreActNet(nn.Module):
         unit = PreActBottleneck if bottleneck else PreActBlock
         inner = scaled_widths(width)
         outs = [w * unit.expansion for w in inner]
-        self.arch, self.n, self.shortcut, self.block = "preact", n, shortcut, "bottleneck" if bottleneck else "basic"
+        self.arch, self.shortcut, self.block = "preact", shortcut, "bottleneck" if bottleneck else "basic"
         self.depth = (9 if bottleneck else 6) * n + 2
         self.stem = nn.Sequential()
         self.stem.add_module("conv", conv3x3(3, inner[0]))
@@ -106,7 +106,6 @@ class PreActNet(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(cin, num_classes)
-        self.num_features = cin
         init_weights(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
