@@ -53,12 +53,13 @@ GROUPS: dict[str, Group] = {
     "models": (["degradation/models/blocks.py", "degradation/models/cifarnet.py", "degradation/models/imagenet.py"],
                ["tests/test_models.py", "tests/test_blocks.py"], []),
     "imageaug": (["degradation/data/imageaug.py"],
-                 ["tests/test_data_images.py", "tests/test_presets.py", "tests/test_tencrop.py"], []),
+                 ["tests/test_imageaug.py", "tests/test_data_images.py", "tests/test_presets.py",
+                  "tests/test_tencrop.py"], []),
     "data": (["degradation/data/normalize.py", "degradation/data/splits.py", "degradation/data/stream.py"],
              ["tests/test_data.py", "tests/test_normalize.py", "tests/test_data_stream.py", "tests/test_presets.py"],
              ["degradation.data.normalize.*", "degradation.data.splits.*"]
              + [f"degradation.data.stream.{f}__mutmut_*" for f in (
-                 "x__epoch_seed", "xǁ_EpochPlanǁ__init__", "xǁBatchStreamǁ_crop_table", "xǁBatchStreamǁ_positions",
+                 "x_epoch_seed", "xǁ_EpochPlanǁ__init__", "xǁBatchStreamǁ_crop_table", "xǁBatchStreamǁ_positions",
                  "xǁBatchStreamǁ_assemble", "xǁStreamPositionǁ*")]),
     "resume": (["degradation/store/runs.py", "degradation/train/module.py"],
                ["tests/test_resume_state.py", "tests/test_train_resume.py"],

@@ -12,12 +12,12 @@ A sample's augmentation is then a pure function of (seed, epoch, position), what
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from degradation.data.stream import epoch_seed
 from degradation.errors import UsageError
 
 # AlexNet's PCA of ImageNet's RGB pixels (values in [0, 1]), as published with fb.resnet.torch and widely reused:
@@ -48,9 +48,10 @@ class AugmentSpec:
 
     @classmethod
     def from_cfg(cls, data_cfg: Any) -> AugmentSpec:
-        get = data_cfg.get
-        return cls(int(get("crop", 224)), int(get("scale_min", 256)), int(get("scale_max", 480)),
-                   int(get("eval_resize", 256)), bool(get("flip", True)), float(get("lighting", 0.1)))
+        """From a composed data config, which holds every key (conf/schema.py ImageData): no second set of defaults
+        here to drift from conf/data/imagenet.yaml."""
+        return cls(int(data_cfg["crop"]), int(data_cfg["scale_min"]), int(data_cfg["scale_max"]),
+                   int(data_cfg["eval_resize"]), bool(data_cfg["flip"]), float(data_cfg["lighting"]))
 
     def check(self) -> None:
         if not (1 <= self.crop <= self.scale_min <= self.scale_max and self.crop <= self.eval_resize):
@@ -61,11 +62,6 @@ class AugmentSpec:
             )
         if self.lighting < 0:
             raise UsageError(f"data.lighting={self.lighting} must be >= 0 (the paper: 0.1; 0 switches it off)")
-
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    digest = hashlib.blake2b(f"degradation-images:{seed}:{epoch}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") >> 1
 
 
 @dataclass
@@ -80,7 +76,7 @@ class EpochDraws:
 
 
 def draw_epoch(num_images: int, spec: AugmentSpec, seed: int, epoch: int) -> EpochDraws:
-    gen = torch.Generator().manual_seed(epoch_seed(seed, epoch))
+    gen = torch.Generator().manual_seed(epoch_seed(seed, epoch, "images"))
     order = torch.randperm(num_images, generator=gen)
     scale = torch.randint(spec.scale_min, spec.scale_max + 1, (num_images,), generator=gen)
     frac = torch.rand(num_images, 2, generator=gen, dtype=torch.float64)

@@ -28,9 +28,10 @@ PAD = 4
 _STATE_VERSION = 1
 
 
-def _epoch_seed(seed: int, epoch: int) -> int:
-    """A well-mixed 63-bit seed per (seed, epoch): neighbouring seeds do not share epochs."""
-    digest = hashlib.blake2b(f"degradation-stream:{seed}:{epoch}".encode(), digest_size=8).digest()
+def epoch_seed(seed: int, epoch: int, stream: str = "stream") -> int:
+    """A well-mixed 63-bit seed per (stream, seed, epoch): neighbouring seeds do not share epochs, and the two
+    training streams ("stream": images in memory, "images": image files) draw apart."""
+    digest = hashlib.blake2b(f"degradation-{stream}:{seed}:{epoch}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") >> 1
 
 
@@ -38,7 +39,7 @@ class _EpochPlan:
     """One epoch's order and augmentation, on the device: position -> (image, crop row, crop col, flip)."""
 
     def __init__(self, num_images: int, seed: int, epoch: int, device: torch.device) -> None:
-        gen = torch.Generator().manual_seed(_epoch_seed(seed, epoch))
+        gen = torch.Generator().manual_seed(epoch_seed(seed, epoch))
         order = torch.randperm(num_images, generator=gen)
         offsets = torch.randint(0, 2 * PAD + 1, (2, num_images), generator=gen)
         flip = torch.randint(0, 2, (num_images,), generator=gen).bool()
