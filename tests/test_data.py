@@ -73,6 +73,10 @@ def test_small_classes_give_all_they_have_and_the_rest_share_evenly() -> None:
     assert counts == [3, 5, 20, 20]  # the two small classes are full; 40 left for two classes
     whole = balanced_subset(labels, len(labels), seed=0, what="the set")
     assert torch.equal(whole, torch.arange(len(labels)))  # the whole set is every image once
+    for seed in range(4):  # a class exactly at its share is full, and the odd image goes to the other one
+        picked = balanced_subset(torch.tensor([0] * 10 + [1] * 100), 21, seed=seed, what="the set")
+        assert torch.bincount(torch.tensor([0] * 10 + [1] * 100)[picked]).tolist() == [10, 11]
+    assert len(balanced_subset(labels, 4, seed=0, what="the set")) == 4  # one image per class is allowed
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])

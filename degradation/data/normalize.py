@@ -54,8 +54,9 @@ class IntegerSums:
 
     def normalizer(self, mode: str) -> Normalizer:
         """The statistics of everything added, for `mode` (mean_image or channel)."""
-        if self.total is None or self.squares is None or self.count == 0:
+        if self.count == 0:
             raise ValueError("no images were added")
+        assert self.total is not None and self.squares is not None  # set by the first add()
         pixel_mean = self.total.double() / (self.count * 255.0)  # [C,H,W]
         if mode == "mean_image":
             return Normalizer(mode, pixel_mean.float(), torch.ones(self.total.shape[0]))
