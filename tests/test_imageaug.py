@@ -84,6 +84,19 @@ def test_epoch_draws_are_seeded_per_epoch_and_keep_to_the_spec() -> None:
     assert not draw_epoch(500, AugmentSpec(8, 10, 14, 10, flip=False), 3, 0).flip.any()
 
 
+def test_epoch_draws_are_pinned_so_a_resumed_run_draws_what_it_would_have() -> None:
+    """A checkpoint written by one version of the tool and resumed by the next continues the same augmentation."""
+    draws = draw_epoch(6, AugmentSpec(8, 10, 14, 10), seed=0, epoch=0)
+    assert draws.order.tolist() == [1, 0, 2, 4, 3, 5] and draws.scale.tolist() == [10, 14, 10, 14, 10, 14]
+    assert draws.frac.dtype == torch.float64 and round(float(draws.frac[0, 0]), 6) == 0.724959
+    assert draws.flip.tolist() == [True, True, True, False, True, True]
+
+
+def test_the_spec_is_read_from_every_key_of_the_data_config() -> None:
+    cfg = {"crop": 8, "scale_min": 9, "scale_max": 10, "eval_resize": 11, "flip": False, "lighting": 0.0}
+    assert AugmentSpec.from_cfg(cfg) == AugmentSpec(8, 9, 10, 11, False, 0.0)
+
+
 def test_the_spec_allows_every_size_the_rule_allows() -> None:
     for spec in (AugmentSpec(1, 1, 1, 1), AugmentSpec(8, 8, 8, 8), AugmentSpec(8, 9, 9, 8, lighting=0.0)):
         spec.check()  # crop = scale_min = scale_max = eval_resize is allowed; so is lighting 0
