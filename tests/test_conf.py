@@ -185,6 +185,23 @@ def test_result_tree_keeps_old_run_ids_and_leaves_its_input_alone() -> None:
     assert result_tree({"seed": 3, "results_dir": "r", "launcher": {"name": "local"}}) == {"seed": 3}
 
 
+def test_keys_added_later_keep_the_run_ids_made_before_them(tmp_path) -> None:
+    """data.train_subset and data.resize unset, and an image folder on ImageNet's recipe, hash as the configs made
+    before those keys existed (their runs keep their folders); set, they are part of the result."""
+    from degradation.conf import resolved_dict, result_tree
+
+    for name in ("a", "b"):
+        (tmp_path / "train" / name).mkdir(parents=True)
+    folder = ["data=imagefolder", f"data.root={tmp_path}"]
+    for overrides in (["data=cifar10"], [*folder, "data.recipe=imagenet"]):
+        tree = resolved_dict(compose(overrides))
+        old = {k: v for k, v in tree["data"].items() if k not in ("train_subset", "resize", "recipe")}
+        assert result_tree(tree)["data"] == result_tree({**tree, "data": old})["data"], overrides
+    subset = result_tree(resolved_dict(compose([*folder, "data.recipe=cifar", "data.train_subset=100",
+                                                "data.resize=32"])))["data"]
+    assert (subset["train_subset"], subset["resize"], subset["recipe"]) == (100, 32, "cifar")
+
+
 def test_run_id_names_the_shortcut_and_ignores_key_order() -> None:
     """The prefix says arch-depth-shortcut-data-schedule-seed; the hash reads the settings, not their order (a
     config written back from run.json, or composed with overrides in another order, finds the same folder)."""
