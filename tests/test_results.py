@@ -5,15 +5,23 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from _sweep_helpers import dead_pid, write_part, write_run_json
 
 from degradation.cli import main
-from degradation.errors import UsageError
+from degradation.errors import UsageError, first_line
 from degradation.store.results import collect, load_curves, load_runs, read_runs
 from degradation.store.runs import effective_status, record_failure
-from degradation.store.schema import CURVE_COLUMNS, RUN_COLUMNS, SCHEMA_VERSION
+from degradation.store.schema import (
+    CURVE_COLUMNS,
+    CURVES_SCHEMA,
+    LAYER_COLUMNS,
+    LAYERS_SCHEMA,
+    RUN_COLUMNS,
+    SCHEMA_VERSION,
+)
 from degradation.sweep.report import print_status
 
 
@@ -145,3 +153,80 @@ def test_status_of_a_missing_or_empty_results_folder(tmp_path, capsys) -> None:
         print_status(tmp_path / "nope")
     print_status(tmp_path)
     assert "no runs under" in capsys.readouterr().out
+
+
+def test_a_hand_written_run_json_gets_its_folder_name_log_and_an_own_variant(tmp_path) -> None:
+    """run.json written by hand (no run_id, log_path nor variant) still names its run by its folder, points at the
+    folder's train.log and is a variant of its own; what run.json does record (a log elsewhere, the variant, the
+    warm-up's end) is kept as it says."""
+    results = tmp_path / "results"
+    bare = results / "runs" / "resnet-8-A-synthetic-smoke-s1-ffffffff"
+    info = write_run_json(bare, seed=1)
+    for key in ("run_id", "log_path"):
+        info.pop(key)
+    (bare / "run.json").write_text(json.dumps(info))
+    recorded = results / "runs" / "resnet-8-A-synthetic-smoke-s2-99999999"
+    write_run_json(recorded, seed=2, run_id="given-id", log_path="/elsewhere/given.log", variant="v123",
+                   warmup=True, warmup_ended_at=400)
+    runs = read_runs(results)
+    assert list(runs["run_id"]) == [bare.name, "given-id"]
+    bare_row, recorded_row = runs.iloc[0], runs.iloc[1]
+    assert bare_row["log_path"] == str(bare / "train.log")
+    assert bare_row["variant"] == f"run:{bare.name}"  # never pooled with another run
+    assert bare_row["warmup"] == "-"  # written before the warm-up was recorded
+    assert recorded_row["log_path"] == "/elsewhere/given.log"
+    assert recorded_row["variant"] == "v123" and recorded_row["warmup"] == "ended at 400"
+
+
+def test_collect_before_any_run_wrote_a_part_writes_empty_tables_with_the_columns(tmp_path) -> None:
+    """Every run failed before its first checkpoint: collect still writes curves and layers tables a reader can
+    open (no rows, the columns and types of the schema), not a crash."""
+    results = tmp_path / "results"
+    never = results / "runs" / "resnet-32-A-synthetic-smoke-s0-eeeeeeee"
+    never.mkdir(parents=True)
+    record_failure(never, {"run_id": never.name, "arch": "resnet", "depth": 32, "seed": 0}, "exit code 1: ImportError")
+    collect(results)
+    curves = pq.read_table(results / "curves.parquet")
+    assert curves.num_rows == 0 and curves.schema.equals(CURVES_SCHEMA)
+    layers = pq.read_table(results / "layers.parquet")
+    assert layers.num_rows == 0 and layers.schema.equals(LAYERS_SCHEMA)
+    assert list(load_runs(results)["run_id"]) == [never.name]
+
+
+def _layers_part(run_dir, step: int, rows: list[tuple[int, int, str, float]]):
+    """layers/part-<step>.parquet with rows (step, layer_index, metric, value) of the run `run_dir.name`."""
+    ids = {"run_id": run_dir.name, "arch": "resnet", "depth": 8, "shortcut": "A", "dataset": "synthetic",
+           "preset": "smoke", "seed": 0}
+    data = {key: [value] * len(rows) for key, value in ids.items()}
+    data.update(step=[r[0] for r in rows], layer_index=[r[1] for r in rows],
+                layer=[f"layer{r[1]}" for r in rows], stage=["stage1"] * len(rows), metric=[r[2] for r in rows],
+                value=[r[3] for r in rows])
+    path = run_dir / "layers" / f"part-{step:09d}.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table(data, schema=LAYERS_SCHEMA), path)
+    return path
+
+
+def test_collect_gathers_every_runs_layers_parts_the_last_row_of_each_kept(tmp_path, capsys) -> None:
+    """layers.parquet: every run's layers rows, sorted by run, metric, step and layer; a (run, step, layer,
+    metric) written again by a later part keeps the later value; a foreign folder's parts are left out and a
+    truncated part is skipped with a warning that says why."""
+    results = tmp_path / "results"
+    done, partial = two_runs(results)
+    _layers_part(done, 4, [(4, 2, "grad_norm", 2.0), (4, 1, "grad_norm", 1.0), (4, 1, "update_ratio", 0.1)])
+    _layers_part(done, 8, [(4, 1, "grad_norm", 1.5), (8, 1, "grad_norm", 3.0)])
+    bad = _layers_part(partial, 4, [(4, 1, "grad_norm", 9.0)])
+    bad.write_bytes(bad.read_bytes()[:40])
+    with pytest.raises(Exception) as why:  # what the warning must quote
+        pq.read_table(bad)
+    foreign = results / "runs" / "resnet-8-A-synthetic-smoke-s0-00000000"
+    write_run_json(foreign, schema_version=SCHEMA_VERSION + 1)
+    _layers_part(foreign, 4, [(4, 1, "grad_norm", 7.0)])
+    collect(results)
+    err = capsys.readouterr().err.splitlines()
+    assert f"warning: skipping {bad}: {first_line(why.value)}" in err, err
+    layers = pq.read_table(results / "layers.parquet").to_pandas()
+    assert list(layers.columns) == list(LAYER_COLUMNS)
+    got = layers[["run_id", "step", "layer_index", "metric", "value"]].values.tolist()
+    assert got == [[done.name, 4, 1, "grad_norm", 1.5], [done.name, 4, 2, "grad_norm", 2.0],
+                   [done.name, 8, 1, "grad_norm", 3.0], [done.name, 4, 1, "update_ratio", 0.1]]
