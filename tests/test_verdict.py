@@ -184,3 +184,19 @@ def test_a_verdict_needs_both_families() -> None:
                            "finished runs.")
     plain = [step(_cell("plain-56", 9.0), _cell("plain-20", 6.0))]
     assert "fewer than two depths of ResNet nets" in verdict({"plain": plain})
+
+
+def test_deeper_resnets_that_train_worse_too_are_named_in_the_headline() -> None:
+    """The real-photograph CPU preset's first result (README): both families worse with depth. The headline says
+    so, and its detail lists every pair in order."""
+    from degradation.analysis.summary import verdict
+
+    plain = [step(_cell("plain-56", 62.0), _cell("plain-20", 27.0))]
+    worse = [step(_cell("ResNet-56", 16.0), _cell("ResNet-20", 12.0))]
+    assert [s.outcome for s in plain + worse] == ["worse", "worse"]
+    assert verdict({"plain": plain, "ResNet": worse}) == (
+        "Degradation of both families: deeper plain nets and a deeper ResNet train worse, beyond the noise ("
+        f"{plain[0].phrase()}; {worse[0].phrase()}).")
+    even = [step(_cell("ResNet-56", 12.1), _cell("ResNet-20", 12.0))]
+    assert verdict({"plain": plain, "ResNet": even}).startswith(
+        "Degradation shown: each deeper plain net trains worse, beyond the noise; no deeper ResNet does (")
