@@ -10,12 +10,11 @@ import pytest
 import torch
 from _train_helpers import folder_of, run_json, tiny, tiny_cfg
 
-from degradation.store.runs import read_curves, trim_parts
+from degradation.store.runs import read_curves
 from degradation.store.schema import CURVE_COLUMNS, SCHEMA_VERSION
 from degradation.train import folder as folder_mod
 from degradation.train.app import run_from_args
 from degradation.train.console import Progress
-from degradation.train.curvewriter import CurveWriter
 from degradation.train.run import train
 
 RUN_JSON_KEYS = {
@@ -181,19 +180,6 @@ def test_interrupt_leaves_partial_and_the_rerun_equals_an_uninterrupted_run(tmp_
     resumed, straight = read_curves(folder), read_curves(reference)
     assert resumed.drop(columns=["value", "wall_s"]).equals(straight.drop(columns=["value", "wall_s"]))
     assert resumed.value.to_numpy() == pytest.approx(straight.value.to_numpy(), rel=1e-6, abs=1e-7)
-
-
-def test_trim_drops_parts_past_the_checkpoint(tmp_path) -> None:
-    ids = {"run_id": "r", "arch": "plain", "depth": 8, "shortcut": "none", "dataset": "synthetic", "preset": "smoke",
-           "seed": 0}  # fmt: skip
-    writer = CurveWriter(tmp_path, ids, batch_size=16, train_size=64)
-    for step in (4, 8, 12):
-        writer.add(step, "train", "error", 0.5, 1.0)
-        writer.flush(step)
-    (tmp_path / "curves" / ".part-000000016.parquet.x.tmp").write_bytes(b"half")
-    removed = trim_parts(tmp_path, 8)
-    assert sorted(p.name for p in removed) == [".part-000000016.parquet.x.tmp", "part-000000012.parquet"]
-    assert list(read_curves(tmp_path).step) == [4, 8]
 
 
 class _Terminal(io.StringIO):
