@@ -12,7 +12,8 @@
 #   correctness     tests/test_cuda.py: graph == eager (fp32, bf16), resumed graph run == uninterrupted run, ...
 #   16-mixed        refused in one line, exit 2, nothing created (its gradient flow would read scaled gradients)
 #   precision       one smoke run per precision (one process); run.json must say TF32 off for 32-true, on for tf32
-#   decode          data.decode=device on JPEG (RGB, grayscale), CMYK JPEG, a PNG-only batch == CPU decoding,
+#   decode          data.decode=device on JPEG (RGB, grayscale), CMYK JPEG, a PNG-only batch == CPU decoding; the file
+#                   stream's fused normalisation on the device == the CPU formula;
 #                   20 rounds each with the main stream busy (the nvJPEG stream race shows as wrong images)
 #   resume          a checkpoint carrying two CUDA RNG states resumes where one GPU is visible
 #   sweep           a one-GPU sweep with launcher.runs_per_gpu=2: both runs done (lifeline, GPU sharing)

@@ -66,7 +66,25 @@ def decode(device_name: str) -> int:
                     print(f"decode {name} round {round_} {path}: shape {tuple(image.shape)} vs {tuple(want.shape)}")
         print(f"decode {name}: {len(raws)} images x 20 rounds, nvJPEG took {len(nvjpeg_files(raws))} "
               f"({'ok' if not failures else 'WRONG'})")
+    failures += _normalize_on(device)
     return 1 if failures else 0
+
+
+def _normalize_on(device: torch.device) -> int:
+    """The file stream's fused normalisation (Normalizer.affine, the lighting shift from pinned memory) on the device
+    equals the formula computed on the CPU."""
+    from degradation.data.filestream import ImageNormalize
+    from degradation.data.normalize import fit_normalizer
+
+    gen = torch.Generator().manual_seed(0)
+    crops = torch.randint(0, 256, (8, 3, 16, 16), generator=gen, dtype=torch.uint8)
+    shift = torch.randn(8, 3, generator=gen) * 0.01
+    norm = fit_normalizer(crops, "channel")
+    want = (crops.float() / 255 - norm.mean + shift.view(8, 3, 1, 1)) * norm.inv_std.view(1, 3, 1, 1)
+    got = ImageNormalize(norm, device, channels_last=True)(crops, shift).cpu()
+    wrong = not torch.allclose(got, want, atol=1e-4)
+    print(f"normalise on {device}: {'WRONG' if wrong else 'ok'} (max diff {float((got - want).abs().max()):.2e})")
+    return int(wrong)
 
 
 def resume(device_name: str, work: str) -> int:

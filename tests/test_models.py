@@ -178,8 +178,9 @@ def test_imagenet_resnet18_computes_torchvisions_function_given_its_weights() ->
 
 
 def test_nets_say_what_they_are() -> None:
-    assert (lambda n: (n.arch, n.depth, n.shortcut))(cifar_net("plain", 20)) == ("plain", 20, "none")
-    assert (lambda n: (n.arch, n.depth, n.shortcut))(cifar_net("resnet", 20, "b")) == ("resnet", 20, "B")
+    plain20, resnet20 = cifar_net("plain", 20), cifar_net("resnet", 20, "b")
+    assert (plain20.arch, plain20.depth, plain20.shortcut) == ("plain", 20, "none")
+    assert (resnet20.arch, resnet20.depth, resnet20.shortcut) == ("resnet", 20, "B")
     with torch.device("meta"):
         plain, residual = ImageNetNet(34, None), imagenet_net("resnet", 18)
         thin = ImageNetNet(18, width=0.001)
